@@ -1,0 +1,87 @@
+//! The errors of the service, each with its stable protocol kind.
+
+use latchkey_proto::{ErrorKind, RpcError};
+
+use crate::bundle::BundleError;
+use crate::key::KeyError;
+use crate::store::StoreError;
+
+/// What can go wrong serving a request. Messages never contain a secret or a client's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The service or account name was refused.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    /// The bundle was refused.
+    #[error(transparent)]
+    InvalidBundle(BundleError),
+    /// No such entry.
+    #[error("no entry for that service and account")]
+    NotFound,
+    /// The entry has expired or the provider refused it; the user must log in.
+    #[error("{reason}")]
+    AuthenticationRequired {
+        /// Why, for people.
+        reason: &'static str,
+    },
+    /// The entry lacks some requested scopes.
+    #[error("the entry was not granted every requested scope")]
+    InsufficientScope {
+        /// The requested scopes it lacks.
+        missing: Vec<String>,
+    },
+    /// The keychain is locked.
+    #[error("the keychain is locked; unlock it and try again")]
+    Locked,
+    /// The keychain is unreachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The stored document could not be read.
+    #[error("the stored entry could not be read: {0}")]
+    Corrupt(BundleError),
+    /// The keychain failed.
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Locked => Error::Locked,
+            StoreError::Unavailable(_) => Error::Unavailable(err.to_string()),
+            StoreError::Backend(_) => Error::Store(err.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// The protocol kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidKey(_) | Error::InvalidBundle(_) => ErrorKind::InvalidRequest,
+            Error::NotFound => ErrorKind::NotFound,
+            Error::AuthenticationRequired { .. } => ErrorKind::AuthenticationRequired,
+            Error::InsufficientScope { .. } => ErrorKind::InsufficientScope,
+            Error::Locked => ErrorKind::Locked,
+            Error::Unavailable(_) => ErrorKind::BackendUnavailable,
+            Error::Corrupt(_) | Error::Store(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error as sent on the wire.
+    pub fn to_rpc(&self) -> RpcError {
+        let mut rpc = RpcError::new(self.kind(), self.to_string());
+        match self {
+            Error::InsufficientScope { missing } => rpc.data.missing_scopes = missing.clone(),
+            Error::AuthenticationRequired { .. } => {
+                rpc.data.hint = Some("store a new token with `latchkey set`".to_owned())
+            }
+            Error::Locked => {
+                rpc.data.hint = Some("unlock your keyring (log in to the desktop)".to_owned())
+            }
+            _ => {}
+        }
+        rpc
+    }
+}

@@ -1,0 +1,312 @@
+//! `TokenService`: what every transport calls. It owns the metadata cache (records of every
+//! entry, served without touching the keychain), the secret cache (bundles read once, dropped
+//! when the keychain locks), and the rules of `get`, `set`, `clear`, `status` and `list`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use latchkey_proto::{
+    GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams,
+};
+use tracing::{debug, warn};
+
+use crate::bundle::{StoredBundle, TokenBundle};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::key::EntryKey;
+use crate::record::EntryRecord;
+use crate::store::Store;
+
+/// The longest `min_valid_secs` honoured (one year); larger values are clamped.
+const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
+
+/// About the store, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// Backend name.
+    pub name: &'static str,
+    /// Whether entries survive a restart.
+    pub persistent: bool,
+    /// Whether the keychain is locked, where the backend can tell.
+    pub locked: Option<bool>,
+    /// How many entries are known.
+    pub entries: usize,
+}
+
+/// One entry in the cache.
+struct Entry {
+    record: EntryRecord,
+    last_used_at: Option<DateTime<Utc>>,
+    /// The secret, once read; `None` until read and after the keychain locks.
+    cached: Option<Arc<TokenBundle>>,
+    /// Bumped on every write, so a slow read never caches an older bundle over a newer one.
+    generation: u64,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Every known entry. A std mutex: it is never held across an `.await`.
+    entries: Mutex<BTreeMap<EntryKey, Entry>>,
+    /// Serializes `set` and `clear` so the store and the cache change in the same order.
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// The credential service. Cheap to clone; clones share one cache.
+#[derive(Clone)]
+pub struct TokenService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("store", &self.inner.store.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// Opens the service over `store`, learning its entries without unlocking anything.
+    ///
+    /// An entry the store lists without a record (written by an older daemon, or whose index
+    /// was lost) is described by reading its document, but only while the keychain is already
+    /// unlocked; otherwise it is skipped until the next start.
+    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let listed = store.list().await?;
+        let now = clock.now();
+        let mut entries = BTreeMap::new();
+        for item in listed {
+            let record = match item.record {
+                Some(record) => record,
+                None if store.locked() != Some(true) => match store.read(&item.key).await {
+                    Ok(Some(doc)) => match StoredBundle::from_document(&doc) {
+                        Ok(stored) => {
+                            EntryRecord::describe(item.key.clone(), &stored.bundle, now, None)
+                        }
+                        Err(err) => {
+                            warn!(entry = ?item.key, error = %err, "skipping an unreadable entry");
+                            continue;
+                        }
+                    },
+                    Ok(None) => continue,
+                    Err(err) => {
+                        warn!(entry = ?item.key, error = %err, "could not describe an entry");
+                        continue;
+                    }
+                },
+                None => continue,
+            };
+            entries.insert(
+                item.key,
+                Entry {
+                    record,
+                    last_used_at: None,
+                    cached: None,
+                    generation: 0,
+                },
+            );
+        }
+        debug!(store = store.name(), entries = entries.len(), "service opened");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                entries: Mutex::new(entries),
+                writes: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<EntryKey, Entry>> {
+        self.inner
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Drops every cached secret if the keychain reports itself locked; returns whether it is.
+    fn forget_secrets_if_locked(&self) -> bool {
+        if self.inner.store.locked() != Some(true) {
+            return false;
+        }
+        let mut entries = self.entries();
+        let mut dropped = 0;
+        for entry in entries.values_mut() {
+            if entry.cached.take().is_some() {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            debug!(dropped, "keychain locked: dropped cached secrets");
+        }
+        true
+    }
+
+    /// Serves a secret: the access token, key or password of an entry.
+    pub async fn get(&self, params: GetParams) -> Result<GetResult, Error> {
+        let key = EntryKey::new(&params.service, params.account.as_deref())?;
+        let now = self.now();
+        let locked = self.forget_secrets_if_locked();
+        let (record, cached, generation) = {
+            let entries = self.entries();
+            let entry = entries.get(&key).ok_or(Error::NotFound)?;
+            (entry.record.clone(), entry.cached.clone(), entry.generation)
+        };
+        if record.needs_login {
+            return Err(Error::AuthenticationRequired {
+                reason: "the provider refused the stored token; log in again",
+            });
+        }
+        let missing: Vec<String> = params
+            .scopes
+            .iter()
+            .filter(|s| !record.scopes.contains(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::InsufficientScope { missing });
+        }
+        if let Some(expires_at) = record.expires_at {
+            let min = params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS);
+            if expires_at <= now + Duration::seconds(min as i64) {
+                return Err(Error::AuthenticationRequired {
+                    reason: "the access token has expired and cannot be refreshed yet",
+                });
+            }
+        }
+        if locked {
+            return Err(Error::Locked);
+        }
+        let bundle = match cached {
+            Some(bundle) => bundle,
+            None => {
+                let doc = self
+                    .inner
+                    .store
+                    .read(&key)
+                    .await?
+                    .ok_or(Error::NotFound)?;
+                let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
+                let bundle = Arc::new(stored.bundle);
+                let mut entries = self.entries();
+                if let Some(entry) = entries.get_mut(&key) {
+                    if entry.generation == generation && self.inner.store.locked() != Some(true) {
+                        entry.cached = Some(Arc::clone(&bundle));
+                    }
+                }
+                bundle
+            }
+        };
+        if let Some(entry) = self.entries().get_mut(&key) {
+            entry.last_used_at = Some(now);
+        }
+        Ok(match bundle.as_ref() {
+            TokenBundle::OAuth2(b) => GetResult {
+                secret: b.access_token.clone(),
+                kind: bundle.kind(),
+                token_type: Some(b.token_type.clone()),
+                username: None,
+                expires_at: b.expires_at,
+                scopes: b.scopes.clone(),
+            },
+            TokenBundle::ApiKey { key } => GetResult {
+                secret: key.clone(),
+                kind: bundle.kind(),
+                token_type: None,
+                username: None,
+                expires_at: None,
+                scopes: Vec::new(),
+            },
+            TokenBundle::Password { username, password } => GetResult {
+                secret: password.clone(),
+                kind: bundle.kind(),
+                token_type: None,
+                username: Some(username.clone()),
+                expires_at: None,
+                scopes: Vec::new(),
+            },
+        })
+    }
+
+    /// Stores a credential, replacing any previous one for the same entry.
+    ///
+    /// The store write happens first; the cache changes only after it succeeded, so a failed
+    /// write leaves both the keychain and the cache as they were.
+    pub async fn set(&self, params: SetParams) -> Result<Metadata, Error> {
+        let key = EntryKey::new(&params.service, params.account.as_deref())?;
+        let now = self.now();
+        let bundle = TokenBundle::from_input(params.bundle, now).map_err(Error::InvalidBundle)?;
+        let _writing = self.inner.writes.lock().await;
+        let (previous, last_used_at, generation) = {
+            let entries = self.entries();
+            match entries.get(&key) {
+                Some(e) => (Some(e.record.clone()), e.last_used_at, e.generation),
+                None => (None, None, 0),
+            }
+        };
+        let record = EntryRecord::describe(key.clone(), &bundle, now, previous.as_ref());
+        let document = StoredBundle::new(bundle.clone()).to_document();
+        self.inner.store.write(&key, &document, &record).await?;
+        let metadata = record.metadata(now, last_used_at);
+        let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(bundle));
+        self.entries().insert(
+            key,
+            Entry {
+                record,
+                last_used_at,
+                cached,
+                generation: generation + 1,
+            },
+        );
+        Ok(metadata)
+    }
+
+    /// Removes an entry from the store and the caches; `true` if there was one.
+    pub async fn clear(&self, params: KeyParams) -> Result<bool, Error> {
+        let key = EntryKey::new(&params.service, params.account.as_deref())?;
+        let _writing = self.inner.writes.lock().await;
+        let in_store = self.inner.store.remove(&key).await?;
+        let in_cache = self.entries().remove(&key).is_some();
+        Ok(in_store || in_cache)
+    }
+
+    /// Entries matching the optional filters, from memory only.
+    pub fn status(&self, params: &StatusParams) -> Vec<Metadata> {
+        let now = self.now();
+        self.entries()
+            .values()
+            .filter(|e| {
+                params
+                    .service
+                    .as_deref()
+                    .is_none_or(|s| e.record.key.service() == s)
+                    && params
+                        .account
+                        .as_deref()
+                        .is_none_or(|a| e.record.key.account() == a)
+            })
+            .map(|e| e.record.metadata(now, e.last_used_at))
+            .collect()
+    }
+
+    /// Every entry, from memory only.
+    pub fn list(&self) -> Vec<Metadata> {
+        self.status(&StatusParams::default())
+    }
+
+    /// About the store.
+    pub fn store_info(&self) -> StoreInfo {
+        StoreInfo {
+            name: self.inner.store.name(),
+            persistent: self.inner.store.persistent(),
+            locked: self.inner.store.locked(),
+            entries: self.entries().len(),
+        }
+    }
+}

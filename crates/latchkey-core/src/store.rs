@@ -1,0 +1,78 @@
+//! The one trait every keychain backend implements.
+//!
+//! A store keeps, per entry, an opaque secret document (the serialized [`StoredBundle`]) and the
+//! entry's non-secret [`EntryRecord`]. Listing records must never unlock the keychain or prompt.
+//! Methods return boxed futures so the service can hold any backend as `Arc<dyn Store>`; a
+//! backend whose library blocks runs those calls off the async runtime itself.
+//!
+//! [`StoredBundle`]: crate::StoredBundle
+
+use std::future::Future;
+use std::pin::Pin;
+
+use zeroize::Zeroizing;
+
+use crate::key::EntryKey;
+use crate::record::EntryRecord;
+
+/// Secret bytes (a serialized bundle), wiped on drop.
+pub type SecretBytes = Zeroizing<Vec<u8>>;
+
+/// The future a store method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// An entry as listed by a store: its key, and its record when the store has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The entry.
+    pub key: EntryKey,
+    /// Its non-secret record, if the store keeps one for it (a keychain item written by an
+    /// older daemon, or whose index was lost, has none until its document is read).
+    pub record: Option<EntryRecord>,
+}
+
+/// Why a store operation failed. Never carries secret bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The keychain is locked; nothing was read or written.
+    #[error("the keychain is locked")]
+    Locked,
+    /// The keychain cannot be reached right now.
+    #[error("the keychain is unavailable: {0}")]
+    Unavailable(String),
+    /// The keychain answered with an error.
+    #[error("the keychain failed: {0}")]
+    Backend(String),
+}
+
+/// A place to keep secrets.
+pub trait Store: Send + Sync + 'static {
+    /// A short name for status output and logs (`secret-service`, `memory`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Whether entries survive a restart of the daemon.
+    fn persistent(&self) -> bool;
+
+    /// Whether the keychain is locked right now, as last observed; `None` if it cannot tell.
+    /// Must be cheap: it is asked on every `get`.
+    fn locked(&self) -> Option<bool>;
+
+    /// Every entry the store holds, without reading any secret.
+    fn list(&self) -> StoreFuture<'_, Vec<Listed>>;
+
+    /// The secret document of an entry.
+    fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>>;
+
+    /// Writes an entry whole: either the new document and record are stored, or the old ones
+    /// stay as they were.
+    fn write<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        document: &'a SecretBytes,
+        record: &'a EntryRecord,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Removes an entry; `true` if it existed.
+    fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool>;
+}

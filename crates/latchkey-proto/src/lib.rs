@@ -1,0 +1,27 @@
+//! The latchkey wire protocol, shared by the daemon and every client.
+//!
+//! This crate owns the shape of what crosses the local socket and nothing else: the JSON-RPC 2.0
+//! envelope ([`message`]), the typed parameters and results of each method ([`types`]), the stable
+//! error kinds ([`error`]), the newline-delimited framing with its size cap ([`codec`]), the
+//! [`Secret`] string that carries secret values without ever printing them, and the default
+//! socket location ([`paths`]). It has no async runtime and does no I/O beyond reading the
+//! environment for paths.
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod error;
+pub mod message;
+pub mod paths;
+mod secret;
+pub mod types;
+
+pub use error::{ErrorData, ErrorKind, RpcError};
+pub use message::{Call, Id, Request, Response};
+pub use secret::Secret;
+pub use types::*;
+
+/// Version of the JSON-RPC method set spoken on the socket. Bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The account used when a request names none.
+pub const DEFAULT_ACCOUNT: &str = "default";
