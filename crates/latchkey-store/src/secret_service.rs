@@ -1,0 +1,280 @@
+//! The Secret Service backend (gnome-keyring, KeePassXC, oo7-daemon...) through the `oo7`
+//! client, on the daemon's own tokio runtime (the client is async, so nothing blocks it).
+//!
+//! One item per entry in the default collection, found by the attributes
+//! `xdg:schema=dev.latchkey.Entry`, `service` and `account`, labelled for people as
+//! `latchkey: SERVICE (ACCOUNT)`. The item's secret is the entry's JSON document. Writes use
+//! `CreateItem` with `replace`, which swaps the secret of an existing item in one call, so a
+//! failed write leaves the old secret in place.
+//!
+//! The store never unlocks the collection (that would prompt). It watches the collection's
+//! `Locked` property so that `locked()` is a cheap read, and checks the item itself before
+//! reading a secret.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use latchkey_core::{EntryKey, EntryRecord, Listed, SecretBytes, Store, StoreError, StoreFuture};
+use oo7::dbus::{Collection, Error as SsError, ServiceError};
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use crate::index::IndexFile;
+
+/// The `xdg:schema` attribute that marks latchkey's items.
+pub const SCHEMA: &str = "dev.latchkey.Entry";
+
+/// How long connecting to the Secret Service may take before the daemon gives up on it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Secret Service backend.
+pub struct SecretServiceStore {
+    // Keeps the session (and its key) alive for `collection`.
+    _service: Arc<oo7::dbus::Service>,
+    collection: Collection,
+    index: IndexFile,
+    locked: Arc<AtomicBool>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SecretServiceStore {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+fn attributes(key: &EntryKey) -> HashMap<&str, &str> {
+    HashMap::from([
+        ("xdg:schema", SCHEMA),
+        ("service", key.service()),
+        ("account", key.account()),
+    ])
+}
+
+/// Turns a Secret Service failure into a store error. D-Bus error texts name objects, never
+/// secrets, but they are shortened anyway.
+fn classify(err: SsError) -> StoreError {
+    match err {
+        SsError::Service(ServiceError::IsLocked(_)) | SsError::Dismissed => StoreError::Locked,
+        SsError::ZBus(zbus::Error::InputOutput(_))
+        | SsError::Service(ServiceError::ZBus(zbus::Error::InputOutput(_))) => {
+            StoreError::Unavailable("the connection to the Secret Service was lost".into())
+        }
+        SsError::ZBus(zbus::Error::MethodError(name, _, _))
+        | SsError::Service(ServiceError::ZBus(zbus::Error::MethodError(name, _, _)))
+            if name.starts_with("org.freedesktop.DBus.Error.") =>
+        {
+            StoreError::Unavailable(format!("the Secret Service is not answering ({name})"))
+        }
+        other => {
+            let mut text = other.to_string();
+            text.truncate(200);
+            StoreError::Backend(text)
+        }
+    }
+}
+
+impl SecretServiceStore {
+    /// Connects to the Secret Service on the session bus with an encrypted session, opens the
+    /// default collection and loads the index at `index`.
+    pub async fn connect(index: IndexFile) -> Result<Self, StoreError> {
+        let connecting = async {
+            let service = Arc::new(oo7::dbus::Service::encrypted().await.map_err(classify)?);
+            let collection = match service.with_alias("default").await.map_err(classify)? {
+                Some(collection) => collection,
+                None => {
+                    return Err(StoreError::Unavailable(
+                        "the Secret Service has no default collection".into(),
+                    ))
+                }
+            };
+            Ok::<_, StoreError>((service, collection))
+        };
+        let (service, collection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| StoreError::Unavailable("the Secret Service did not answer in time".into()))??;
+        let is_locked = collection.is_locked().await.map_err(classify)?;
+        let locked = Arc::new(AtomicBool::new(is_locked));
+        let watcher = tokio::spawn(watch_lock(
+            Arc::clone(&service),
+            collection.path().to_owned().into(),
+            Arc::clone(&locked),
+        ));
+        info!(locked = is_locked, index = %index.path().display(), "connected to the Secret Service");
+        Ok(Self {
+            _service: service,
+            collection,
+            index,
+            locked,
+            watcher,
+        })
+    }
+
+    async fn items(&self, key: &EntryKey) -> Result<Vec<oo7::dbus::Item>, StoreError> {
+        self.collection
+            .search_items(&attributes(key))
+            .await
+            .map_err(classify)
+    }
+
+    async fn collection_locked(&self) -> Result<bool, StoreError> {
+        let locked = self.collection.is_locked().await.map_err(classify)?;
+        self.locked.store(locked, Ordering::SeqCst);
+        Ok(locked)
+    }
+}
+
+/// Follows the collection's lock state through `CollectionChanged` signals.
+async fn watch_lock(
+    service: Arc<oo7::dbus::Service>,
+    path: zbus::zvariant::OwnedObjectPath,
+    locked: Arc<AtomicBool>,
+) {
+    let changes = match service.receive_collection_changed().await {
+        Ok(changes) => changes,
+        Err(err) => {
+            warn!(error = %err, "cannot follow the keychain's lock state");
+            return;
+        }
+    };
+    let mut changes = std::pin::pin!(changes);
+    while let Some(collection) = changes.next().await {
+        if collection.path().as_str() != path.as_str() {
+            continue;
+        }
+        match collection.is_locked().await {
+            Ok(now_locked) => {
+                let was = locked.swap(now_locked, Ordering::SeqCst);
+                if was != now_locked {
+                    info!(locked = now_locked, "keychain lock state changed");
+                }
+            }
+            Err(err) => debug!(error = %err, "could not read the keychain's lock state"),
+        }
+    }
+}
+
+impl Store for SecretServiceStore {
+    fn name(&self) -> &'static str {
+        "secret-service"
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    fn locked(&self) -> Option<bool> {
+        Some(self.locked.load(Ordering::SeqCst))
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
+        Box::pin(async move {
+            let indexed = self.index.all();
+            let items = match self
+                .collection
+                .search_items(&HashMap::from([("xdg:schema", SCHEMA)]))
+                .await
+            {
+                Ok(items) => items,
+                Err(err) => {
+                    warn!(error = %classify(err), "cannot list keychain items; serving the index as it is");
+                    return Ok(indexed
+                        .into_iter()
+                        .map(|r| Listed {
+                            key: r.key.clone(),
+                            record: Some(r),
+                        })
+                        .collect());
+                }
+            };
+            let mut present = HashSet::new();
+            let mut listed = Vec::new();
+            for item in items {
+                let attrs = match item.attributes().await {
+                    Ok(attrs) => attrs,
+                    Err(err) => {
+                        debug!(error = %classify(err), "skipping an item whose attributes are unreadable");
+                        continue;
+                    }
+                };
+                let (Some(service), Some(account)) = (attrs.get("service"), attrs.get("account"))
+                else {
+                    continue;
+                };
+                let Ok(key) = EntryKey::new(service, Some(account)) else {
+                    continue;
+                };
+                if !present.insert(key.clone()) {
+                    continue;
+                }
+                let record = self.index.get(&key);
+                listed.push(Listed { key, record });
+            }
+            if let Err(err) = self.index.retain(|k| present.contains(k)).await {
+                warn!(error = %err, "could not prune the index");
+            }
+            Ok(listed)
+        })
+    }
+
+    fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
+        Box::pin(async move {
+            let items = self.items(key).await?;
+            let Some(item) = items.first() else {
+                return Ok(None);
+            };
+            if items.len() > 1 {
+                warn!(entry = ?key, count = items.len(), "several keychain items for one entry; using the first");
+            }
+            if item.is_locked().await.map_err(classify)? {
+                self.locked.store(true, Ordering::SeqCst);
+                return Err(StoreError::Locked);
+            }
+            let secret = item.secret().await.map_err(classify)?;
+            Ok(Some(Zeroizing::new(secret.as_bytes().to_vec())))
+        })
+    }
+
+    fn write<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        document: &'a SecretBytes,
+        record: &'a EntryRecord,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if self.collection_locked().await? {
+                return Err(StoreError::Locked);
+            }
+            let text = std::str::from_utf8(document)
+                .map_err(|_| StoreError::Backend("the document is not UTF-8".into()))?;
+            let label = format!("latchkey: {} ({})", key.service(), key.account());
+            self.collection
+                .create_item(&label, &attributes(key), oo7::Secret::text(text), true, None)
+                .await
+                .map_err(classify)?;
+            if let Err(err) = self.index.put(record.clone()).await {
+                // The secret is stored; the index heals on the next listing.
+                warn!(error = %err, "entry stored but the index was not updated");
+            }
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let items = self.items(key).await?;
+            let mut removed = false;
+            for item in &items {
+                item.delete(None).await.map_err(classify)?;
+                removed = true;
+            }
+            if let Err(err) = self.index.remove(key).await {
+                warn!(error = %err, "entry removed but the index was not updated");
+            }
+            Ok(removed)
+        })
+    }
+}

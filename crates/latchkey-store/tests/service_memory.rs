@@ -1,0 +1,279 @@
+//! The TokenService's rules, exercised over the memory backend with a hand-set clock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use latchkey_core::{
+    EntryKey, EntryRecord, Error, Listed, ManualClock, SecretBytes, Store, StoreError,
+    StoreFuture, TokenService,
+};
+use latchkey_proto::{BundleInput, GetParams, KeyParams, Kind, SetParams, State, StatusParams};
+use latchkey_store::memory::MemoryStore;
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ))
+}
+
+fn get(service: &str, scopes: &[&str]) -> GetParams {
+    GetParams {
+        service: service.into(),
+        account: None,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        min_valid_secs: None,
+    }
+}
+
+fn oauth(service: &str, expires_in: i64, scopes: &[&str]) -> SetParams {
+    SetParams {
+        service: service.into(),
+        account: None,
+        bundle: BundleInput::Oauth2 {
+            access_token: "access-canary".into(),
+            refresh_token: Some("refresh-canary".into()),
+            token_type: None,
+            expires_at: None,
+            expires_in: Some(expires_in),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            id_token: None,
+            provider: Some("github".into()),
+        },
+    }
+}
+
+async fn service_with(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> TokenService {
+    TokenService::open(store, clock).await.unwrap()
+}
+
+#[tokio::test]
+async fn set_get_clear_each_kind() {
+    let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;
+    svc.set(oauth("gh", 3600, &["repo"])).await.unwrap();
+    svc.set(SetParams {
+        service: "openai".into(),
+        account: Some("work".into()),
+        bundle: BundleInput::ApiKey { key: "sk-canary".into() },
+    })
+    .await
+    .unwrap();
+    svc.set(SetParams {
+        service: "db".into(),
+        account: None,
+        bundle: BundleInput::Password {
+            username: "alice".into(),
+            password: "pw-canary".into(),
+        },
+    })
+    .await
+    .unwrap();
+
+    let token = svc.get(get("gh", &[])).await.unwrap();
+    assert_eq!(token.secret.expose(), "access-canary");
+    assert_eq!(token.kind, Kind::Oauth2);
+    let key = svc
+        .get(GetParams {
+            account: Some("work".into()),
+            ..get("openai", &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(key.secret.expose(), "sk-canary");
+    let pw = svc.get(get("db", &[])).await.unwrap();
+    assert_eq!(pw.username.as_deref(), Some("alice"));
+    assert_eq!(pw.secret.expose(), "pw-canary");
+
+    assert_eq!(svc.list().len(), 3);
+    let cleared = svc
+        .clear(KeyParams {
+            service: "gh".into(),
+            account: None,
+        })
+        .await
+        .unwrap();
+    assert!(cleared);
+    assert_eq!(svc.get(get("gh", &[])).await, Err(Error::NotFound));
+    let again = svc
+        .clear(KeyParams {
+            service: "gh".into(),
+            account: None,
+        })
+        .await
+        .unwrap();
+    assert!(!again);
+}
+
+#[tokio::test]
+async fn scopes_must_all_be_granted() {
+    let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;
+    svc.set(oauth("gh", 3600, &["repo", "read:org"])).await.unwrap();
+    assert!(svc.get(get("gh", &["repo"])).await.is_ok());
+    assert!(svc.get(get("gh", &["read:org", "repo"])).await.is_ok());
+    assert_eq!(
+        svc.get(get("gh", &["repo", "admin:org", "gist"])).await,
+        Err(Error::InsufficientScope {
+            missing: vec!["admin:org".into(), "gist".into()]
+        })
+    );
+}
+
+#[tokio::test]
+async fn expiry_follows_the_clock() {
+    let clock = clock();
+    let svc = service_with(Arc::new(MemoryStore::new()), clock.clone()).await;
+    svc.set(oauth("gh", 3600, &[])).await.unwrap();
+    assert_eq!(svc.list()[0].state, State::Valid);
+    clock.advance(Duration::minutes(55));
+    assert_eq!(svc.list()[0].state, State::Expiring);
+    assert!(svc.get(get("gh", &[])).await.is_ok());
+    // Not enough lifetime left for this caller.
+    let min = GetParams {
+        min_valid_secs: Some(600),
+        ..get("gh", &[])
+    };
+    assert!(matches!(
+        svc.get(min).await,
+        Err(Error::AuthenticationRequired { .. })
+    ));
+    clock.advance(Duration::minutes(5));
+    assert_eq!(svc.list()[0].state, State::Expired);
+    assert!(matches!(
+        svc.get(get("gh", &[])).await,
+        Err(Error::AuthenticationRequired { .. })
+    ));
+    // A clock that jumps back two hours serves the token again, it is not expired then.
+    clock.advance(Duration::hours(-2));
+    assert!(svc.get(get("gh", &[])).await.is_ok());
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_and_changes_nothing() {
+    let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;
+    svc.set(oauth("gh", 3600, &["repo"])).await.unwrap();
+    for service in ["", "a\nb", "nul\0", "esc\u{1b}[2J"] {
+        let err = svc.set(oauth(service, 3600, &[])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidKey(_)), "{err:?}");
+        assert!(matches!(
+            svc.get(get(service, &[])).await,
+            Err(Error::InvalidKey(_))
+        ));
+    }
+    let err = svc.set(oauth("gh", -1, &[])).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidBundle(_)));
+    assert_eq!(svc.list().len(), 1);
+    assert_eq!(svc.get(get("gh", &[])).await.unwrap().secret.expose(), "access-canary");
+}
+
+#[tokio::test]
+async fn status_filters_and_reopens_from_the_store() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let svc = service_with(store.clone(), clock()).await;
+    svc.set(oauth("gh", 3600, &[])).await.unwrap();
+    svc.set(SetParams {
+        account: Some("second".into()),
+        ..oauth("gh", 3600, &[])
+    })
+    .await
+    .unwrap();
+    svc.set(oauth("other", 3600, &[])).await.unwrap();
+    let only_gh = svc.status(&StatusParams {
+        service: Some("gh".into()),
+        account: None,
+    });
+    assert_eq!(only_gh.len(), 2);
+    let one = svc.status(&StatusParams {
+        service: Some("gh".into()),
+        account: Some("second".into()),
+    });
+    assert_eq!(one.len(), 1);
+    // A second service over the same store learns the same entries.
+    let reopened = service_with(store, clock()).await;
+    assert_eq!(reopened.list(), svc.list().into_iter().map(|mut m| {
+        m.last_used_at = None;
+        m
+    }).collect::<Vec<_>>());
+    assert_eq!(reopened.store_info().entries, 3);
+}
+
+/// A memory store whose writes and reads can be made to fail, to check what the service keeps.
+struct Flaky {
+    inner: MemoryStore,
+    fail_writes: AtomicBool,
+    locked: AtomicBool,
+}
+
+impl Store for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn persistent(&self) -> bool {
+        true
+    }
+    fn locked(&self) -> Option<bool> {
+        Some(self.locked.load(Ordering::SeqCst))
+    }
+    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
+        self.inner.list()
+    }
+    fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
+        if self.locked.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Locked) });
+        }
+        self.inner.read(key)
+    }
+    fn write<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        document: &'a SecretBytes,
+        record: &'a EntryRecord,
+    ) -> StoreFuture<'a, ()> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Backend("injected".into())) });
+        }
+        self.inner.write(key, document, record)
+    }
+    fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
+        self.inner.remove(key)
+    }
+}
+
+#[tokio::test]
+async fn failed_write_keeps_the_old_entry() {
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(),
+        fail_writes: AtomicBool::new(false),
+        locked: AtomicBool::new(false),
+    });
+    let svc = service_with(store.clone(), clock()).await;
+    svc.set(oauth("gh", 3600, &["repo"])).await.unwrap();
+    let before = svc.list();
+    store.fail_writes.store(true, Ordering::SeqCst);
+    let mut replacement = oauth("gh", 60, &[]);
+    if let BundleInput::Oauth2 { access_token, .. } = &mut replacement.bundle {
+        *access_token = "new-token".into();
+    }
+    assert!(matches!(svc.set(replacement).await, Err(Error::Store(_))));
+    assert_eq!(svc.list(), before);
+    assert_eq!(svc.get(get("gh", &[])).await.unwrap().secret.expose(), "access-canary");
+    let doc = store.read(&EntryKey::new("gh", None).unwrap()).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&doc).contains("access-canary"));
+}
+
+#[tokio::test]
+async fn locking_drops_cached_secrets_but_not_metadata() {
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(),
+        fail_writes: AtomicBool::new(false),
+        locked: AtomicBool::new(false),
+    });
+    let svc = service_with(store.clone(), clock()).await;
+    svc.set(oauth("gh", 3600, &[])).await.unwrap();
+    assert!(svc.get(get("gh", &[])).await.is_ok());
+    store.locked.store(true, Ordering::SeqCst);
+    assert_eq!(svc.get(get("gh", &[])).await, Err(Error::Locked));
+    assert_eq!(svc.list().len(), 1);
+    assert_eq!(svc.store_info().locked, Some(true));
+    store.locked.store(false, Ordering::SeqCst);
+    assert!(svc.get(get("gh", &[])).await.is_ok());
+}
