@@ -1,0 +1,85 @@
+//! One client connection: refuse a peer of another user before reading anything, then read
+//! request lines under the size cap, answer each in order, and close when idle or shutting down.
+
+use latchkey_proto::codec::{Frame, LineDecoder};
+use latchkey_proto::{Id, Request, Response, RpcError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::peer::{effective_uid, Peer};
+use crate::config::Limits;
+use crate::handler::Handler;
+
+pub(super) async fn run(
+    stream: UnixStream,
+    handler: &Handler,
+    limits: Limits,
+    shutdown: &CancellationToken,
+) {
+    let peer = match Peer::of(&stream) {
+        Ok(peer) => peer,
+        Err(err) => {
+            warn!(error = %err, "cannot read peer credentials; closing");
+            return;
+        }
+    };
+    if peer.uid != effective_uid() {
+        warn!(
+            target: "latchkey::audit",
+            uid = peer.uid,
+            pid = ?peer.pid,
+            exe = ?peer.exe,
+            result = "permission_denied",
+            "refused a connection from another user"
+        );
+        return;
+    }
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::new(writer);
+    let mut decoder = LineDecoder::new(limits.max_line);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut answered = false;
+        while let Some(frame) = decoder.next_frame() {
+            let response = match frame {
+                Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Frame::Line(line) => match Request::parse(&line) {
+                    Ok(request) => handler.handle(request, &peer).await,
+                    Err(bad) => {
+                        debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
+                        Response::err(bad.id, bad.error)
+                    }
+                },
+                Frame::TooLong => {
+                    debug!(limit = decoder.max(), "request line too long");
+                    Response::err(Id::Null, RpcError::too_large(decoder.max()))
+                }
+            };
+            if writer.write_all(&response.to_line()).await.is_err() {
+                return;
+            }
+            answered = true;
+        }
+        if answered && writer.flush().await.is_err() {
+            return;
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(limits.idle_timeout, reader.read(&mut buf)) => read,
+            _ = shutdown.cancelled() => return,
+        };
+        match read {
+            Ok(Ok(0)) => return,
+            Ok(Ok(n)) => decoder.feed(&buf[..n]),
+            Ok(Err(err)) => {
+                debug!(error = %err, "read failed; closing");
+                return;
+            }
+            Err(_) => {
+                debug!("idle timeout; closing");
+                return;
+            }
+        }
+    }
+}

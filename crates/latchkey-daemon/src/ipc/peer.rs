@@ -1,0 +1,54 @@
+//! Who is on the other end of a connection, from the kernel's peer credentials.
+
+use tokio::net::UnixStream;
+
+/// The peer of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its user id.
+    pub uid: u32,
+    /// Its process id, where the platform reports one.
+    pub pid: Option<i32>,
+    /// Its executable, where it can be read.
+    pub exe: Option<String>,
+}
+
+impl Peer {
+    /// Reads the credentials of `stream`'s peer.
+    pub fn of(stream: &UnixStream) -> std::io::Result<Peer> {
+        let cred = stream.peer_cred()?;
+        let pid = cred.pid();
+        Ok(Peer {
+            uid: cred.uid(),
+            pid,
+            exe: pid.and_then(executable),
+        })
+    }
+
+    /// A peer standing for the daemon itself (for in-process callers).
+    pub fn local() -> Peer {
+        Peer {
+            uid: effective_uid(),
+            pid: Some(std::process::id() as i32),
+            exe: None,
+        }
+    }
+}
+
+/// The daemon's own effective uid.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(target_os = "linux")]
+fn executable(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn executable(_pid: i32) -> Option<String> {
+    None
+}

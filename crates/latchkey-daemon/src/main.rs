@@ -1,0 +1,138 @@
+//! `latchkeyd`: parse flags, set up logging, harden the process, open the store, bind the
+//! socket and serve until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use latchkey_core::{SystemClock, TokenService};
+use latchkey_daemon::config::{FileConfig, Overrides};
+use latchkey_daemon::{hardening, ipc, Config, Handler};
+use latchkey_store::Backend;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// latchkey's per-user credential daemon.
+#[derive(Debug, Parser)]
+#[command(name = "latchkeyd", version, about)]
+struct Args {
+    /// Socket to listen on [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
+    #[arg(long, env = "LATCHKEY_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Where secrets are kept: auto, secret-service or memory [default: auto]
+    #[arg(long, value_name = "STORE")]
+    store: Option<Backend>,
+    /// Configuration file [default: <config dir>/latchkey/config.toml, if present]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Longest accepted request line in bytes [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    max_line: Option<usize>,
+    /// Connections served at once [default: 512]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Close connections idle for this many seconds [default: 60]
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "latchkey", "latchkey")
+}
+
+fn load_config(args: Args) -> Result<Config> {
+    let dirs = project_dirs();
+    let (path, required) = match args.config {
+        Some(path) => (Some(path), true),
+        None => (dirs.as_ref().map(|d| d.config_dir().join("config.toml")), false),
+    };
+    let file = match path {
+        Some(path) => FileConfig::load(&path, required)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = dirs
+        .map(|d| d.data_dir().to_owned())
+        .context("cannot find a home folder for latchkey's data")?;
+    let flags = Overrides {
+        socket: args.socket,
+        backend: args.store,
+        max_line: args.max_line,
+        max_connections: args.max_connections,
+        idle_timeout_secs: args.idle_timeout,
+    };
+    Ok(Config::resolve(file, flags, data_dir)?)
+}
+
+async fn run(config: Config) -> Result<()> {
+    let (listener, _guard) = ipc::bind::bind(&config.socket)?;
+    let selection = latchkey_store::open(config.backend, config.data_dir.clone())
+        .await
+        .context("cannot open the store")?;
+    if selection.fallback {
+        warn!(
+            reason = %selection.reason,
+            "no keychain available: entries are kept IN MEMORY ONLY and are lost when latchkeyd stops"
+        );
+    }
+    let store_name = selection.store.name();
+    let service = TokenService::open(selection.store, Arc::new(SystemClock))
+        .await
+        .context("cannot read the store's entries")?;
+    info!(
+        version = latchkey_daemon::handler::VERSION,
+        socket = %config.socket.display(),
+        store = store_name,
+        reason = %selection.reason,
+        entries = service.store_info().entries,
+        "latchkeyd is serving"
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    ipc::serve(listener, Handler::new(service), config.limits, shutdown).await;
+    info!("latchkeyd stopped");
+    Ok(())
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Err(err) = hardening::disable_core_dumps() {
+        warn!(error = %err, "could not disable core dumps");
+    }
+    let result = load_config(Args::parse()).and_then(|config| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(run(config))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("latchkeyd: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
