@@ -1,0 +1,96 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// latchkey: get and store credentials held by latchkeyd.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about, after_help = crate::exit_codes::HELP)]
+pub struct Cli {
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
+    #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The credential kinds `set` can read from stdin without `--bundle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SetKind {
+    /// An API key.
+    ApiKey,
+    /// A password (needs --username).
+    Password,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an entry's secret (access token, API key or password) on stdout.
+    Get {
+        /// The service, e.g. `github`.
+        service: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+        /// A scope the token must have been granted (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// The token must stay valid at least this many seconds.
+        #[arg(long, value_name = "SECS")]
+        min_valid: Option<u64>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a credential read from stdin (or a no-echo prompt on a terminal).
+    Set {
+        /// The service, e.g. `openai`.
+        service: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+        /// What the secret on stdin is.
+        #[arg(long, value_enum, default_value_t = SetKind::ApiKey, conflicts_with = "bundle")]
+        kind: SetKind,
+        /// The username, for `--kind password`.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read a whole JSON bundle from stdin, e.g. {"kind":"oauth2","access_token":...}.
+        #[arg(long)]
+        bundle: bool,
+    },
+    /// Remove an entry.
+    Clear {
+        /// The service.
+        service: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+    },
+    /// Show the daemon's state and the entries (never a secret).
+    Status {
+        /// Only this service.
+        service: Option<String>,
+        /// Only this account.
+        #[arg(short, long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every entry (never a secret).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the CLI's and the daemon's versions.
+    Version {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

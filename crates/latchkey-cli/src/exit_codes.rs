@@ -1,0 +1,63 @@
+//! The exit codes of `latchkey`, one per outcome a script may branch on.
+
+use latchkey_client::ClientError;
+use latchkey_proto::ErrorKind;
+
+/// Exit codes, documented in `--help` and the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Done.
+    Success = 0,
+    /// An unexpected failure.
+    Failure = 1,
+    /// The command line or the input was wrong (also clap's usage errors).
+    Usage = 2,
+    /// No such entry.
+    NotFound = 3,
+    /// The user must log in (or store a new token) again.
+    AuthenticationRequired = 4,
+    /// The entry lacks a requested scope.
+    InsufficientScope = 5,
+    /// The keychain is locked.
+    Locked = 6,
+    /// latchkeyd is not running, or its keychain is unreachable.
+    Unavailable = 7,
+    /// The daemon refused this caller.
+    PermissionDenied = 8,
+    /// A token refresh failed.
+    RefreshFailed = 9,
+}
+
+/// The exit-code table shown by `--help`.
+pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not found, \
+4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
+unavailable, 8 permission denied, 9 refresh failed.";
+
+impl ExitCode {
+    /// The code for an error.
+    pub fn of(err: &ClientError) -> Self {
+        match err {
+            ClientError::NotRunning { .. } => ExitCode::Unavailable,
+            ClientError::Closed => ExitCode::PermissionDenied,
+            ClientError::Daemon(e) => match e.kind() {
+                ErrorKind::NotFound => ExitCode::NotFound,
+                ErrorKind::AuthenticationRequired => ExitCode::AuthenticationRequired,
+                ErrorKind::InsufficientScope => ExitCode::InsufficientScope,
+                ErrorKind::Locked => ExitCode::Locked,
+                ErrorKind::BackendUnavailable => ExitCode::Unavailable,
+                ErrorKind::RefreshFailed => ExitCode::RefreshFailed,
+                ErrorKind::InvalidRequest | ErrorKind::TooLarge => ExitCode::Usage,
+                ErrorKind::PermissionDenied => ExitCode::PermissionDenied,
+                _ => ExitCode::Failure,
+            },
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}

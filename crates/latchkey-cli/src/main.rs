@@ -1,0 +1,216 @@
+//! `latchkey`: parse the command line, talk to latchkeyd, print the result, exit with a code
+//! a script can branch on.
+
+mod cli;
+mod exit_codes;
+mod input;
+mod output;
+
+use std::io::Write;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use cli::{Cli, Command, SetKind};
+use exit_codes::ExitCode;
+use latchkey_client::{blocking::Client, ClientError};
+use latchkey_proto::{BundleInput, GetParams, Secret, StatusParams};
+
+/// A failure, with the code to exit with.
+struct Failure {
+    code: ExitCode,
+    error: anyhow::Error,
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        let code = ExitCode::of(&err);
+        let error = match &err {
+            ClientError::Daemon(e) => {
+                let mut text = e.message.clone();
+                if !e.data.missing_scopes.is_empty() {
+                    text.push_str(&format!(
+                        "; missing: {}",
+                        output::sanitize(&e.data.missing_scopes.join(" "))
+                    ));
+                }
+                if let Some(hint) = &e.data.hint {
+                    text.push_str(&format!(" ({})", output::sanitize(hint)));
+                }
+                anyhow!(text)
+            }
+            _ => anyhow!(err),
+        };
+        Failure { code, error }
+    }
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure {
+        code: ExitCode::Usage,
+        error,
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
+        code: ExitCode::Failure,
+        error: e.into(),
+    })?;
+    println!("{text}");
+    Ok(())
+}
+
+fn connect(cli: &Cli) -> Result<Client, Failure> {
+    let path = cli
+        .socket
+        .clone()
+        .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+    let mut client = Client::connect(path)?;
+    client.version()?;
+    Ok(client)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Get {
+            service,
+            account,
+            scopes,
+            min_valid,
+            json,
+        } => {
+            let mut client = connect(&cli)?;
+            let result = client.get_with(GetParams {
+                service: service.clone(),
+                account: account.clone(),
+                scopes: scopes.clone(),
+                min_valid_secs: *min_valid,
+            })?;
+            if *json {
+                print_json(&result)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                let written = out
+                    .write_all(result.secret.expose().as_bytes())
+                    .and_then(|()| out.write_all(b"\n"))
+                    .and_then(|()| out.flush());
+                written.context("cannot write to stdout").map_err(|e| Failure {
+                    code: ExitCode::Failure,
+                    error: e,
+                })?;
+            }
+        }
+        Command::Set {
+            service,
+            account,
+            kind,
+            username,
+            bundle,
+        } => {
+            let input = if *bundle {
+                let text = input::read_stdin().map_err(usage)?;
+                serde_json::from_str::<BundleInput>(&text).map_err(|e| {
+                    usage(anyhow!(
+                        "the bundle on stdin is not valid (line {}, column {}); see `latchkey set --help`",
+                        e.line(),
+                        e.column()
+                    ))
+                })?
+            } else {
+                match kind {
+                    SetKind::ApiKey => {
+                        if username.is_some() {
+                            return Err(usage(anyhow!("--username goes with --kind password")));
+                        }
+                        let key = input::read_secret("API key: ").map_err(usage)?;
+                        BundleInput::ApiKey {
+                            key: Secret::new(key.as_str().to_owned()),
+                        }
+                    }
+                    SetKind::Password => {
+                        let username = username
+                            .clone()
+                            .ok_or_else(|| usage(anyhow!("--kind password needs --username")))?;
+                        let password = input::read_secret("Password: ").map_err(usage)?;
+                        BundleInput::Password {
+                            username,
+                            password: Secret::new(password.as_str().to_owned()),
+                        }
+                    }
+                }
+            };
+            let mut client = connect(&cli)?;
+            let entry = client.set(service, account.as_deref(), input)?;
+            eprintln!(
+                "stored {} for {}/{}",
+                entry.kind.as_str(),
+                output::sanitize(&entry.service),
+                output::sanitize(&entry.account)
+            );
+        }
+        Command::Clear { service, account } => {
+            let mut client = connect(&cli)?;
+            if client.clear(service, account.as_deref())? {
+                eprintln!("removed");
+            } else {
+                eprintln!("nothing to remove");
+            }
+        }
+        Command::Status {
+            service,
+            account,
+            json,
+        } => {
+            let mut client = connect(&cli)?;
+            let status = client.status(StatusParams {
+                service: service.clone(),
+                account: account.clone(),
+            })?;
+            if *json {
+                print_json(&status)?;
+            } else {
+                print!("{}", output::daemon_summary(&status.daemon));
+                print!("{}", output::entries_table(&status.entries));
+            }
+        }
+        Command::List { json } => {
+            let mut client = connect(&cli)?;
+            let entries = client.list()?;
+            if *json {
+                print_json(&serde_json::json!({ "entries": entries }))?;
+            } else {
+                print!("{}", output::entries_table(&entries));
+            }
+        }
+        Command::Version { json } => {
+            let mut client = connect(&cli)?;
+            let daemon = client.version()?;
+            if *json {
+                print_json(&serde_json::json!({
+                    "cli": env!("CARGO_PKG_VERSION"),
+                    "daemon": daemon.version,
+                    "protocol": daemon.protocol,
+                }))?;
+            } else {
+                println!(
+                    "latchkey {} / latchkeyd {} (protocol {})",
+                    env!("CARGO_PKG_VERSION"),
+                    output::sanitize(&daemon.version),
+                    daemon.protocol
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::Success.into(),
+        Err(failure) => {
+            eprintln!("latchkey: {:#}", failure.error);
+            failure.code.into()
+        }
+    }
+}

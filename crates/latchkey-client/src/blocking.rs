@@ -1,0 +1,78 @@
+//! A blocking client for programs without an async runtime: the async [`Client`] driven by a
+//! private single-threaded runtime.
+//!
+//! [`Client`]: crate::Client
+
+use std::path::Path;
+
+use latchkey_proto::{BundleInput, GetParams, GetResult, Metadata, StatusParams, StatusResult, VersionResult};
+
+use crate::ClientError;
+
+/// A blocking connection to latchkeyd.
+#[derive(Debug)]
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    inner: crate::Client,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let inner = runtime.block_on(crate::Client::connect(path))?;
+        Ok(Self { runtime, inner })
+    }
+
+    /// Connects to the default socket.
+    pub fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(latchkey_proto::paths::default_socket_path())
+    }
+
+    /// See [`crate::Client::version`].
+    pub fn version(&mut self) -> Result<VersionResult, ClientError> {
+        self.runtime.block_on(self.inner.version())
+    }
+
+    /// See [`crate::Client::get`].
+    pub fn get(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+        scopes: &[String],
+    ) -> Result<GetResult, ClientError> {
+        self.runtime.block_on(self.inner.get(service, account, scopes))
+    }
+
+    /// See [`crate::Client::get_with`].
+    pub fn get_with(&mut self, params: GetParams) -> Result<GetResult, ClientError> {
+        self.runtime.block_on(self.inner.get_with(params))
+    }
+
+    /// See [`crate::Client::set`].
+    pub fn set(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+        bundle: BundleInput,
+    ) -> Result<Metadata, ClientError> {
+        self.runtime.block_on(self.inner.set(service, account, bundle))
+    }
+
+    /// See [`crate::Client::clear`].
+    pub fn clear(&mut self, service: &str, account: Option<&str>) -> Result<bool, ClientError> {
+        self.runtime.block_on(self.inner.clear(service, account))
+    }
+
+    /// See [`crate::Client::status`].
+    pub fn status(&mut self, params: StatusParams) -> Result<StatusResult, ClientError> {
+        self.runtime.block_on(self.inner.status(params))
+    }
+
+    /// See [`crate::Client::list`].
+    pub fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
+        self.runtime.block_on(self.inner.list())
+    }
+}

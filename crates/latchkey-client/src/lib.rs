@@ -1,0 +1,236 @@
+//! A Rust client for latchkeyd over its Unix socket.
+//!
+//! [`Client`] is async (tokio); [`blocking::Client`] wraps it for programs without a runtime.
+//! Errors the daemon reports come back as [`ClientError::Daemon`] with their stable
+//! [`ErrorKind`], so callers branch on kinds, not on messages.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), latchkey_client::ClientError> {
+//! let mut client = latchkey_client::Client::connect_default().await?;
+//! let token = client.get("github", None, &[]).await?;
+//! // token.secret.expose() is the access token; never log it.
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod blocking;
+
+use std::path::{Path, PathBuf};
+
+use latchkey_proto::codec::{Frame, LineDecoder};
+use latchkey_proto::{
+    BundleInput, Call, ClearResult, ErrorData, ErrorKind, GetParams, GetResult, Id, KeyParams,
+    ListResult, Metadata, Request, Response, SetParams, SetResult, StatusParams, StatusResult,
+    VersionResult, PROTOCOL_VERSION,
+};
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Longest response line accepted (a `list` of many entries is large).
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// An error the daemon reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonError {
+    /// The message, for people.
+    pub message: String,
+    /// The machine-readable part, with `kind`.
+    pub data: ErrorData,
+}
+
+impl DaemonError {
+    /// The stable kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.data.kind
+    }
+}
+
+/// What can go wrong talking to latchkeyd.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Nothing listens on the socket.
+    #[error("latchkeyd is not running (nothing listens on {path}); start it with `latchkeyd` or `systemctl --user start latchkeyd`")]
+    NotRunning {
+        /// The socket tried.
+        path: PathBuf,
+    },
+    /// The connection failed.
+    #[error("cannot talk to latchkeyd: {0}")]
+    Io(#[from] std::io::Error),
+    /// The daemon closed the connection without answering (for example, it refused this user).
+    #[error("latchkeyd closed the connection without answering")]
+    Closed,
+    /// The daemon's answer could not be understood.
+    #[error("latchkeyd sent a response this client does not understand")]
+    Protocol,
+    /// The daemon speaks another protocol version.
+    #[error("latchkeyd speaks protocol {daemon}, this client speaks {client}; restart latchkeyd after upgrading")]
+    VersionMismatch {
+        /// The daemon's protocol.
+        daemon: u32,
+        /// Ours.
+        client: u32,
+    },
+    /// The daemon answered with an error.
+    #[error("{}", .0.message)]
+    Daemon(DaemonError),
+}
+
+impl ClientError {
+    /// The daemon's error kind, if the daemon reported this error.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Daemon(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to latchkeyd. Requests on one client are sent one at a time.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    decoder: LineDecoder,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ClientError::NotRunning {
+                    path: path.to_owned(),
+                }
+            }
+            _ => ClientError::Io(e),
+        })?;
+        Ok(Self {
+            stream,
+            decoder: LineDecoder::new(MAX_RESPONSE),
+            next_id: 1,
+        })
+    }
+
+    /// Connects to the default socket (`LATCHKEY_SOCKET` or the per-user runtime folder).
+    pub async fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(latchkey_proto::paths::default_socket_path()).await
+    }
+
+    async fn call<T: DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request {
+            id: Id::from(id),
+            call,
+        };
+        self.stream.write_all(&request.to_line()).await?;
+        let line = self.read_line().await?;
+        let response = Response::parse(&line).map_err(|_| ClientError::Protocol)?;
+        if response.id != Id::from(id) {
+            return Err(ClientError::Protocol);
+        }
+        match response.outcome {
+            Ok(value) => serde_json::from_value(value).map_err(|_| ClientError::Protocol),
+            Err(err) => Err(ClientError::Daemon(DaemonError {
+                message: err.message,
+                data: err.data,
+            })),
+        }
+    }
+
+    async fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.decoder.next_frame() {
+                Some(Frame::Line(line)) => return Ok(line),
+                Some(Frame::TooLong) => return Err(ClientError::Protocol),
+                None => {}
+            }
+            let n = match self.stream.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+
+    /// The daemon's version; fails with [`ClientError::VersionMismatch`] if its protocol differs.
+    pub async fn version(&mut self) -> Result<VersionResult, ClientError> {
+        let version: VersionResult = self.call(Call::Version).await?;
+        if version.protocol != PROTOCOL_VERSION {
+            return Err(ClientError::VersionMismatch {
+                daemon: version.protocol,
+                client: PROTOCOL_VERSION,
+            });
+        }
+        Ok(version)
+    }
+
+    /// The secret of an entry, if it was granted every scope in `scopes`.
+    pub async fn get(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+        scopes: &[String],
+    ) -> Result<GetResult, ClientError> {
+        self.get_with(GetParams {
+            service: service.to_owned(),
+            account: account.map(str::to_owned),
+            scopes: scopes.to_vec(),
+            min_valid_secs: None,
+        })
+        .await
+    }
+
+    /// `get` with every parameter.
+    pub async fn get_with(&mut self, params: GetParams) -> Result<GetResult, ClientError> {
+        self.call(Call::Get(params)).await
+    }
+
+    /// Stores a credential.
+    pub async fn set(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+        bundle: BundleInput,
+    ) -> Result<Metadata, ClientError> {
+        let result: SetResult = self
+            .call(Call::Set(SetParams {
+                service: service.to_owned(),
+                account: account.map(str::to_owned),
+                bundle,
+            }))
+            .await?;
+        Ok(result.entry)
+    }
+
+    /// Removes an entry; `true` if it existed.
+    pub async fn clear(&mut self, service: &str, account: Option<&str>) -> Result<bool, ClientError> {
+        let result: ClearResult = self
+            .call(Call::Clear(KeyParams {
+                service: service.to_owned(),
+                account: account.map(str::to_owned),
+            }))
+            .await?;
+        Ok(result.removed)
+    }
+
+    /// The daemon's state and the entries matching the filters.
+    pub async fn status(&mut self, params: StatusParams) -> Result<StatusResult, ClientError> {
+        self.call(Call::Status(params)).await
+    }
+
+    /// Every entry's metadata.
+    pub async fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
+        let result: ListResult = self.call(Call::List).await?;
+        Ok(result.entries)
+    }
+}
