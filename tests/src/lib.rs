@@ -1,0 +1,497 @@
+//! The harness of latchkey's end-to-end tests and benchmarks: real processes, started and
+//! stopped by pid.
+//!
+//! - [`SessionBus`]: a private `dbus-daemon` with a config of our own (no system services, so
+//!   nothing is activated behind the test's back).
+//! - [`Keyring`]: `gnome-keyring-daemon` on that bus with an unlocked `login` collection.
+//! - [`Daemon`]: the built `latchkeyd`, ready once it logs that it is serving.
+//! - [`TestEnv`]: private XDG folders for one test, and [`TestEnv::cli`] to run `latchkey`.
+//!
+//! Binaries are found next to the test executable's `deps` folder, so run
+//! `cargo build --workspace --bins` (or `--release` for benches) first; the README's test
+//! command does.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+/// How long any start-up may take before a test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary built next to the running test or bench.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn require(program: &str, package: &str) {
+    assert!(
+        have(program),
+        "{program} is not installed (Debian package {package}); the README's test command installs it"
+    );
+}
+
+/// Sends a signal to a child by pid.
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn private_dir(path: &Path) -> PathBuf {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    path.to_owned()
+}
+
+/// A private session bus.
+pub struct SessionBus {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SessionBus {
+    /// Starts a bus; `service_dir` enables bus activation of the services described there.
+    pub fn start(service_dir: Option<&Path>) -> Self {
+        require("dbus-daemon", "dbus-daemon");
+        let dir = tempfile::tempdir().unwrap();
+        let services = service_dir
+            .map(|d| format!("<servicedir>{}</servicedir>", d.display()))
+            .unwrap_or_default();
+        let config = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={}</listen>
+  <auth>EXTERNAL</auth>
+  {services}
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.path().display()
+        );
+        let config_path = dir.path().join("bus.conf");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config_path.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the bus address");
+        let address = line.trim().to_owned();
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        Self {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
+
+    /// The bus address, for `DBUS_SESSION_BUS_ADDRESS`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Runs `f` with a zbus connection to this bus on a private runtime.
+    pub fn with_connection<T>(
+        &self,
+        f: impl AsyncFnOnce(&zbus::Connection) -> T,
+    ) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let connection = zbus::connection::Builder::address(self.address.as_str())
+                .unwrap()
+                .build()
+                .await
+                .expect("connect to the private bus");
+            f(&connection).await
+        })
+    }
+
+    /// Waits until `name` has an owner on the bus, by its NameOwnerChanged signal.
+    pub fn wait_for_name(&self, name: &str) {
+        self.with_connection(async |connection| {
+            let dbus = zbus::fdo::DBusProxy::new(connection).await.unwrap();
+            let mut changes = dbus.receive_name_owner_changed().await.unwrap();
+            let bus_name = zbus::names::BusName::try_from(name).unwrap();
+            if dbus.name_has_owner(bus_name).await.unwrap() {
+                return;
+            }
+            tokio::time::timeout(START_TIMEOUT, async {
+                while let Some(change) = changes.next().await {
+                    let args = change.args().unwrap();
+                    if args.name().as_str() == name && args.new_owner().is_some() {
+                        return;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not appear on the bus"));
+        })
+    }
+}
+
+impl Drop for SessionBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// gnome-keyring-daemon serving the Secret Service on a private bus.
+pub struct Keyring {
+    child: Child,
+}
+
+/// The object path of the collection gnome-keyring creates for `--unlock`.
+pub const LOGIN_COLLECTION: &str = "/org/freedesktop/secrets/collection/login";
+
+impl Keyring {
+    /// Starts the keyring with its own XDG folders under `root`, unlocked with a test password.
+    pub fn start(bus: &SessionBus, root: &Path) -> Self {
+        require("gnome-keyring-daemon", "gnome-keyring");
+        let runtime = private_dir(&root.join("keyring-run"));
+        let data = private_dir(&root.join("keyring-data"));
+        let home = private_dir(&root.join("keyring-home"));
+        let mut child = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("XDG_DATA_HOME", &data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gnome-keyring-daemon");
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"latchkey-test-password").unwrap();
+        }
+        bus.wait_for_name("org.freedesktop.secrets");
+        Self { child }
+    }
+
+    /// Locks the login collection through the Secret Service API.
+    pub fn lock(bus: &SessionBus) {
+        Self::call_lock(bus, "Lock");
+    }
+
+    fn call_lock(bus: &SessionBus, method: &str) {
+        bus.with_connection(async |connection| {
+            let path = zbus::zvariant::ObjectPath::try_from(LOGIN_COLLECTION).unwrap();
+            let reply = connection
+                .call_method(
+                    Some("org.freedesktop.secrets"),
+                    "/org/freedesktop/secrets",
+                    Some("org.freedesktop.Secret.Service"),
+                    method,
+                    &(vec![path],),
+                )
+                .await
+                .expect("lock call");
+            let (done, _prompt): (Vec<zbus::zvariant::OwnedObjectPath>, zbus::zvariant::OwnedObjectPath) =
+                reply.body().deserialize().unwrap();
+            assert_eq!(done.len(), 1, "{method} did not apply to the login collection");
+        })
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running latchkeyd.
+pub struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// The socket it serves.
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    /// The daemon's stderr so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (stderr fully read).
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        signal(&self.child, libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.logs())
+    }
+
+    /// Kills with SIGKILL and waits.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.logs()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world: private XDG folders, optionally a bus with a keyring.
+pub struct TestEnv {
+    root: tempfile::TempDir,
+    /// Holds the socket.
+    pub runtime_dir: PathBuf,
+    /// `XDG_DATA_HOME` of the daemon.
+    pub data_dir: PathBuf,
+    /// `XDG_CONFIG_HOME` of the daemon.
+    pub config_dir: PathBuf,
+    /// The keyring, if started (dropped before the bus).
+    pub keyring: Option<Keyring>,
+    /// The bus, if started.
+    pub bus: Option<SessionBus>,
+}
+
+impl TestEnv {
+    /// Folders only: no session bus, so `auto` picks the memory store.
+    pub fn bare() -> Self {
+        let root = tempfile::Builder::new().prefix("latchkey-test").tempdir().unwrap();
+        let runtime_dir = private_dir(&root.path().join("run"));
+        let data_dir = private_dir(&root.path().join("data"));
+        let config_dir = private_dir(&root.path().join("config"));
+        Self {
+            root,
+            runtime_dir,
+            data_dir,
+            config_dir,
+            keyring: None,
+            bus: None,
+        }
+    }
+
+    /// A private session bus with an unlocked gnome-keyring.
+    pub fn with_keyring() -> Self {
+        let mut env = Self::bare();
+        let bus = SessionBus::start(None);
+        env.keyring = Some(Keyring::start(&bus, env.root.path()));
+        env.bus = Some(bus);
+        env
+    }
+
+    /// The bus (panics if there is none).
+    pub fn bus(&self) -> &SessionBus {
+        self.bus.as_ref().expect("this test env has no bus")
+    }
+
+    /// The temp root.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The socket the daemon serves by default in this env.
+    pub fn socket(&self) -> PathBuf {
+        self.runtime_dir.join("latchkey").join("latchkey.sock")
+    }
+
+    /// A command with this env's variables and nothing inherited that could leak in.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root.path())
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("XDG_DATA_HOME", &self.data_dir)
+            .env("XDG_CONFIG_HOME", &self.config_dir);
+        match &self.bus {
+            Some(bus) => cmd.env("DBUS_SESSION_BUS_ADDRESS", bus.address()),
+            None => cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/latchkey-test-bus"),
+        };
+        cmd
+    }
+
+    /// Starts latchkeyd with `args` and waits until it serves.
+    pub fn start_daemon(&self, args: &[&str]) -> Daemon {
+        self.start_daemon_with(args, &[])
+    }
+
+    /// Starts latchkeyd with `args` and extra environment variables.
+    pub fn start_daemon_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        match self.try_start_daemon(args, vars) {
+            Ok(daemon) => daemon,
+            Err((status, logs)) => panic!("latchkeyd exited ({status}) before serving:\n{logs}"),
+        }
+    }
+
+    /// Starts latchkeyd; `Err` with its exit status and logs if it exits before serving.
+    pub fn try_start_daemon(
+        &self,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<Daemon, (ExitStatus, String)> {
+        let mut cmd = self.command(&bin("latchkeyd"));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !vars.iter().any(|(k, _)| *k == "RUST_LOG") {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start latchkeyd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let is_ready = line.contains("latchkeyd is serving");
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                if is_ready {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(true);
+                    }
+                }
+            }
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(false);
+            }
+        });
+        let socket = args
+            .windows(2)
+            .find(|w| w[0] == "--socket")
+            .map(|w| PathBuf::from(w[1]))
+            .unwrap_or_else(|| self.socket());
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(true) => Ok(Daemon {
+                child,
+                log,
+                reader: Some(reader),
+                socket,
+            }),
+            Ok(false) => {
+                let status = child.wait().unwrap();
+                let _ = reader.join();
+                let logs = log.lock().unwrap().clone();
+                Err((status, logs))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("latchkeyd did not start within {START_TIMEOUT:?}:\n{}", log.lock().unwrap());
+            }
+        }
+    }
+
+    /// Runs the `latchkey` CLI against `socket` with `stdin`.
+    pub fn cli(&self, socket: &Path, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(&bin("latchkey"))
+            .env("LATCHKEY_SOCKET", socket)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run latchkey");
+        {
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// stdout of an output, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of an output, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Sends raw bytes on a fresh connection and reads `lines` response lines.
+pub fn raw_exchange(socket: &Path, bytes: &[u8], lines: usize) -> Vec<serde_json::Value> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut reader = BufReader::new(stream);
+    (0..lines)
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read a response line");
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line:?}"))
+        })
+        .collect()
+}
