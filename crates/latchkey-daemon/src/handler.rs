@@ -1,7 +1,7 @@
 //! Turns a parsed request into a response by calling the [`TokenService`], and writes one audit
 //! line per request: who asked, which method, which entry, and the outcome — never a secret.
 
-use latchkey_core::{Error, TokenService};
+use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
     Call, ClearResult, DaemonInfo, ListResult, Request, Response, RpcError, SetResult,
     StatusResult, VersionResult, PROTOCOL_VERSION,
@@ -22,6 +22,13 @@ pub struct Handler {
 
 fn encode<T: serde::Serialize>(value: T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|_| Error::Store("could not encode the result".into()))
+}
+
+fn audit_name(service: &str, account: Option<&str>) -> String {
+    match EntryKey::new(service, account) {
+        Ok(key) => key.to_string(),
+        Err(_) => "<invalid name>".to_owned(),
+    }
 }
 
 impl Handler {
@@ -51,11 +58,13 @@ impl Handler {
     /// Runs one request for `peer`.
     pub async fn handle(&self, request: Request, peer: &Peer) -> Response {
         let method = request.call.method();
-        let (service, account) = match &request.call {
-            Call::Get(p) => (Some(p.service.clone()), p.account.clone()),
-            Call::Set(p) => (Some(p.service.clone()), p.account.clone()),
-            Call::Clear(p) => (Some(p.service.clone()), p.account.clone()),
-            _ => (None, None),
+        // The audit names an entry only once it is a valid key: invalid names are the client's
+        // raw input and never reach a log line.
+        let entry = match &request.call {
+            Call::Get(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Set(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Clear(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            _ => None,
         };
         let outcome: Result<Value, Error> = match request.call {
             Call::Version => encode(VersionResult {
@@ -87,13 +96,10 @@ impl Handler {
             Ok(_) => "ok",
             Err(e) => e.data.kind.as_str(),
         };
-        // Names were validated by the service when the request succeeded; `?` quotes them
-        // either way, so a hostile name cannot forge log lines.
         info!(
             target: "latchkey::audit",
             method,
-            service = ?service,
-            account = ?account,
+            entry = entry.as_deref().unwrap_or("-"),
             uid = peer.uid,
             pid = ?peer.pid,
             exe = ?peer.exe,
