@@ -130,7 +130,10 @@ impl Client {
         self.stream.write_all(&request.to_line()).await?;
         let line = self.read_line().await?;
         let response = Response::parse(&line).map_err(|_| ClientError::Protocol)?;
-        if response.id != Id::from(id) {
+        // An error about a request the daemon could not read (too large, say) carries a null
+        // id; requests go one at a time, so it is ours.
+        let unidentified_error = response.id == Id::Null && response.outcome.is_err();
+        if response.id != Id::from(id) && !unidentified_error {
             return Err(ClientError::Protocol);
         }
         match response.outcome {
