@@ -117,7 +117,10 @@ impl SessionBus {
             .read_line(&mut line)
             .expect("read the bus address");
         let address = line.trim().to_owned();
-        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon printed {address:?}"
+        );
         Self {
             child,
             address,
@@ -131,10 +134,7 @@ impl SessionBus {
     }
 
     /// Runs `f` with a zbus connection to this bus on a private runtime.
-    pub fn with_connection<T>(
-        &self,
-        f: impl AsyncFnOnce(&zbus::Connection) -> T,
-    ) -> T {
+    pub fn with_connection<T>(&self, f: impl AsyncFnOnce(&zbus::Connection) -> T) -> T {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -233,9 +233,15 @@ impl Keyring {
                 )
                 .await
                 .expect("lock call");
-            let (done, _prompt): (Vec<zbus::zvariant::OwnedObjectPath>, zbus::zvariant::OwnedObjectPath) =
-                reply.body().deserialize().unwrap();
-            assert_eq!(done.len(), 1, "{method} did not apply to the login collection");
+            let (done, _prompt): (
+                Vec<zbus::zvariant::OwnedObjectPath>,
+                zbus::zvariant::OwnedObjectPath,
+            ) = reply.body().deserialize().unwrap();
+            assert_eq!(
+                done.len(),
+                1,
+                "{method} did not apply to the login collection"
+            );
         })
     }
 
@@ -318,7 +324,10 @@ pub struct TestEnv {
 impl TestEnv {
     /// Folders only: no session bus, so `auto` picks the memory store.
     pub fn bare() -> Self {
-        let root = tempfile::Builder::new().prefix("latchkey-test").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("latchkey-test")
+            .tempdir()
+            .unwrap();
         let runtime_dir = private_dir(&root.path().join("run"));
         let data_dir = private_dir(&root.path().join("data"));
         let config_dir = private_dir(&root.path().join("config"));
@@ -367,7 +376,10 @@ impl TestEnv {
             .env("XDG_CONFIG_HOME", &self.config_dir);
         match &self.bus {
             Some(bus) => cmd.env("DBUS_SESSION_BUS_ADDRESS", bus.address()),
-            None => cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/latchkey-test-bus"),
+            None => cmd.env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/latchkey-test-bus",
+            ),
         };
         cmd
     }
@@ -447,7 +459,10 @@ impl TestEnv {
             }
             Err(_) => {
                 let _ = child.kill();
-                panic!("latchkeyd did not start within {START_TIMEOUT:?}:\n{}", log.lock().unwrap());
+                panic!(
+                    "latchkeyd did not start within {START_TIMEOUT:?}:\n{}",
+                    log.lock().unwrap()
+                );
             }
         }
     }

@@ -94,10 +94,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .write_all(result.secret.expose().as_bytes())
                     .and_then(|()| out.write_all(b"\n"))
                     .and_then(|()| out.flush());
-                written.context("cannot write to stdout").map_err(|e| Failure {
-                    code: ExitCode::Failure,
-                    error: e,
-                })?;
+                written
+                    .context("cannot write to stdout")
+                    .map_err(|e| Failure {
+                        code: ExitCode::Failure,
+                        error: e,
+                    })?;
             }
         }
         Command::Set {

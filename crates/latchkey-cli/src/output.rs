@@ -81,7 +81,11 @@ pub fn daemon_summary(info: &DaemonInfo) -> String {
         sanitize(&info.version),
         info.protocol,
         sanitize(&info.store),
-        if info.persistent { "persistent" } else { "memory only: entries are lost when latchkeyd stops" },
+        if info.persistent {
+            "persistent"
+        } else {
+            "memory only: entries are lost when latchkeyd stops"
+        },
         locked,
         info.entries
     )

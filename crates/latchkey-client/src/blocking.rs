@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use latchkey_proto::{BundleInput, GetParams, GetResult, Metadata, StatusParams, StatusResult, VersionResult};
+use latchkey_proto::{
+    BundleInput, GetParams, GetResult, Metadata, StatusParams, StatusResult, VersionResult,
+};
 
 use crate::ClientError;
 
@@ -43,7 +45,8 @@ impl Client {
         account: Option<&str>,
         scopes: &[String],
     ) -> Result<GetResult, ClientError> {
-        self.runtime.block_on(self.inner.get(service, account, scopes))
+        self.runtime
+            .block_on(self.inner.get(service, account, scopes))
     }
 
     /// See [`crate::Client::get_with`].
@@ -58,7 +61,8 @@ impl Client {
         account: Option<&str>,
         bundle: BundleInput,
     ) -> Result<Metadata, ClientError> {
-        self.runtime.block_on(self.inner.set(service, account, bundle))
+        self.runtime
+            .block_on(self.inner.set(service, account, bundle))
     }
 
     /// See [`crate::Client::clear`].

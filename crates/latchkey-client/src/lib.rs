@@ -100,14 +100,16 @@ impl Client {
     /// Connects to the socket at `path`.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ClientError::NotRunning {
-                    path: path.to_owned(),
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning {
+                        path: path.to_owned(),
+                    }
                 }
-            }
-            _ => ClientError::Io(e),
-        })?;
+                _ => ClientError::Io(e),
+            })?;
         Ok(Self {
             stream,
             decoder: LineDecoder::new(MAX_RESPONSE),
@@ -216,7 +218,11 @@ impl Client {
     }
 
     /// Removes an entry; `true` if it existed.
-    pub async fn clear(&mut self, service: &str, account: Option<&str>) -> Result<bool, ClientError> {
+    pub async fn clear(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+    ) -> Result<bool, ClientError> {
         let result: ClearResult = self
             .call(Call::Clear(KeyParams {
                 service: service.to_owned(),

@@ -142,7 +142,14 @@ mod tests {
             EntryKey::new("a", Some("")),
             Err(KeyError::Empty { field: "account" })
         );
-        for bad in ["a\nb", "a\0b", "a\u{1b}[31m", "tab\there", "del\u{7f}", "c1\u{85}"] {
+        for bad in [
+            "a\nb",
+            "a\0b",
+            "a\u{1b}[31m",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
             assert_eq!(
                 EntryKey::new(bad, None),
                 Err(KeyError::ControlCharacter { field: "service" }),
@@ -158,7 +165,10 @@ mod tests {
         let long_account = "é".repeat(MAX_ACCOUNT_LEN / 2 + 1);
         assert!(matches!(
             EntryKey::new("s", Some(&long_account)),
-            Err(KeyError::TooLong { field: "account", .. })
+            Err(KeyError::TooLong {
+                field: "account",
+                ..
+            })
         ));
     }
 
@@ -170,8 +180,7 @@ mod tests {
 
     #[test]
     fn deserializing_validates() {
-        let bad: Result<EntryKey, _> =
-            serde_json::from_str(r#"{"service":"a\nb","account":"x"}"#);
+        let bad: Result<EntryKey, _> = serde_json::from_str(r#"{"service":"a\nb","account":"x"}"#);
         assert!(bad.is_err());
         let good: EntryKey = serde_json::from_str(r#"{"service":"a","account":"x"}"#).unwrap();
         assert_eq!(good, EntryKey::new("a", Some("x")).unwrap());

@@ -144,7 +144,10 @@ mod tests {
         let (rec, t0) = record(Some(3600));
         assert_eq!(rec.state(t0), State::Valid);
         assert_eq!(rec.state(t0 + Duration::seconds(3600 - 361)), State::Valid);
-        assert_eq!(rec.state(t0 + Duration::seconds(3600 - 360)), State::Expiring);
+        assert_eq!(
+            rec.state(t0 + Duration::seconds(3600 - 360)),
+            State::Expiring
+        );
         assert_eq!(rec.state(t0 + Duration::seconds(3599)), State::Expiring);
         assert_eq!(rec.state(t0 + Duration::seconds(3600)), State::Expired);
         // A clock that jumped back never makes a token look expired.

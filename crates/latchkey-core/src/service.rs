@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::{
-    GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams,
-};
+use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams};
 use tracing::{debug, warn};
 
 use crate::bundle::{StoredBundle, TokenBundle};
@@ -108,7 +106,11 @@ impl TokenService {
                 },
             );
         }
-        debug!(store = store.name(), entries = entries.len(), "service opened");
+        debug!(
+            store = store.name(),
+            entries = entries.len(),
+            "service opened"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -186,12 +188,7 @@ impl TokenService {
         let bundle = match cached {
             Some(bundle) => bundle,
             None => {
-                let doc = self
-                    .inner
-                    .store
-                    .read(&key)
-                    .await?
-                    .ok_or(Error::NotFound)?;
+                let doc = self.inner.store.read(&key).await?.ok_or(Error::NotFound)?;
                 let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
                 let bundle = Arc::new(stored.bundle);
                 let mut entries = self.entries();

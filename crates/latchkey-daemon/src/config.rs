@@ -181,7 +181,9 @@ impl Config {
             ));
         }
         if limits.idle_timeout.is_zero() {
-            return Err(ConfigError::Value("idle_timeout_secs must be positive".into()));
+            return Err(ConfigError::Value(
+                "idle_timeout_secs must be positive".into(),
+            ));
         }
         let socket = flags
             .socket

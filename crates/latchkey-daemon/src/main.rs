@@ -45,7 +45,10 @@ fn load_config(args: Args) -> Result<Config> {
     let dirs = project_dirs();
     let (path, required) = match args.config {
         Some(path) => (Some(path), true),
-        None => (dirs.as_ref().map(|d| d.config_dir().join("config.toml")), false),
+        None => (
+            dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
+            false,
+        ),
     };
     let file = match path {
         Some(path) => FileConfig::load(&path, required)?,
@@ -96,8 +99,10 @@ async fn run(config: Config) -> Result<()> {
 
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         warn!("cannot install signal handlers");
         return;
     };

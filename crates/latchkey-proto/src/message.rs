@@ -92,8 +92,8 @@ pub struct BadRequest {
 
 impl Request {
     /// Parses one request line (without its newline).
-    pub fn parse(line: &[u8]) -> Result<Request, BadRequest> {
-        let bad = |id: Id, error: RpcError| BadRequest { id, error };
+    pub fn parse(line: &[u8]) -> Result<Request, Box<BadRequest>> {
+        let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         let text = std::str::from_utf8(line)
             .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -198,7 +198,10 @@ impl Request {
 }
 
 /// Deserializes params without letting serde quote the client's values in the message.
-fn typed_params<T: DeserializeOwned>(method: &str, params: Map<String, Value>) -> Result<T, RpcError> {
+fn typed_params<T: DeserializeOwned>(
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<T, RpcError> {
     serde_json::from_value(Value::Object(params)).map_err(|e| {
         let text = e.to_string();
         // "missing field `x`" names one of our own fields, never client data.

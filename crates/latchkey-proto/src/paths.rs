@@ -25,6 +25,10 @@ pub fn runtime_dir() -> PathBuf {
 fn user_tag() -> String {
     std::env::var("USER")
         .ok()
-        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
         .unwrap_or_else(|| "user".to_owned())
 }

@@ -190,16 +190,27 @@ mod tests {
         let index = IndexFile::load(path.clone());
         index.put(record("a")).await.unwrap();
         index.put(record("b")).await.unwrap();
-        index.remove(&EntryKey::new("a", None).unwrap()).await.unwrap();
+        index
+            .remove(&EntryKey::new("a", None).unwrap())
+            .await
+            .unwrap();
         let again = IndexFile::load(path.clone());
-        let services: Vec<_> = again.all().iter().map(|r| r.key.service().to_owned()).collect();
+        let services: Vec<_> = again
+            .all()
+            .iter()
+            .map(|r| r.key.service().to_owned())
+            .collect();
         assert_eq!(services, ["b"]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
-            let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+            let dir_mode = std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(dir_mode, 0o700);
         }
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())

@@ -95,7 +95,9 @@ impl SecretServiceStore {
         };
         let (service, collection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
-            .map_err(|_| StoreError::Unavailable("the Secret Service did not answer in time".into()))??;
+            .map_err(|_| {
+                StoreError::Unavailable("the Secret Service did not answer in time".into())
+            })??;
         let is_locked = collection.is_locked().await.map_err(classify)?;
         let locked = Arc::new(AtomicBool::new(is_locked));
         let watcher = tokio::spawn(watch_lock(
@@ -252,7 +254,13 @@ impl Store for SecretServiceStore {
                 .map_err(|_| StoreError::Backend("the document is not UTF-8".into()))?;
             let label = format!("latchkey: {} ({})", key.service(), key.account());
             self.collection
-                .create_item(&label, &attributes(key), oo7::Secret::text(text), true, None)
+                .create_item(
+                    &label,
+                    &attributes(key),
+                    oo7::Secret::text(text),
+                    true,
+                    None,
+                )
                 .await
                 .map_err(classify)?;
             if let Err(err) = self.index.put(record.clone()).await {

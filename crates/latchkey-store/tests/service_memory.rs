@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use latchkey_core::{
-    EntryKey, EntryRecord, Error, Listed, ManualClock, SecretBytes, Store, StoreError,
-    StoreFuture, TokenService,
+    EntryKey, EntryRecord, Error, Listed, ManualClock, SecretBytes, Store, StoreError, StoreFuture,
+    TokenService,
 };
 use latchkey_proto::{BundleInput, GetParams, KeyParams, Kind, SetParams, State, StatusParams};
 use latchkey_store::memory::MemoryStore;
@@ -54,7 +54,9 @@ async fn set_get_clear_each_kind() {
     svc.set(SetParams {
         service: "openai".into(),
         account: Some("work".into()),
-        bundle: BundleInput::ApiKey { key: "sk-canary".into() },
+        bundle: BundleInput::ApiKey {
+            key: "sk-canary".into(),
+        },
     })
     .await
     .unwrap();
@@ -107,7 +109,9 @@ async fn set_get_clear_each_kind() {
 #[tokio::test]
 async fn scopes_must_all_be_granted() {
     let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;
-    svc.set(oauth("gh", 3600, &["repo", "read:org"])).await.unwrap();
+    svc.set(oauth("gh", 3600, &["repo", "read:org"]))
+        .await
+        .unwrap();
     assert!(svc.get(get("gh", &["repo"])).await.is_ok());
     assert!(svc.get(get("gh", &["read:org", "repo"])).await.is_ok());
     assert_eq!(
@@ -162,7 +166,10 @@ async fn invalid_input_is_refused_and_changes_nothing() {
     let err = svc.set(oauth("gh", -1, &[])).await.unwrap_err();
     assert!(matches!(err, Error::InvalidBundle(_)));
     assert_eq!(svc.list().len(), 1);
-    assert_eq!(svc.get(get("gh", &[])).await.unwrap().secret.expose(), "access-canary");
+    assert_eq!(
+        svc.get(get("gh", &[])).await.unwrap().secret.expose(),
+        "access-canary"
+    );
 }
 
 #[tokio::test]
@@ -189,10 +196,16 @@ async fn status_filters_and_reopens_from_the_store() {
     assert_eq!(one.len(), 1);
     // A second service over the same store learns the same entries.
     let reopened = service_with(store, clock()).await;
-    assert_eq!(reopened.list(), svc.list().into_iter().map(|mut m| {
-        m.last_used_at = None;
-        m
-    }).collect::<Vec<_>>());
+    assert_eq!(
+        reopened.list(),
+        svc.list()
+            .into_iter()
+            .map(|mut m| {
+                m.last_used_at = None;
+                m
+            })
+            .collect::<Vec<_>>()
+    );
     assert_eq!(reopened.store_info().entries, 3);
 }
 
@@ -255,8 +268,15 @@ async fn failed_write_keeps_the_old_entry() {
     }
     assert!(matches!(svc.set(replacement).await, Err(Error::Store(_))));
     assert_eq!(svc.list(), before);
-    assert_eq!(svc.get(get("gh", &[])).await.unwrap().secret.expose(), "access-canary");
-    let doc = store.read(&EntryKey::new("gh", None).unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        svc.get(get("gh", &[])).await.unwrap().secret.expose(),
+        "access-canary"
+    );
+    let doc = store
+        .read(&EntryKey::new("gh", None).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(String::from_utf8_lossy(&doc).contains("access-canary"));
 }
 

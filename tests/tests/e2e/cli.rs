@@ -16,7 +16,11 @@ fn without_a_keychain_auto_falls_back_to_memory_loudly() {
     assert!(logs.contains("store=\"memory\""), "{logs}");
     let out = env.cli(&daemon.socket, &["status"], "");
     assert!(out.status.success());
-    assert!(stdout(&out).contains("store: memory (memory only"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("store: memory (memory only"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -43,14 +47,19 @@ fn a_config_file_is_read() {
     )
     .unwrap();
     let daemon = env.start_daemon(&["--config", config.to_str().unwrap()]);
-    assert!(daemon.logs().contains("memory store requested"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("memory store requested"),
+        "{}",
+        daemon.logs()
+    );
     let long = format!("{}\n", "x".repeat(400));
     let out = env.cli(&daemon.socket, &["set", "svc"], &long);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("limit"), "{}", stderr(&out));
 
     std::fs::write(&config, "[limits]\nmax_line = \"big\"\n").unwrap();
-    let Err((status, logs)) = env.try_start_daemon(&["--config", config.to_str().unwrap()], &[]) else {
+    let Err((status, logs)) = env.try_start_daemon(&["--config", config.to_str().unwrap()], &[])
+    else {
         panic!("a broken config was accepted");
     };
     assert_eq!(status.code(), Some(1));
@@ -68,7 +77,11 @@ fn one_daemon_per_socket_and_stale_sockets_are_replaced() {
     let daemon = env.start_daemon(&[]);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dir_mode = std::fs::metadata(socket.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir_mode, 0o700);
 
     let Err((status, logs)) = env.try_start_daemon(&[], &[]) else {
@@ -89,7 +102,11 @@ fn exit_codes_and_messages_when_the_daemon_is_not_running() {
     let env = TestEnv::bare();
     let out = env.cli(&env.socket(), &["get", "github"], "");
     assert_eq!(out.status.code(), Some(7));
-    assert!(stderr(&out).contains("latchkeyd is not running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("latchkeyd is not running"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("start it"), "{}", stderr(&out));
 }
 
@@ -106,13 +123,32 @@ fn secrets_come_only_from_stdin() {
     assert_eq!(env.cli(s, &["get", "svc"], "").status.code(), Some(3));
     // Empty stdin, a password without a username, a broken bundle: usage errors.
     assert_eq!(env.cli(s, &["set", "svc"], "").status.code(), Some(2));
-    assert_eq!(env.cli(s, &["set", "svc", "--kind", "password"], "pw").status.code(), Some(2));
-    let out = env.cli(s, &["set", "svc", "--bundle"], "{\"kind\":\"oauth2\",\"access_token\":\"tok-in-broken-bundle\"");
+    assert_eq!(
+        env.cli(s, &["set", "svc", "--kind", "password"], "pw")
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = env.cli(
+        s,
+        &["set", "svc", "--bundle"],
+        "{\"kind\":\"oauth2\",\"access_token\":\"tok-in-broken-bundle\"",
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(!stderr(&out).contains("tok-in-broken-bundle"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("tok-in-broken-bundle"),
+        "{}",
+        stderr(&out)
+    );
     // Only the trailing newline is stripped.
-    assert!(env.cli(s, &["set", "svc"], "  spaced secret  \n").status.success());
-    assert_eq!(stdout(&env.cli(s, &["get", "svc"], "")), "  spaced secret  \n");
+    assert!(env
+        .cli(s, &["set", "svc"], "  spaced secret  \n")
+        .status
+        .success());
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "svc"], "")),
+        "  spaced secret  \n"
+    );
 }
 
 #[test]
@@ -121,11 +157,22 @@ fn exit_codes_follow_error_kinds() {
     let daemon = env.start_daemon(&[]);
     let s = &daemon.socket;
     let expired = r#"{"kind":"oauth2","access_token":"old","refresh_token":"r","expires_at":"2000-01-01T00:00:00Z","scopes":["a"]}"#;
-    assert!(env.cli(s, &["set", "old", "--bundle"], expired).status.success());
+    assert!(env
+        .cli(s, &["set", "old", "--bundle"], expired)
+        .status
+        .success());
     assert_eq!(env.cli(s, &["get", "missing"], "").status.code(), Some(3));
     assert_eq!(env.cli(s, &["get", "old"], "").status.code(), Some(4));
-    assert_eq!(env.cli(s, &["get", "old", "--scope", "b"], "").status.code(), Some(5));
-    assert_eq!(env.cli(s, &["get", "bad\u{1b}name"], "").status.code(), Some(2));
+    assert_eq!(
+        env.cli(s, &["get", "old", "--scope", "b"], "")
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(
+        env.cli(s, &["get", "bad\u{1b}name"], "").status.code(),
+        Some(2)
+    );
     let status: Value =
         serde_json::from_str(&stdout(&env.cli(s, &["status", "old", "--json"], ""))).unwrap();
     assert_eq!(status["entries"][0]["state"], "expired");
@@ -152,9 +199,16 @@ fn another_user_is_disconnected_before_being_read() {
     }
     let env = TestEnv::bare();
     let daemon = env.start_daemon(&[]);
-    assert!(env.cli(&daemon.socket, &["set", "mine"], "not-for-others").status.success());
+    assert!(env
+        .cli(&daemon.socket, &["set", "mine"], "not-for-others")
+        .status
+        .success());
     // Open the folder and socket to everyone, so only the peer-credential check stands guard.
-    for path in [env.root(), env.runtime_dir.as_path(), daemon.socket.parent().unwrap()] {
+    for path in [
+        env.root(),
+        env.runtime_dir.as_path(),
+        daemon.socket.parent().unwrap(),
+    ] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -162,7 +216,11 @@ fn another_user_is_disconnected_before_being_read() {
     let mut path = latchkey.as_path();
     while let Some(parent) = path.parent() {
         let mode = std::fs::metadata(parent).unwrap().permissions().mode();
-        assert!(mode & 0o001 != 0, "{} is not searchable by other users", parent.display());
+        assert!(
+            mode & 0o001 != 0,
+            "{} is not searchable by other users",
+            parent.display()
+        );
         path = parent;
     }
     let out = std::process::Command::new(&latchkey)
@@ -174,10 +232,19 @@ fn another_user_is_disconnected_before_being_read() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
-    assert!(stderr(&out).contains("closed the connection"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("closed the connection"),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty());
-    assert!(daemon.logs().contains("refused a connection from another user"));
+    assert!(daemon
+        .logs()
+        .contains("refused a connection from another user"));
     assert!(daemon.logs().contains("uid=65534"));
     // The owner is still served.
-    assert_eq!(stdout(&env.cli(&daemon.socket, &["get", "mine"], "")), "not-for-others\n");
+    assert_eq!(
+        stdout(&env.cli(&daemon.socket, &["get", "mine"], "")),
+        "not-for-others\n"
+    );
 }

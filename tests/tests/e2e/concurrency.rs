@@ -19,7 +19,13 @@ fn five_hundred_concurrent_clients_are_all_served() {
     runtime.block_on(async {
         let mut setup = Client::connect(&socket).await.unwrap();
         setup
-            .set("shared", None, BundleInput::ApiKey { key: "shared-secret".into() })
+            .set(
+                "shared",
+                None,
+                BundleInput::ApiKey {
+                    key: "shared-secret".into(),
+                },
+            )
             .await
             .unwrap();
         // Every client connects before any of them sends, so all 500 are open at once.
@@ -36,10 +42,19 @@ fn five_hundred_concurrent_clients_are_all_served() {
                     let account = format!("client-{i}");
                     let key = format!("key-{i}");
                     client
-                        .set("many", Some(&account), BundleInput::ApiKey { key: key.as_str().into() })
+                        .set(
+                            "many",
+                            Some(&account),
+                            BundleInput::ApiKey {
+                                key: key.as_str().into(),
+                            },
+                        )
                         .await
                         .expect("set own");
-                    let own = client.get("many", Some(&account), &[]).await.expect("get own");
+                    let own = client
+                        .get("many", Some(&account), &[])
+                        .await
+                        .expect("get own");
                     assert_eq!(own.secret.expose(), key);
                 })
             })

@@ -26,23 +26,41 @@ fn each_kind_round_trips_through_gnome_keyring() {
     let env = TestEnv::with_keyring();
     let daemon = env.start_daemon(&[]);
     let s = &daemon.socket;
-    assert!(daemon.logs().contains("store=\"secret-service\""), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("store=\"secret-service\""),
+        "{}",
+        daemon.logs()
+    );
 
     let out = env.cli(s, &["set", "openai", "-a", "work"], "sk-live-123\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.cli(s, &["set", "db", "--kind", "password", "--username", "alice"], "pässwörd");
+    let out = env.cli(
+        s,
+        &["set", "db", "--kind", "password", "--username", "alice"],
+        "pässwörd",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let bundle = r#"{"kind":"oauth2","access_token":"gho_access","refresh_token":"ghr_refresh","expires_in":3600,"scopes":["repo","read:org"],"provider":"github"}"#;
     let out = env.cli(s, &["set", "github", "--bundle"], bundle);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    assert_eq!(stdout(&env.cli(s, &["get", "openai", "-a", "work"], "")), "sk-live-123\n");
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "openai", "-a", "work"], "")),
+        "sk-live-123\n"
+    );
     assert_eq!(stdout(&env.cli(s, &["get", "db"], "")), "pässwörd\n");
     let got: Value =
         serde_json::from_str(&stdout(&env.cli(s, &["get", "db", "--json"], ""))).unwrap();
     assert_eq!(got["username"], "alice");
-    assert_eq!(stdout(&env.cli(s, &["get", "github", "--scope", "repo"], "")), "gho_access\n");
-    let out = env.cli(s, &["get", "github", "--scope", "repo", "--scope", "admin:org"], "");
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "github", "--scope", "repo"], "")),
+        "gho_access\n"
+    );
+    let out = env.cli(
+        s,
+        &["get", "github", "--scope", "repo", "--scope", "admin:org"],
+        "",
+    );
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("admin:org"), "{}", stderr(&out));
 
@@ -57,13 +75,27 @@ fn each_kind_round_trips_through_gnome_keyring() {
     }
 
     // The item is really in the Secret Service, found by its attributes, holding the document.
-    let looked_up = secret_tool(&env, &["lookup", "xdg:schema", "dev.latchkey.Entry", "service", "openai", "account", "work"]);
+    let looked_up = secret_tool(
+        &env,
+        &[
+            "lookup",
+            "xdg:schema",
+            "dev.latchkey.Entry",
+            "service",
+            "openai",
+            "account",
+            "work",
+        ],
+    );
     assert!(looked_up.status.success());
     let doc: Value = serde_json::from_slice(&looked_up.stdout).unwrap();
     assert_eq!(doc["kind"], "api_key");
     assert_eq!(doc["key"], "sk-live-123");
     assert_eq!(doc["version"], 1);
-    let search = secret_tool(&env, &["search", "--all", "xdg:schema", "dev.latchkey.Entry"]);
+    let search = secret_tool(
+        &env,
+        &["search", "--all", "xdg:schema", "dev.latchkey.Entry"],
+    );
     let listing = String::from_utf8_lossy(&search.stdout).into_owned()
         + &String::from_utf8_lossy(&search.stderr);
     assert!(listing.contains("latchkey: github (default)"), "{listing}");
@@ -72,9 +104,17 @@ fn each_kind_round_trips_through_gnome_keyring() {
     // Replacing keeps one item; clearing removes it from the keychain.
     let out = env.cli(s, &["set", "openai", "-a", "work"], "sk-live-456");
     assert!(out.status.success());
-    assert_eq!(stdout(&env.cli(s, &["get", "openai", "-a", "work"], "")), "sk-live-456\n");
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "openai", "-a", "work"], "")),
+        "sk-live-456\n"
+    );
     let search = secret_tool(&env, &["search", "--all", "service", "openai"]);
-    assert_eq!(String::from_utf8_lossy(&search.stdout).matches("[/").count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&search.stdout)
+            .matches("[/")
+            .count(),
+        1
+    );
     for (service, account) in [("openai", "work"), ("db", "default"), ("github", "default")] {
         let out = env.cli(s, &["clear", service, "-a", account], "");
         assert!(out.status.success());
@@ -82,7 +122,12 @@ fn each_kind_round_trips_through_gnome_keyring() {
         let gone = secret_tool(&env, &["lookup", "service", service, "account", account]);
         assert!(!gone.status.success() && gone.stdout.is_empty());
     }
-    assert_eq!(env.cli(s, &["get", "openai", "-a", "work"], "").status.code(), Some(3));
+    assert_eq!(
+        env.cli(s, &["get", "openai", "-a", "work"], "")
+            .status
+            .code(),
+        Some(3)
+    );
     assert_eq!(status_json(&env, s)["entries"].as_array().unwrap().len(), 0);
     let (exit, _) = daemon.stop();
     assert!(exit.success());
@@ -93,7 +138,10 @@ fn entries_survive_a_daemon_restart() {
     let env = TestEnv::with_keyring();
     let daemon = env.start_daemon(&[]);
     let s = daemon.socket.clone();
-    assert!(env.cli(&s, &["set", "persist", "-a", "ü"], "kept-across-restarts").status.success());
+    assert!(env
+        .cli(&s, &["set", "persist", "-a", "ü"], "kept-across-restarts")
+        .status
+        .success());
     let (exit, _) = daemon.stop();
     assert!(exit.success());
     assert!(!s.exists(), "the socket is removed on a clean stop");
@@ -116,7 +164,10 @@ fn entries_survive_a_daemon_restart() {
     let daemon = env.start_daemon(&[]);
     let status = status_json(&env, &s);
     assert_eq!(status["entries"].as_array().unwrap().len(), 1);
-    assert_eq!(stdout(&env.cli(&s, &["get", "persist", "-a", "ü"], "")), "kept-across-restarts\n");
+    assert_eq!(
+        stdout(&env.cli(&s, &["get", "persist", "-a", "ü"], "")),
+        "kept-across-restarts\n"
+    );
     drop(daemon);
 }
 
@@ -126,7 +177,10 @@ fn index_file_is_private_and_holds_no_secret() {
     let env = TestEnv::with_keyring();
     let daemon = env.start_daemon(&[]);
     let bundle = r#"{"kind":"oauth2","access_token":"idx-access-canary","refresh_token":"idx-refresh-canary","expires_in":600}"#;
-    assert!(env.cli(&daemon.socket, &["set", "svc", "--bundle"], bundle).status.success());
+    assert!(env
+        .cli(&daemon.socket, &["set", "svc", "--bundle"], bundle)
+        .status
+        .success());
     let index = env.data_dir.join("latchkey/secret-service-index.json");
     let mode = std::fs::metadata(&index).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -139,7 +193,10 @@ fn wait_until_locked(env: &TestEnv, socket: &std::path::Path) {
     // The daemon learns of the lock from the keyring's signal; wait for that event to show.
     let deadline = Instant::now() + Duration::from_secs(20);
     while status_json(env, socket)["daemon"]["locked"] != true {
-        assert!(Instant::now() < deadline, "the daemon never saw the keychain lock");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never saw the keychain lock"
+        );
     }
 }
 
@@ -148,9 +205,18 @@ fn locked_keychain_still_answers_status_and_list_and_get_fails_fast() {
     let env = TestEnv::with_keyring();
     let daemon = env.start_daemon(&[]);
     let s = daemon.socket.clone();
-    assert!(env.cli(&s, &["set", "cached"], "cached-secret").status.success());
-    assert!(env.cli(&s, &["set", "cold"], "cold-secret").status.success());
-    assert_eq!(stdout(&env.cli(&s, &["get", "cached"], "")), "cached-secret\n");
+    assert!(env
+        .cli(&s, &["set", "cached"], "cached-secret")
+        .status
+        .success());
+    assert!(env
+        .cli(&s, &["set", "cold"], "cold-secret")
+        .status
+        .success());
+    assert_eq!(
+        stdout(&env.cli(&s, &["get", "cached"], "")),
+        "cached-secret\n"
+    );
 
     Keyring::lock(env.bus());
     wait_until_locked(&env, &s);
@@ -164,7 +230,10 @@ fn locked_keychain_still_answers_status_and_list_and_get_fails_fast() {
         assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
         assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
         assert!(out.stdout.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(10), "get on a locked keychain must not hang");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "get on a locked keychain must not hang"
+        );
     }
     // Writing to a locked keychain fails cleanly and loses nothing.
     let out = env.cli(&s, &["set", "cached"], "replacement");

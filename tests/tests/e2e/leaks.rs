@@ -24,24 +24,61 @@ fn canaries_never_reach_logs_listings_or_errors() {
         out
     };
     assert!(run(&["set", "leak-key"], CANARIES[0]).status.success());
-    assert!(run(&["set", "leak-pw", "--kind", "password", "--username", "u"], CANARIES[1]).status.success());
+    assert!(run(
+        &["set", "leak-pw", "--kind", "password", "--username", "u"],
+        CANARIES[1]
+    )
+    .status
+    .success());
     let bundle = format!(
         r#"{{"kind":"oauth2","access_token":"{}","refresh_token":"{}","id_token":"{}","expires_in":3600,"scopes":["read"]}}"#,
         CANARIES[2], CANARIES[3], CANARIES[4]
     );
-    assert!(run(&["set", "leak-oauth", "--bundle"], &bundle).status.success());
+    assert!(run(&["set", "leak-oauth", "--bundle"], &bundle)
+        .status
+        .success());
 
     assert_eq!(stdout(&run(&["get", "leak-key"], "")).trim(), CANARIES[0]);
     assert_eq!(stdout(&run(&["get", "leak-pw"], "")).trim(), CANARIES[1]);
     let got = stdout(&run(&["get", "leak-oauth", "--json"], ""));
     assert!(got.contains(CANARIES[2]));
-    assert!(!got.contains(CANARIES[3]), "a refresh token left the daemon: {got}");
-    assert!(!got.contains(CANARIES[4]), "the ID token is not handed out by get: {got}");
+    assert!(
+        !got.contains(CANARIES[3]),
+        "a refresh token left the daemon: {got}"
+    );
+    assert!(
+        !got.contains(CANARIES[4]),
+        "the ID token is not handed out by get: {got}"
+    );
     // Errors on entries that hold canaries.
-    assert_eq!(run(&["get", "leak-oauth", "--scope", "write"], "").status.code(), Some(5));
-    assert_eq!(run(&["set", "leak-oauth", "--bundle"], &format!("{{\"kind\":\"oauth2\",\"access_token\":\"{}\",\"expires_in\":-1}}", CANARIES[2])).status.code(), Some(2));
-    assert_eq!(run(&["set", "bad\nname"], CANARIES[0]).status.code(), Some(2));
-    for args in [&["list"][..], &["list", "--json"], &["status"], &["status", "--json"]] {
+    assert_eq!(
+        run(&["get", "leak-oauth", "--scope", "write"], "")
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(
+        run(
+            &["set", "leak-oauth", "--bundle"],
+            &format!(
+                "{{\"kind\":\"oauth2\",\"access_token\":\"{}\",\"expires_in\":-1}}",
+                CANARIES[2]
+            )
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["set", "bad\nname"], CANARIES[0]).status.code(),
+        Some(2)
+    );
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["status"],
+        &["status", "--json"],
+    ] {
         let out = run(args, "");
         assert!(out.status.success());
         public_output.borrow_mut().push_str(&stdout(&out));
@@ -52,9 +89,15 @@ fn canaries_never_reach_logs_listings_or_errors() {
     let public_output = public_output.into_inner();
     let (exit, logs) = daemon.stop();
     assert!(exit.success());
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "trace logging was not on");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging was not on"
+    );
     for canary in CANARIES {
         assert!(!logs.contains(canary), "{canary} is in the daemon's log");
-        assert!(!public_output.contains(canary), "{canary} is in a listing or an error:\n{public_output}");
+        assert!(
+            !public_output.contains(canary),
+            "{canary} is in a listing or an error:\n{public_output}"
+        );
     }
 }

@@ -61,7 +61,9 @@ fn wire_format_is_pinned() {
     assert_eq!(entry["kind"], "api_key");
     assert_eq!(entry["state"], "valid");
     stream
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"get\",\"params\":{\"service\":\"s\"}}\n")
+        .write_all(
+            b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"get\",\"params\":{\"service\":\"s\"}}\n",
+        )
         .unwrap();
     line.clear();
     reader.read_line(&mut line).unwrap();
@@ -110,7 +112,10 @@ fn hostile_requests_get_documented_errors_and_harm_no_one() {
         let response = read_json(&mut reader);
         let shown = String::from_utf8_lossy(line);
         assert_eq!(response["error"]["code"], *code, "{shown}: {response}");
-        assert_eq!(response["error"]["data"]["kind"], *kind, "{shown}: {response}");
+        assert_eq!(
+            response["error"]["data"]["kind"], *kind,
+            "{shown}: {response}"
+        );
         assert!(response.get("result").is_none());
         assert!(
             !response.to_string().contains("HOSTILE-MARKER"),
@@ -123,9 +128,17 @@ fn hostile_requests_get_documented_errors_and_harm_no_one() {
     neighbour.write_all(VERSION).unwrap();
     assert_eq!(read_json(&mut neighbour_reader)["result"]["protocol"], 1);
     // Nothing was stored by any of them.
-    let list = raw_exchange(&daemon.socket, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"list\"}\n", 1);
+    let list = raw_exchange(
+        &daemon.socket,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"list\"}\n",
+        1,
+    );
     assert_eq!(list[0]["result"]["entries"], serde_json::json!([]));
-    assert!(!daemon.logs().contains("HOSTILE-MARKER"), "{}", daemon.logs());
+    assert!(
+        !daemon.logs().contains("HOSTILE-MARKER"),
+        "{}",
+        daemon.logs()
+    );
 }
 
 #[test]
@@ -147,7 +160,11 @@ fn oversized_line_is_refused_and_the_connection_recovers() {
     writer.join().unwrap().unwrap();
     stream.write_all(VERSION).unwrap();
     assert_eq!(read_json(&mut reader)["id"], "ping");
-    let list = raw_exchange(&daemon.socket, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"list\"}\n", 1);
+    let list = raw_exchange(
+        &daemon.socket,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"list\"}\n",
+        1,
+    );
     assert_eq!(list[0]["result"]["entries"], serde_json::json!([]));
 }
 
@@ -155,7 +172,8 @@ fn oversized_line_is_refused_and_the_connection_recovers() {
 fn line_limit_is_configurable() {
     let env = TestEnv::bare();
     let daemon = env.start_daemon(&["--max-line", "256"]);
-    let mut request = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"".to_vec();
+    let mut request =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"".to_vec();
     request.resize(300, b'x');
     request.extend_from_slice(b"\"}}\n");
     let responses = raw_exchange(&daemon.socket, &request, 1);
@@ -168,13 +186,26 @@ fn pipelined_requests_are_answered_in_order() {
     let daemon = env.start_daemon(&[]);
     let mut batch = Vec::new();
     batch.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"p\",\"bundle\":{\"kind\":\"api_key\",\"key\":\"v1\"}}}\n");
-    batch.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get\",\"params\":{\"service\":\"p\"}}\n");
+    batch.extend_from_slice(
+        b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get\",\"params\":{\"service\":\"p\"}}\n",
+    );
     batch.extend_from_slice(b"{nonsense}\n");
     batch.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"four\",\"method\":\"clear\",\"params\":{\"service\":\"p\"}}\n");
-    batch.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"get\",\"params\":{\"service\":\"p\"}}\r\n");
+    batch.extend_from_slice(
+        b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"get\",\"params\":{\"service\":\"p\"}}\r\n",
+    );
     let responses = raw_exchange(&daemon.socket, &batch, 5);
     let ids: Vec<_> = responses.iter().map(|r| r["id"].clone()).collect();
-    assert_eq!(ids, [serde_json::json!(1), 2.into(), Value::Null, "four".into(), 5.into()]);
+    assert_eq!(
+        ids,
+        [
+            serde_json::json!(1),
+            2.into(),
+            Value::Null,
+            "four".into(),
+            5.into()
+        ]
+    );
     assert_eq!(responses[1]["result"]["secret"], "v1");
     assert_eq!(responses[3]["result"]["removed"], true);
     assert_eq!(responses[4]["error"]["data"]["kind"], "not_found");
@@ -186,14 +217,17 @@ fn idle_and_truncated_connections_are_closed_without_harm() {
     let daemon = env.start_daemon(&["--idle-timeout", "1"]);
     // Half a request, then silence: the daemon closes the connection when it idles out.
     let mut idle = UnixStream::connect(&daemon.socket).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     idle.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,").unwrap();
     let mut rest = Vec::new();
     let read = idle.read_to_end(&mut rest).unwrap();
     assert_eq!(read, 0, "the idle connection got data: {rest:?}");
     // Half a request, then hang up.
     let mut truncated = UnixStream::connect(&daemon.socket).unwrap();
-    truncated.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"meth").unwrap();
+    truncated
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"meth")
+        .unwrap();
     drop(truncated);
     let responses = raw_exchange(&daemon.socket, VERSION, 1);
     assert_eq!(responses[0]["id"], "ping");

@@ -16,7 +16,9 @@ pub enum BindError {
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
     /// The folder belongs to someone else or is open to others.
-    #[error("the socket folder {0} is not private to this user (it must be owned by you, mode 0700)")]
+    #[error(
+        "the socket folder {0} is not private to this user (it must be owned by you, mode 0700)"
+    )]
     UnsafeFolder(PathBuf),
     /// An I/O error.
     #[error("cannot bind {path}: {source}")]
@@ -54,7 +56,10 @@ pub fn bind(path: &Path) -> Result<(UnixListener, SocketGuard), BindError> {
         path: path.to_owned(),
         source,
     };
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !folder.exists() {
         latchkey_store::index::create_private_dir(folder).map_err(io)?;
     }
@@ -102,7 +107,11 @@ mod tests {
         let (listener, guard) = bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let folder_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let folder_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(folder_mode, 0o700);
         assert!(matches!(bind(&path), Err(BindError::AlreadyRunning(_))));
         // Drop the listener without removing the file: a stale socket.

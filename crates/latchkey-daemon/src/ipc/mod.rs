@@ -53,7 +53,10 @@ pub async fn serve(
             drop(permit);
         });
     }
-    debug!(open = tracker.len(), "no longer accepting; draining connections");
+    debug!(
+        open = tracker.len(),
+        "no longer accepting; draining connections"
+    );
     tracker.close();
     tracker.wait().await;
 }

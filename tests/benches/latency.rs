@@ -1,0 +1,223 @@
+//! latchkey's latency benchmark (not a test): the socket `get` of a cached entry against a raw
+//! Unix-socket echo of the same message sizes, one client and sixteen at once, in one run on the
+//! same machine; then `latchkey get` as a whole process against `secret-tool lookup`.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench latency`.
+//! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey_proto::{Call, GetParams, Id, Request};
+use latchkey_tests::{bin, TestEnv};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    ops: f64,
+}
+
+fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        ops: samples.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+/// One connection doing `count` sequential round trips of `line`; returns each latency.
+async fn client(socket: PathBuf, line: Arc<Vec<u8>>, count: usize) -> Vec<Duration> {
+    let stream = UnixStream::connect(&socket).await.expect("connect");
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut response = String::new();
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        writer.write_all(&line).await.unwrap();
+        response.clear();
+        reader.read_line(&mut response).await.unwrap();
+        samples.push(started.elapsed());
+        assert!(!response.contains("\"error\""), "{response}");
+    }
+    samples
+}
+
+async fn measure(socket: &Path, line: &Arc<Vec<u8>>, clients: usize, total: usize) -> Stats {
+    // Warm up the connection path.
+    client(socket.to_owned(), Arc::clone(line), 200).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(client(socket.to_owned(), Arc::clone(line), total / clients)))
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.unwrap());
+    }
+    stats(samples, started.elapsed())
+}
+
+/// A raw echo server answering every line with a fixed response of the daemon's size.
+fn start_echo(path: PathBuf, response: Arc<Vec<u8>>) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = UnixListener::bind(&path).unwrap();
+            ready_tx.send(()).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let response = Arc::clone(&response);
+                tokio::spawn(async move {
+                    let (reader, mut writer) = stream.into_split();
+                    let mut reader = BufReader::new(reader);
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        match reader.read_until(b'\n', &mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if writer.write_all(&response).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    ready_rx.recv().unwrap();
+}
+
+fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Duration {
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let out = make()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(out.success());
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[runs / 2]
+}
+
+fn row(name: &str, s: &Stats) {
+    println!(
+        "{name:<28} p50 {:>8.1} µs   p99 {:>8.1} µs   {:>9.0} ops/s",
+        s.p50.as_secs_f64() * 1e6,
+        s.p99.as_secs_f64() * 1e6,
+        s.ops
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let total: usize = std::env::var("LATCHKEY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", "warn")]);
+    let set = env.cli(
+        &daemon.socket,
+        &["set", "bench"],
+        "sk-bench-0123456789abcdef0123456789abcdef",
+    );
+    assert!(set.status.success());
+
+    let line = Arc::new(
+        Request {
+            id: Id::from(1),
+            call: Call::Get(GetParams {
+                service: "bench".into(),
+                account: None,
+                scopes: vec![],
+                min_valid_secs: None,
+            }),
+        }
+        .to_line(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The daemon's real response, so the echo sends the same number of bytes.
+    let response = runtime.block_on(async {
+        let stream = UnixStream::connect(&daemon.socket).await.unwrap();
+        let (reader, mut writer) = stream.into_split();
+        writer.write_all(&line).await.unwrap();
+        let mut response = String::new();
+        BufReader::new(reader)
+            .read_line(&mut response)
+            .await
+            .unwrap();
+        response
+    });
+    let echo_path = env.root().join("echo.sock");
+    start_echo(echo_path.clone(), Arc::new(response.clone().into_bytes()));
+
+    println!(
+        "latchkey socket benchmark: {} requests per measurement, request {} bytes, response {} bytes, store secret-service (entry cached)",
+        total,
+        line.len(),
+        response.len()
+    );
+    for clients in [1, 16] {
+        let get = runtime.block_on(measure(&daemon.socket, &line, clients, total));
+        let echo = runtime.block_on(measure(&echo_path, &line, clients, total));
+        row(&format!("get, {clients} client(s)"), &get);
+        row(&format!("raw echo, {clients} client(s)"), &echo);
+        println!(
+            "  ratio get/echo: p50 {:.2}x (goal <= 1.5x), throughput {:.2}x (goal >= 0.6x)",
+            get.p50.as_secs_f64() / echo.p50.as_secs_f64(),
+            get.ops / echo.ops
+        );
+    }
+
+    let runs = 100;
+    let latchkey = bin("latchkey");
+    let cli = median_process_time(
+        || {
+            let mut cmd = env.command(&latchkey);
+            cmd.env("LATCHKEY_SOCKET", &daemon.socket)
+                .args(["get", "bench"]);
+            cmd
+        },
+        runs,
+    );
+    let secret_tool = median_process_time(
+        || {
+            let mut cmd = Command::new("secret-tool");
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", env.bus().address())
+                .args(["lookup", "service", "bench", "account", "default"]);
+            cmd
+        },
+        runs,
+    );
+    println!(
+        "process, median of {runs}: latchkey get {:.2} ms, secret-tool lookup {:.2} ms ({:.2}x)",
+        cli.as_secs_f64() * 1e3,
+        secret_tool.as_secs_f64() * 1e3,
+        cli.as_secs_f64() / secret_tool.as_secs_f64()
+    );
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+}
