@@ -134,7 +134,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let env = TestEnv::with_keyring();
-    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", "warn")]);
+    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", "warn,latchkeyd=info")]);
     let set = env.cli(
         &daemon.socket,
         &["set", "bench"],

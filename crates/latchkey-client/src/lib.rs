@@ -139,7 +139,7 @@ impl Client {
             return Err(ClientError::Protocol);
         }
         match response.outcome {
-            Ok(value) => serde_json::from_value(value).map_err(|_| ClientError::Protocol),
+            Ok(raw) => serde_json::from_str(raw.get()).map_err(|_| ClientError::Protocol),
             Err(err) => Err(ClientError::Daemon(DaemonError {
                 message: err.message,
                 data: err.data,

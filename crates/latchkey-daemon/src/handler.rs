@@ -6,7 +6,7 @@ use latchkey_proto::{
     Call, ClearResult, DaemonInfo, ListResult, Request, Response, RpcError, SetResult,
     StatusResult, VersionResult, PROTOCOL_VERSION,
 };
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::info;
 
 use crate::ipc::peer::Peer;
@@ -20,8 +20,9 @@ pub struct Handler {
     service: TokenService,
 }
 
-fn encode<T: serde::Serialize>(value: T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|_| Error::Store("could not encode the result".into()))
+fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, Error> {
+    serde_json::value::to_raw_value(&value)
+        .map_err(|_| Error::Store("could not encode the result".into()))
 }
 
 fn audit_name(service: &str, account: Option<&str>) -> String {
@@ -66,7 +67,7 @@ impl Handler {
             Call::Clear(p) => Some(audit_name(&p.service, p.account.as_deref())),
             _ => None,
         };
-        let outcome: Result<Value, Error> = match request.call {
+        let outcome: Result<Box<RawValue>, Error> = match request.call {
             Call::Version => encode(VersionResult {
                 version: VERSION.to_owned(),
                 protocol: PROTOCOL_VERSION,
@@ -91,7 +92,7 @@ impl Handler {
                 entries: self.service.list(),
             }),
         };
-        let outcome: Result<Value, RpcError> = outcome.map_err(|e| e.to_rpc());
+        let outcome: Result<Box<RawValue>, RpcError> = outcome.map_err(|e| e.to_rpc());
         let result = match &outcome {
             Ok(_) => "ok",
             Err(e) => e.data.kind.as_str(),

@@ -6,6 +6,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::RpcError;
@@ -90,12 +91,50 @@ pub struct BadRequest {
     pub error: RpcError,
 }
 
+/// The common shape of a well-formed request, read without building a JSON tree.
+#[derive(Deserialize)]
+struct FastRequest<'a> {
+    #[serde(borrow)]
+    jsonrpc: &'a str,
+    id: Id,
+    #[serde(borrow)]
+    method: &'a str,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+/// Params as found: raw JSON text (fast path) or an already parsed object (slow path).
+enum Params<'a> {
+    Raw(&'a str),
+    Object(Map<String, Value>),
+}
+
 impl Request {
     /// Parses one request line (without its newline).
+    ///
+    /// Well-formed requests take a fast path that borrows from the line; anything else is
+    /// parsed step by step to give the precise error.
     pub fn parse(line: &[u8]) -> Result<Request, Box<BadRequest>> {
         let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         let text = std::str::from_utf8(line)
             .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
+        if let Ok(fast) = serde_json::from_str::<FastRequest<'_>>(text) {
+            let params = fast.params.map(|p| p.get().trim()).unwrap_or("null");
+            if fast.jsonrpc == "2.0" && (params.starts_with('{') || params == "null") {
+                let params = if params == "null" { "{}" } else { params };
+                return dispatch(fast.method, Params::Raw(params))
+                    .map(|call| Request {
+                        id: fast.id.clone(),
+                        call,
+                    })
+                    .map_err(|e| bad(fast.id, e));
+            }
+        }
+        Self::parse_slowly(text)
+    }
+
+    fn parse_slowly(text: &str) -> Result<Request, Box<BadRequest>> {
+        let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         let value: Value = serde_json::from_str(text).map_err(|e| {
             bad(
                 Id::Null,
@@ -165,18 +204,10 @@ impl Request {
                 ))
             }
         };
-        let call = match method.as_str() {
-            "version" => Call::Version,
-            "list" => Call::List,
-            "get" => Call::Get(typed_params("get", params).map_err(|e| bad(id.clone(), e))?),
-            "set" => Call::Set(typed_params("set", params).map_err(|e| bad(id.clone(), e))?),
-            "clear" => Call::Clear(typed_params("clear", params).map_err(|e| bad(id.clone(), e))?),
-            "status" => {
-                Call::Status(typed_params("status", params).map_err(|e| bad(id.clone(), e))?)
-            }
-            _ => return Err(bad(id, RpcError::method_not_found())),
-        };
-        Ok(Request { id, call })
+        match dispatch(&method, Params::Object(params)) {
+            Ok(call) => Ok(Request { id, call }),
+            Err(error) => Err(bad(id, error)),
+        }
     }
 
     /// Serializes the request as one line, newline included.
@@ -197,12 +228,25 @@ impl Request {
     }
 }
 
+fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
+    Ok(match method {
+        "version" => Call::Version,
+        "list" => Call::List,
+        "get" => Call::Get(typed_params("get", params)?),
+        "set" => Call::Set(typed_params("set", params)?),
+        "clear" => Call::Clear(typed_params("clear", params)?),
+        "status" => Call::Status(typed_params("status", params)?),
+        _ => return Err(RpcError::method_not_found()),
+    })
+}
+
 /// Deserializes params without letting serde quote the client's values in the message.
-fn typed_params<T: DeserializeOwned>(
-    method: &str,
-    params: Map<String, Value>,
-) -> Result<T, RpcError> {
-    serde_json::from_value(Value::Object(params)).map_err(|e| {
+fn typed_params<T: DeserializeOwned>(method: &str, params: Params<'_>) -> Result<T, RpcError> {
+    let parsed = match params {
+        Params::Raw(text) => serde_json::from_str(text),
+        Params::Object(map) => serde_json::from_value(Value::Object(map)),
+    };
+    parsed.map_err(|e| {
         let text = e.to_string();
         // "missing field `x`" names one of our own fields, never client data.
         if text.starts_with("missing field") {
@@ -216,28 +260,51 @@ fn typed_params<T: DeserializeOwned>(
 }
 
 /// One response, as read by a client.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` shows the size of a result, never its text: a `get` result holds a secret.
+#[derive(Clone)]
 pub struct Response {
     /// The id of the request it answers.
     pub id: Id,
-    /// The result, or the error.
-    pub outcome: Result<Value, RpcError>,
+    /// The result as JSON text, or the error.
+    pub outcome: Result<Box<RawValue>, RpcError>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    jsonrpc: String,
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Response");
+        out.field("id", &self.id);
+        match &self.outcome {
+            Ok(raw) => out.field("result_bytes", &raw.get().len()),
+            Err(error) => out.field("error", error),
+        };
+        out.finish()
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    jsonrpc: &'static str,
+    id: &'a Id,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RpcError>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn {
     id: Id,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
     error: Option<RpcError>,
 }
 
 impl Response {
     /// A success response.
     pub fn ok(id: Id, result: impl Serialize) -> Self {
-        match serde_json::to_value(result) {
+        match serde_json::value::to_raw_value(&result) {
             Ok(value) => Self {
                 id,
                 outcome: Ok(value),
@@ -260,12 +327,12 @@ impl Response {
     /// Serializes the response as one line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         let (result, error) = match &self.outcome {
-            Ok(value) => (Some(value.clone()), None),
-            Err(error) => (None, Some(error.clone())),
+            Ok(value) => (Some(value.as_ref()), None),
+            Err(error) => (None, Some(error)),
         };
-        let envelope = Envelope {
-            jsonrpc: "2.0".into(),
-            id: self.id.clone(),
+        let envelope = EnvelopeOut {
+            jsonrpc: "2.0",
+            id: &self.id,
             result,
             error,
         };
@@ -276,16 +343,122 @@ impl Response {
 
     /// Parses one response line.
     pub fn parse(line: &[u8]) -> Result<Response, RpcError> {
-        let envelope: Envelope = serde_json::from_slice(line)
+        let envelope: EnvelopeIn = serde_json::from_slice(line)
             .map_err(|_| RpcError::parse("response is not a valid JSON-RPC response"))?;
         let outcome = match (envelope.result, envelope.error) {
             (_, Some(error)) => Err(error),
             (Some(result), None) => Ok(result),
-            (None, None) => Ok(Value::Null),
+            (None, None) => Err(RpcError::parse("response has neither result nor error")),
         };
         Ok(Response {
             id: envelope.id,
             outcome,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::BundleInput;
+    use crate::ErrorKind;
+
+    fn parse(text: &str) -> Result<Request, Box<BadRequest>> {
+        Request::parse(text.as_bytes())
+    }
+
+    #[test]
+    fn request_line_is_pinned() {
+        let request = Request {
+            id: Id::from(7),
+            call: Call::Get(GetParams {
+                service: "github".into(),
+                account: None,
+                scopes: vec!["repo".into()],
+                min_valid_secs: Some(30),
+            }),
+        };
+        assert_eq!(
+            String::from_utf8(request.to_line()).unwrap(),
+            "{\"id\":7,\"jsonrpc\":\"2.0\",\"method\":\"get\",\"params\":{\"min_valid_secs\":30,\"scopes\":[\"repo\"],\"service\":\"github\"}}\n"
+        );
+        assert_eq!(
+            parse(std::str::from_utf8(&request.to_line()).unwrap().trim_end()).unwrap(),
+            request
+        );
+    }
+
+    #[test]
+    fn fast_and_slow_paths_agree() {
+        // Escapes in "jsonrpc" and params given as null force the slow path.
+        let fast = parse(r#"{"jsonrpc":"2.0","id":"a","method":"clear","params":{"service":"s"}}"#)
+            .unwrap();
+        let slow =
+            parse(r#"{"jsonrpc":"2\u002e0","id":"a","method":"clear","params":{"service":"s"}}"#)
+                .unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"list","params":null}"#)
+                .unwrap()
+                .call,
+            Call::List
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#)
+                .unwrap()
+                .call,
+            Call::Status(StatusParams::default())
+        );
+    }
+
+    #[test]
+    fn positional_params_are_refused() {
+        let err =
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"get","params":["github"]}"#).unwrap_err();
+        assert_eq!(err.error.code, crate::error::INVALID_PARAMS);
+        assert_eq!(err.id, Id::from(1));
+    }
+
+    #[test]
+    fn errors_keep_the_id_when_it_was_readable() {
+        let err = parse(r#"{"jsonrpc":"2.0","id":"x","method":"nope"}"#).unwrap_err();
+        assert_eq!(err.id, Id::String("x".into()));
+        assert_eq!(err.error.code, crate::error::METHOD_NOT_FOUND);
+        let err = parse(r#"{"jsonrpc":"2.0","method":"list"}"#).unwrap_err();
+        assert_eq!(err.id, Id::Null);
+        assert_eq!(err.error.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn set_carries_its_bundle() {
+        let request = parse(r#"{"jsonrpc":"2.0","id":1,"method":"set","params":{"service":"s","bundle":{"kind":"password","username":"u","password":"p"}}}"#).unwrap();
+        let Call::Set(params) = request.call else {
+            panic!("not a set")
+        };
+        assert_eq!(
+            params.bundle,
+            BundleInput::Password {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert!(!format!("{params:?}").contains("\"p\""));
+    }
+
+    #[test]
+    fn response_round_trips_and_debug_hides_results() {
+        let response = Response::ok(Id::from(3), serde_json::json!({"secret": "canary"}));
+        let line = response.to_line();
+        assert_eq!(
+            line,
+            b"{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"secret\":\"canary\"}}\n"
+        );
+        assert!(!format!("{response:?}").contains("canary"));
+        let back = Response::parse(&line).unwrap();
+        assert_eq!(back.id, Id::from(3));
+        assert_eq!(back.outcome.unwrap().get(), "{\"secret\":\"canary\"}");
+        let err = Response::err(Id::Null, RpcError::too_large(10));
+        let back = Response::parse(&err.to_line()).unwrap();
+        assert_eq!(back.outcome.unwrap_err().kind(), ErrorKind::TooLarge);
     }
 }

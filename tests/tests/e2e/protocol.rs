@@ -38,7 +38,7 @@ fn wire_format_is_pinned() {
     assert_eq!(
         line,
         format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"protocol\":1,\"version\":\"{}\"}}}}\n",
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"version\":\"{}\",\"protocol\":1}}}}\n",
             env!("CARGO_PKG_VERSION")
         )
     );
@@ -69,7 +69,7 @@ fn wire_format_is_pinned() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(
         line,
-        "{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"kind\":\"api_key\",\"scopes\":[],\"secret\":\"k\"}}\n"
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"secret\":\"k\",\"kind\":\"api_key\",\"scopes\":[]}}\n"
     );
 }
 
