@@ -3,7 +3,9 @@
 //! same machine; then `latchkey get` as a whole process against `secret-tool lookup`.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench latency`.
-//! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000).
+//! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000);
+//! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
+//! per request; `warn,latchkeyd=info` turns the audit off).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,40 +65,58 @@ async fn measure(socket: &Path, line: &Arc<Vec<u8>>, clients: usize, total: usiz
     stats(samples, started.elapsed())
 }
 
-/// A raw echo server answering every line with a fixed response of the daemon's size.
-fn start_echo(path: PathBuf, response: Arc<Vec<u8>>) {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = UnixListener::bind(&path).unwrap();
-            ready_tx.send(()).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let response = Arc::clone(&response);
-                tokio::spawn(async move {
-                    let (reader, mut writer) = stream.into_split();
-                    let mut reader = BufReader::new(reader);
-                    let mut line = Vec::new();
-                    loop {
-                        line.clear();
-                        match reader.read_until(b'\n', &mut line).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if writer.write_all(&response).await.is_err() {
-                            return;
-                        }
+/// Starts the raw echo server as a separate process (this binary with `--echo-server`), so
+/// that it pays the same process switches as the daemon.
+fn start_echo(path: &Path, response: &str) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--echo-server")
+        .arg(path)
+        .arg(response.trim_end())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    child
+}
+
+/// The echo server's main: answers every line with a fixed response of the daemon's size, on
+/// a runtime shaped like the daemon's (two workers).
+fn echo_server(path: PathBuf, response: String) {
+    let response = Arc::new(format!("{response}\n").into_bytes());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let listener = UnixListener::bind(&path).unwrap();
+        println!("ready");
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let response = Arc::clone(&response);
+            tokio::spawn(async move {
+                let (reader, mut writer) = stream.into_split();
+                let mut reader = BufReader::new(reader);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
                     }
-                });
-            }
-        });
+                    if writer.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
     });
-    ready_rx.recv().unwrap();
 }
 
 fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Duration {
@@ -126,7 +146,12 @@ fn row(name: &str, s: &Stats) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    if args.len() == 4 && args[1] == "--echo-server" {
+        echo_server(PathBuf::from(&args[2]), args[3].clone());
         return;
     }
     let total: usize = std::env::var("LATCHKEY_BENCH_REQUESTS")
@@ -134,7 +159,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let env = TestEnv::with_keyring();
-    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", "warn,latchkeyd=info")]);
+    // The daemon's default logging (info, audit line per request) unless told otherwise.
+    let log = std::env::var("LATCHKEY_BENCH_RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", &log)]);
     let set = env.cli(
         &daemon.socket,
         &["set", "bench"],
@@ -172,10 +199,10 @@ fn main() {
         response
     });
     let echo_path = env.root().join("echo.sock");
-    start_echo(echo_path.clone(), Arc::new(response.clone().into_bytes()));
+    let mut echo = start_echo(&echo_path, &response);
 
     println!(
-        "latchkey socket benchmark: {} requests per measurement, request {} bytes, response {} bytes, store secret-service (entry cached)",
+        "latchkey socket benchmark: {} requests per measurement, request {} bytes, response {} bytes, store secret-service (entry cached), daemon RUST_LOG={log}",
         total,
         line.len(),
         response.len()
@@ -218,6 +245,8 @@ fn main() {
         secret_tool.as_secs_f64() * 1e3,
         cli.as_secs_f64() / secret_tool.as_secs_f64()
     );
+    let _ = echo.kill();
+    let _ = echo.wait();
     let (exit, _) = daemon.stop();
     assert!(exit.success());
 }

@@ -1,6 +1,8 @@
 //! Turns a parsed request into a response by calling the [`TokenService`], and writes one audit
 //! line per request: who asked, which method, which entry, and the outcome — never a secret.
 
+use std::collections::HashSet;
+
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
     Call, ClearResult, DaemonInfo, ListResult, Request, Response, RpcError, SetResult,
@@ -23,6 +25,29 @@ pub struct Handler {
 fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, Error> {
     serde_json::value::to_raw_value(&value)
         .map_err(|_| Error::Store("could not encode the result".into()))
+}
+
+/// What one connection has already had audited, so a client that reads the same entry in a
+/// loop is audited once per connection instead of once per request. Writes, failures and every
+/// other method are always audited.
+#[derive(Debug, Default)]
+pub struct AuditMemory {
+    reads: HashSet<String>,
+}
+
+impl AuditMemory {
+    /// Most distinct entries remembered per connection; past it every read is audited again.
+    const LIMIT: usize = 1024;
+
+    fn first_read(&mut self, entry: &str) -> bool {
+        if self.reads.contains(entry) {
+            return false;
+        }
+        if self.reads.len() < Self::LIMIT {
+            self.reads.insert(entry.to_owned());
+        }
+        true
+    }
 }
 
 fn audit_name(service: &str, account: Option<&str>) -> String {
@@ -56,8 +81,13 @@ impl Handler {
         }
     }
 
-    /// Runs one request for `peer`.
-    pub async fn handle(&self, request: Request, peer: &Peer) -> Response {
+    /// Runs one request for `peer`; `memory` is the connection's audit memory.
+    pub async fn handle(
+        &self,
+        request: Request,
+        peer: &Peer,
+        memory: &mut AuditMemory,
+    ) -> Response {
         let method = request.call.method();
         // The audit names an entry only once it is a valid key: invalid names are the client's
         // raw input and never reach a log line.
@@ -97,6 +127,15 @@ impl Handler {
             Ok(_) => "ok",
             Err(e) => e.data.kind.as_str(),
         };
+        let repeated_read = method == "get"
+            && outcome.is_ok()
+            && !memory.first_read(entry.as_deref().unwrap_or_default());
+        if repeated_read {
+            return Response {
+                id: request.id,
+                outcome,
+            };
+        }
         info!(
             target: "latchkey::audit",
             method,

@@ -114,12 +114,17 @@ async fn watch_signals(shutdown: CancellationToken) {
 }
 
 fn main() -> std::process::ExitCode {
+    // Log lines are written by a background thread, so an audit line per request costs the
+    // request its formatting only, not a write to stderr. Lines still queued flush on exit.
+    let (stderr, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(err) = hardening::disable_core_dumps() {

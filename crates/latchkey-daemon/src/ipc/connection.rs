@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::peer::{effective_uid, Peer};
 use crate::config::Limits;
-use crate::handler::Handler;
+use crate::handler::{AuditMemory, Handler};
 
 pub(super) async fn run(
     stream: UnixStream,
@@ -40,13 +40,14 @@ pub(super) async fn run(
     let mut writer = BufWriter::new(writer);
     let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; 16 * 1024];
+    let mut audit = AuditMemory::default();
     loop {
         let mut answered = false;
         while let Some(frame) = decoder.next_frame() {
             let response = match frame {
                 Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Frame::Line(line) => match Request::parse(&line) {
-                    Ok(request) => handler.handle(request, &peer).await,
+                    Ok(request) => handler.handle(request, &peer, &mut audit).await,
                     Err(bad) => {
                         debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
                         Response::err(bad.id, bad.error)
