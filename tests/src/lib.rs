@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -261,16 +261,52 @@ impl Drop for Keyring {
 /// A running latchkeyd.
 pub struct Daemon {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: Arc<Log>,
     reader: Option<std::thread::JoinHandle<()>>,
     /// The socket it serves.
     pub socket: PathBuf,
 }
 
+/// A daemon's stderr as it arrives, with a condition variable to wait for a line.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn push(&self, line: &str) {
+        let mut text = self.text.lock().unwrap();
+        text.push_str(line);
+        text.push('\n');
+        self.grew.notify_all();
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
 impl Daemon {
     /// The daemon's stderr so far.
     pub fn logs(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.snapshot()
+    }
+
+    /// Waits until the daemon's stderr contains `needle` (its log is written asynchronously).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let text = self.log.text.lock().unwrap();
+        let (text, timeout) = self
+            .log
+            .grew
+            .wait_timeout_while(text, START_TIMEOUT, |t| !t.contains(needle))
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "the daemon never logged {needle:?}:\n{}",
+            *text
+        );
+        text.clone()
     }
 
     /// The pid.
@@ -416,7 +452,7 @@ impl TestEnv {
         }
         let mut child = cmd.spawn().expect("start latchkeyd");
         let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
+        let log = Arc::new(Log::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let sink = Arc::clone(&log);
         let reader = std::thread::spawn(move || {
@@ -424,11 +460,7 @@ impl TestEnv {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let is_ready = line.contains("latchkeyd is serving");
-                {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
+                sink.push(&line);
                 if is_ready {
                     if let Some(tx) = ready.take() {
                         let _ = tx.send(true);
@@ -454,14 +486,13 @@ impl TestEnv {
             Ok(false) => {
                 let status = child.wait().unwrap();
                 let _ = reader.join();
-                let logs = log.lock().unwrap().clone();
-                Err((status, logs))
+                Err((status, log.snapshot()))
             }
             Err(_) => {
                 let _ = child.kill();
                 panic!(
                     "latchkeyd did not start within {START_TIMEOUT:?}:\n{}",
-                    log.lock().unwrap()
+                    log.snapshot()
                 );
             }
         }
@@ -480,7 +511,10 @@ impl TestEnv {
             .expect("run latchkey");
         {
             let mut input = child.stdin.take().unwrap();
-            input.write_all(stdin.as_bytes()).unwrap();
+            // A command that exits without reading stdin (a usage error) closes the pipe early.
+            if let Err(err) = input.write_all(stdin.as_bytes()) {
+                assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+            }
         }
         child.wait_with_output().unwrap()
     }

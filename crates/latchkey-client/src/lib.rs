@@ -129,7 +129,16 @@ impl Client {
             id: Id::from(id),
             call,
         };
-        self.stream.write_all(&request.to_line()).await?;
+        self.stream
+            .write_all(&request.to_line())
+            .await
+            .map_err(|e| match e.kind() {
+                // The daemon hung up first (for example: it refused this user).
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                    ClientError::Closed
+                }
+                _ => ClientError::Io(e),
+            })?;
         let line = self.read_line().await?;
         let response = Response::parse(&line).map_err(|_| ClientError::Protocol)?;
         // An error about a request the daemon could not read (too large, say) carries a null

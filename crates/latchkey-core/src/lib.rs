@@ -25,5 +25,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{EntryKey, KeyError, MAX_ACCOUNT_LEN, MAX_SERVICE_LEN};
 pub use record::{refresh_window, EntryRecord};
-pub use service::{StoreInfo, TokenService};
+pub use service::{Change, ChangeKind, StoreInfo, TokenService};
 pub use store::{Listed, SecretBytes, Store, StoreError, StoreFuture};

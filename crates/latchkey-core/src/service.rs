@@ -19,6 +19,34 @@ use crate::store::Store;
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
 const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
 
+/// What happened to an entry, announced to transports that publish changes (D-Bus `Changed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The entry.
+    pub key: EntryKey,
+    /// What happened.
+    pub what: ChangeKind,
+}
+
+/// The kinds of change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Stored or replaced.
+    Set,
+    /// Removed.
+    Cleared,
+}
+
+impl ChangeKind {
+    /// The name used on the wire (`set`, `cleared`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Set => "set",
+            ChangeKind::Cleared => "cleared",
+        }
+    }
+}
+
 /// About the store, for `status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreInfo {
@@ -49,6 +77,8 @@ struct Inner {
     entries: Mutex<BTreeMap<EntryKey, Entry>>,
     /// Serializes `set` and `clear` so the store and the cache change in the same order.
     writes: tokio::sync::Mutex<()>,
+    /// Announces changes; slow listeners miss old events rather than slowing writes.
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -117,8 +147,19 @@ impl TokenService {
                 clock,
                 entries: Mutex::new(entries),
                 writes: tokio::sync::Mutex::new(()),
+                changes: tokio::sync::broadcast::channel(256).0,
             }),
         })
+    }
+
+    /// Receives every later change to an entry.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    fn announce(&self, key: EntryKey, what: ChangeKind) {
+        // No receivers is fine: nobody is listening.
+        let _ = self.inner.changes.send(Change { key, what });
     }
 
     fn entries(&self) -> MutexGuard<'_, BTreeMap<EntryKey, Entry>> {
@@ -253,7 +294,7 @@ impl TokenService {
         let metadata = record.metadata(now, last_used_at);
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(bundle));
         self.entries().insert(
-            key,
+            key.clone(),
             Entry {
                 record,
                 last_used_at,
@@ -261,6 +302,7 @@ impl TokenService {
                 generation: generation + 1,
             },
         );
+        self.announce(key, ChangeKind::Set);
         Ok(metadata)
     }
 
@@ -270,7 +312,11 @@ impl TokenService {
         let _writing = self.inner.writes.lock().await;
         let in_store = self.inner.store.remove(&key).await?;
         let in_cache = self.entries().remove(&key).is_some();
-        Ok(in_store || in_cache)
+        let removed = in_store || in_cache;
+        if removed {
+            self.announce(key, ChangeKind::Cleared);
+        }
+        Ok(removed)
     }
 
     /// Entries matching the optional filters, from memory only.

@@ -3,7 +3,9 @@
 //! sets up logging and signals, and calls in here; tests run the same code in-process.
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod config;
+pub mod dbus;
 pub mod handler;
 pub mod hardening;
 pub mod ipc;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey_core::{SystemClock, TokenService};
 use latchkey_daemon::config::{FileConfig, Overrides};
-use latchkey_daemon::{hardening, ipc, Config, Handler};
+use latchkey_daemon::{activation, dbus, hardening, ipc, Config, Handler};
 use latchkey_store::Backend;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -35,15 +35,28 @@ struct Args {
     /// Close connections idle for this many seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// Do not serve on the D-Bus session bus.
+    #[arg(long)]
+    no_dbus: bool,
+    /// Do not serve on the Unix socket (D-Bus only).
+    #[arg(long, conflicts_with = "no_dbus")]
+    no_socket: bool,
+}
+
+/// Which transports to serve, and a socket handed over by the service manager.
+struct Transports {
+    socket: bool,
+    dbus: bool,
+    inherited: Option<std::os::unix::net::UnixListener>,
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("dev", "latchkey", "latchkey")
 }
 
-fn load_config(args: Args) -> Result<Config> {
+fn load_config(args: &Args) -> Result<Config> {
     let dirs = project_dirs();
-    let (path, required) = match args.config {
+    let (path, required) = match args.config.clone() {
         Some(path) => (Some(path), true),
         None => (
             dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
@@ -58,7 +71,7 @@ fn load_config(args: Args) -> Result<Config> {
         .map(|d| d.data_dir().to_owned())
         .context("cannot find a home folder for latchkey's data")?;
     let flags = Overrides {
-        socket: args.socket,
+        socket: args.socket.clone(),
         backend: args.store,
         max_line: args.max_line,
         max_connections: args.max_connections,
@@ -67,8 +80,29 @@ fn load_config(args: Args) -> Result<Config> {
     Ok(Config::resolve(file, flags, data_dir)?)
 }
 
-async fn run(config: Config) -> Result<()> {
-    let (listener, _guard) = ipc::bind::bind(&config.socket)?;
+async fn run(config: Config, transports: Transports) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let (listener, _guard, socket_from) = match (transports.socket, transports.inherited) {
+        (false, _) => (None, None, "off".to_owned()),
+        (true, Some(std_listener)) => {
+            std_listener.set_nonblocking(true)?;
+            let listener = tokio::net::UnixListener::from_std(std_listener)
+                .context("cannot use the socket passed by the service manager")?;
+            (
+                Some(listener),
+                None,
+                "passed by the service manager".to_owned(),
+            )
+        }
+        (true, None) => {
+            let (listener, guard) = ipc::bind::bind(&config.socket)?;
+            (
+                Some(listener),
+                Some(guard),
+                config.socket.display().to_string(),
+            )
+        }
+    };
     let selection = latchkey_store::open(config.backend, config.data_dir.clone())
         .await
         .context("cannot open the store")?;
@@ -82,17 +116,36 @@ async fn run(config: Config) -> Result<()> {
     let service = TokenService::open(selection.store, Arc::new(SystemClock))
         .await
         .context("cannot read the store's entries")?;
+    let entries = service.store_info().entries;
+    let handler = Handler::new(service);
+    let bus = if transports.dbus {
+        match dbus::serve(handler.clone(), store_name.to_owned(), shutdown.clone()).await {
+            Ok(connection) => Some(connection),
+            Err(dbus::DbusError::NoBus(err)) if listener.is_some() => {
+                info!(error = %err, "no session bus: serving the socket only");
+                None
+            }
+            Err(err) => return Err(err).context("cannot serve on the session bus"),
+        }
+    } else {
+        None
+    };
+    activation::notify_ready();
     info!(
         version = latchkey_daemon::handler::VERSION,
-        socket = %config.socket.display(),
+        socket = %socket_from,
+        dbus = if bus.is_some() { dbus::BUS_NAME } else { "off" },
         store = store_name,
         reason = %selection.reason,
-        entries = service.store_info().entries,
+        entries,
         "latchkeyd is serving"
     );
-    let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    ipc::serve(listener, Handler::new(service), config.limits, shutdown).await;
+    match listener {
+        Some(listener) => ipc::serve(listener, handler, config.limits, shutdown).await,
+        None => shutdown.cancelled().await,
+    }
+    drop(bus);
     info!("latchkeyd stopped");
     Ok(())
 }
@@ -114,6 +167,13 @@ async fn watch_signals(shutdown: CancellationToken) {
 }
 
 fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    // First, while the process has one thread: taking the socket edits the environment.
+    let transports = Transports {
+        socket: !args.no_socket,
+        dbus: !args.no_dbus,
+        inherited: activation::inherited_listener(),
+    };
     // Log lines are written by a background thread, so an audit line per request costs the
     // request its formatting only, not a write to stderr. Lines still queued flush on exit.
     let (stderr, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -130,13 +190,13 @@ fn main() -> std::process::ExitCode {
     if let Err(err) = hardening::disable_core_dumps() {
         warn!(error = %err, "could not disable core dumps");
     }
-    let result = load_config(Args::parse()).and_then(|config| {
+    let result = load_config(&args).and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("cannot start the async runtime")?
-            .block_on(run(config))
+            .block_on(run(config, transports))
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -134,11 +134,9 @@ fn hostile_requests_get_documented_errors_and_harm_no_one() {
         1,
     );
     assert_eq!(list[0]["result"]["entries"], serde_json::json!([]));
-    assert!(
-        !daemon.logs().contains("HOSTILE-MARKER"),
-        "{}",
-        daemon.logs()
-    );
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success());
+    assert!(!logs.contains("HOSTILE-MARKER"), "{logs}");
 }
 
 #[test]

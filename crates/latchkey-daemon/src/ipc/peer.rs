@@ -25,6 +25,15 @@ impl Peer {
         })
     }
 
+    /// A peer known by its uid and pid (from the bus, say).
+    pub fn from_ids(uid: u32, pid: Option<i32>) -> Peer {
+        Peer {
+            uid,
+            pid,
+            exe: pid.and_then(executable),
+        }
+    }
+
     /// A peer standing for the daemon itself (for in-process callers).
     pub fn local() -> Peer {
         Peer {

@@ -1,0 +1,44 @@
+//! D-Bus errors: one named error per protocol error kind, under
+//! `dev.latchkey.Latchkey1.Error.`, carrying the message for people.
+
+use latchkey_proto::{ErrorKind, RpcError};
+
+/// The errors the interface returns.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "dev.latchkey.Latchkey1.Error")]
+#[allow(missing_docs)]
+pub enum LatchkeyError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    NotFound(String),
+    AuthenticationRequired(String),
+    InsufficientScope(String),
+    Locked(String),
+    BackendUnavailable(String),
+    RefreshFailed(String),
+    InvalidRequest(String),
+    PermissionDenied(String),
+    TooLarge(String),
+    Internal(String),
+}
+
+impl From<RpcError> for LatchkeyError {
+    fn from(err: RpcError) -> Self {
+        let mut message = err.message;
+        if !err.data.missing_scopes.is_empty() {
+            message = format!("{message}; missing: {}", err.data.missing_scopes.join(" "));
+        }
+        match err.data.kind {
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::AuthenticationRequired => Self::AuthenticationRequired(message),
+            ErrorKind::InsufficientScope => Self::InsufficientScope(message),
+            ErrorKind::Locked => Self::Locked(message),
+            ErrorKind::BackendUnavailable => Self::BackendUnavailable(message),
+            ErrorKind::RefreshFailed => Self::RefreshFailed(message),
+            ErrorKind::InvalidRequest => Self::InvalidRequest(message),
+            ErrorKind::PermissionDenied => Self::PermissionDenied(message),
+            ErrorKind::TooLarge => Self::TooLarge(message),
+            _ => Self::Internal(message),
+        }
+    }
+}

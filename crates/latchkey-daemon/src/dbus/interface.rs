@@ -1,0 +1,237 @@
+//! The `dev.latchkey.Latchkey1` interface. Each method checks the caller, builds the typed
+//! request the socket would build, and hands it to the shared [`Handler`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use latchkey_proto::{Call, GetParams, Id, KeyParams, Request, SetParams, StatusParams};
+use serde_json::Value as Json;
+use tracing::warn;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::OwnedValue;
+
+use super::convert::{from_dict, to_dict, Dict};
+use super::LatchkeyError;
+use crate::handler::{AuditMemory, Handler, VERSION};
+use crate::ipc::peer::{effective_uid, Peer};
+
+/// Callers remembered by unique name (unique names are never reused on a bus).
+const PEER_CACHE: usize = 1024;
+
+/// The object served at `/dev/latchkey/Latchkey1`.
+pub struct Latchkey {
+    handler: Handler,
+    store: String,
+    peers: Mutex<HashMap<String, Peer>>,
+}
+
+impl Latchkey {
+    /// The interface over `handler`; `store` is the store's name for the `Store` property.
+    pub fn new(handler: Handler, store: String) -> Self {
+        Self {
+            handler,
+            store,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller, from the bus's credentials for its connection; refused if another user.
+    async fn caller(
+        &self,
+        header: &Header<'_>,
+        connection: &zbus::Connection,
+    ) -> Result<Peer, LatchkeyError> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| LatchkeyError::PermissionDenied("the call has no sender".into()))?
+            .to_owned();
+        let known = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sender.as_str())
+            .cloned();
+        let peer = match known {
+            Some(peer) => peer,
+            None => {
+                let dbus = zbus::fdo::DBusProxy::new(connection).await?;
+                let name = zbus::names::BusName::from(sender.clone());
+                let uid = dbus
+                    .get_connection_unix_user(name.clone())
+                    .await
+                    .map_err(|e| LatchkeyError::ZBus(e.into()))?;
+                let pid = dbus
+                    .get_connection_unix_process_id(name)
+                    .await
+                    .ok()
+                    .and_then(|pid| i32::try_from(pid).ok());
+                let peer = Peer::from_ids(uid, pid);
+                let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+                if peers.len() >= PEER_CACHE {
+                    peers.clear();
+                }
+                peers.insert(sender.to_string(), peer.clone());
+                peer
+            }
+        };
+        if peer.uid != effective_uid() {
+            warn!(
+                target: "latchkey::audit",
+                uid = peer.uid,
+                pid = ?peer.pid,
+                exe = ?peer.exe,
+                result = "permission_denied",
+                "refused a D-Bus call from another user"
+            );
+            return Err(LatchkeyError::PermissionDenied(
+                "latchkeyd serves only its own user".into(),
+            ));
+        }
+        Ok(peer)
+    }
+
+    async fn run(
+        &self,
+        call: Call,
+        header: &Header<'_>,
+        connection: &zbus::Connection,
+    ) -> Result<Json, LatchkeyError> {
+        let peer = self.caller(header, connection).await?;
+        let request = Request { id: Id::Null, call };
+        let response = self
+            .handler
+            .handle(request, &peer, &mut AuditMemory::default())
+            .await;
+        match response.outcome {
+            Ok(raw) => serde_json::from_str(raw.get())
+                .map_err(|_| LatchkeyError::Internal("cannot decode a result".into())),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn account(account: &str) -> Option<String> {
+    (!account.is_empty()).then(|| account.to_owned())
+}
+
+fn entries(json: &Json) -> Result<Vec<Dict>, LatchkeyError> {
+    json.as_array()
+        .map(|items| items.iter().map(to_dict).collect())
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+/// Credentials for local clients. An empty `account` means `default`. Records are `a{sv}`
+/// with the field names of the socket protocol.
+#[zbus::interface(name = "dev.latchkey.Latchkey1")]
+impl Latchkey {
+    /// The secret of an entry: `{secret, kind, token_type?, username?, expires_at?, scopes}`.
+    /// `options` may hold `scopes` (as) and `min_valid_secs` (t).
+    async fn get(
+        &self,
+        service: &str,
+        account_name: &str,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Dict, LatchkeyError> {
+        let mut params = from_dict(&options)?;
+        params["service"] = Json::from(service);
+        if let Some(account) = account(account_name) {
+            params["account"] = Json::from(account);
+        }
+        let params: GetParams = serde_json::from_value(params).map_err(|_| {
+            LatchkeyError::InvalidRequest(
+                "options may hold scopes (as) and min_valid_secs (t)".into(),
+            )
+        })?;
+        to_dict(&self.run(Call::Get(params), &header, connection).await?)
+    }
+
+    /// Stores a credential; `bundle` is the protocol's bundle as `a{sv}` (with `kind`).
+    /// Returns the entry's metadata.
+    async fn set(
+        &self,
+        service: &str,
+        account_name: &str,
+        bundle: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Dict, LatchkeyError> {
+        let bundle = serde_json::from_value(from_dict(&bundle)?).map_err(|_| {
+            LatchkeyError::InvalidRequest(
+                "the bundle needs a known kind and that kind's fields".into(),
+            )
+        })?;
+        let params = SetParams {
+            service: service.to_owned(),
+            account: account(account_name),
+            bundle,
+        };
+        let result = self.run(Call::Set(params), &header, connection).await?;
+        to_dict(&result["entry"])
+    }
+
+    /// Removes an entry; true if it existed.
+    async fn clear(
+        &self,
+        service: &str,
+        account_name: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<bool, LatchkeyError> {
+        let params = KeyParams {
+            service: service.to_owned(),
+            account: account(account_name),
+        };
+        let result = self.run(Call::Clear(params), &header, connection).await?;
+        Ok(result["removed"].as_bool().unwrap_or(false))
+    }
+
+    /// The daemon's state and the entries matching the filters (empty string: any).
+    async fn status(
+        &self,
+        service: &str,
+        account_name: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<(Dict, Vec<Dict>), LatchkeyError> {
+        let params = StatusParams {
+            service: (!service.is_empty()).then(|| service.to_owned()),
+            account: account(account_name),
+        };
+        let result = self.run(Call::Status(params), &header, connection).await?;
+        Ok((to_dict(&result["daemon"])?, entries(&result["entries"])?))
+    }
+
+    /// Every entry's metadata.
+    async fn list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Vec<Dict>, LatchkeyError> {
+        let result = self.run(Call::List, &header, connection).await?;
+        entries(&result["entries"])
+    }
+
+    /// The daemon's version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        VERSION.to_owned()
+    }
+
+    /// The store in use (`secret-service`, `memory`).
+    #[zbus(property)]
+    fn store(&self) -> String {
+        self.store.clone()
+    }
+
+    /// An entry was stored (`set`) or removed (`cleared`).
+    #[zbus(signal)]
+    pub async fn changed(
+        emitter: &SignalEmitter<'_>,
+        service: &str,
+        account: &str,
+        change: &str,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,161 @@
+//! The D-Bus transport: `dev.latchkey.Latchkey1` at `/dev/latchkey/Latchkey1` on the session bus.
+//!
+//! A thin adapter: each method builds the same typed request the socket would and runs it
+//! through the shared [`Handler`], so both transports share one policy. The object is served
+//! before the name is requested, so a client activated by the name never finds the object
+//! missing. Changes announced by the service become `Changed` signals.
+
+mod convert;
+mod error;
+mod interface;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use error::LatchkeyError;
+pub use interface::Latchkey;
+
+use crate::handler::Handler;
+
+/// The well-known bus name.
+pub const BUS_NAME: &str = "dev.latchkey.Latchkey1";
+/// The object path.
+pub const OBJECT_PATH: &str = "/dev/latchkey/Latchkey1";
+/// The interface name.
+pub const INTERFACE: &str = "dev.latchkey.Latchkey1";
+
+/// Why the D-Bus transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DbusError {
+    /// No session bus to connect to.
+    #[error("no session bus: {0}")]
+    NoBus(zbus::Error),
+    /// Another process owns the name.
+    #[error("another process already owns {BUS_NAME} on the session bus")]
+    NameTaken,
+    /// Anything else.
+    #[error("D-Bus: {0}")]
+    Other(zbus::Error),
+}
+
+/// Connects to the session bus, serves the object, takes the name, and keeps forwarding
+/// changes as signals. Cancels `shutdown` if the bus goes away or the name is lost.
+pub async fn serve(
+    handler: Handler,
+    store_name: String,
+    shutdown: CancellationToken,
+) -> Result<zbus::Connection, DbusError> {
+    let changes = handler.service().subscribe();
+    let connection = zbus::Connection::session()
+        .await
+        .map_err(DbusError::NoBus)?;
+    // The object first, then the name: a caller that activated us by name finds it there.
+    connection
+        .object_server()
+        .at(OBJECT_PATH, Latchkey::new(handler, store_name))
+        .await
+        .map_err(DbusError::Other)?;
+    connection
+        .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
+        .await
+        .map_err(|e| match e {
+            zbus::Error::NameTaken => DbusError::NameTaken,
+            other => DbusError::Other(other),
+        })?;
+    tokio::spawn(forward_changes(
+        connection.clone(),
+        changes,
+        shutdown.clone(),
+    ));
+    tokio::spawn(watch_bus(connection.clone(), shutdown));
+    Ok(connection)
+}
+
+async fn forward_changes(
+    connection: zbus::Connection,
+    mut changes: tokio::sync::broadcast::Receiver<latchkey_core::Change>,
+    shutdown: CancellationToken,
+) {
+    let emitter = match zbus::object_server::SignalEmitter::new(&connection, OBJECT_PATH) {
+        Ok(emitter) => emitter,
+        Err(err) => {
+            warn!(error = %err, "cannot emit D-Bus signals");
+            return;
+        }
+    };
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = shutdown.cancelled() => return,
+        };
+        match change {
+            Ok(change) => {
+                let sent = Latchkey::changed(
+                    &emitter,
+                    change.key.service(),
+                    change.key.account(),
+                    change.what.as_str(),
+                )
+                .await;
+                if let Err(err) = sent {
+                    warn!(error = %err, "could not emit Changed");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "Changed signals were dropped: too many changes at once"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Ends the daemon when the bus connection closes or the name is taken from us.
+async fn watch_bus(connection: zbus::Connection, shutdown: CancellationToken) {
+    let rule = match zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.DBus")
+        .and_then(|b| b.interface("org.freedesktop.DBus"))
+        .and_then(|b| b.member("NameLost"))
+    {
+        Ok(builder) => builder.build(),
+        Err(err) => {
+            warn!(error = %err, "cannot watch the session bus");
+            return;
+        }
+    };
+    let mut stream = match zbus::MessageStream::for_match_rule(rule, &connection, Some(16)).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            warn!(error = %err, "cannot watch the session bus");
+            return;
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            _ = shutdown.cancelled() => return,
+        };
+        match message {
+            None => {
+                info!("the session bus went away: shutting down");
+                break;
+            }
+            Some(Ok(message)) => {
+                let lost: Result<String, _> = message.body().deserialize();
+                if lost.as_deref() == Ok(BUS_NAME) {
+                    info!("lost the name {BUS_NAME}: shutting down");
+                    break;
+                }
+            }
+            Some(Err(err)) => {
+                info!(error = %err, "the session bus connection failed: shutting down");
+                break;
+            }
+        }
+    }
+    shutdown.cancel();
+}
