@@ -9,6 +9,9 @@ need=()
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
+command -v gdbus >/dev/null || need+=(libglib2.0-bin)
+command -v systemd-socket-activate >/dev/null || need+=(systemd)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     sudo=""

@@ -49,6 +49,11 @@ pub fn have(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Fails the test with an install hint if `program` is missing.
+pub fn require_program(program: &str, package: &str) {
+    require(program, package)
+}
+
 fn require(program: &str, package: &str) {
     assert!(
         have(program),
@@ -90,10 +95,11 @@ impl SessionBus {
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
-  <listen>unix:dir={}</listen>
+  <listen>unix:path={}/bus</listen>
   <auth>EXTERNAL</auth>
   {services}
   <policy context="default">
+    <allow user="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
@@ -104,7 +110,10 @@ impl SessionBus {
         );
         let config_path = dir.path().join("bus.conf");
         std::fs::write(&config_path, config).unwrap();
+        // Services the bus activates inherit its environment: give them the bus's address.
+        let own_address = format!("unix:path={}/bus", dir.path().display());
         let mut child = Command::new("dbus-daemon")
+            .env("DBUS_SESSION_BUS_ADDRESS", &own_address)
             .arg(format!("--config-file={}", config_path.display()))
             .args(["--nofork", "--print-address=1"])
             .stdin(Stdio::null())
@@ -126,6 +135,32 @@ impl SessionBus {
             address,
             _dir: dir,
         }
+    }
+
+    /// The folder holding the bus socket.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Runs `busctl` against this bus.
+    pub fn busctl(&self, args: &[&str]) -> Output {
+        require("busctl", "systemd");
+        Command::new("busctl")
+            .arg(format!("--address={}", self.address))
+            .args(args)
+            .output()
+            .expect("run busctl")
+    }
+
+    /// Runs `gdbus` against this bus.
+    pub fn gdbus(&self, args: &[&str]) -> Output {
+        require("gdbus", "libglib2.0-bin");
+        Command::new("gdbus")
+            .arg(args[0])
+            .args(["--address", &self.address])
+            .args(&args[1..])
+            .output()
+            .expect("run gdbus")
     }
 
     /// The bus address, for `DBUS_SESSION_BUS_ADDRESS`.

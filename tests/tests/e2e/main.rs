@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod dbus;
 mod keychain;
 mod leaks;
 mod protocol;

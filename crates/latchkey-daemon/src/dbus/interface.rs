@@ -111,7 +111,7 @@ impl Latchkey {
     }
 }
 
-fn account(account: &str) -> Option<String> {
+fn account_or_default(account: &str) -> Option<String> {
     (!account.is_empty()).then(|| account.to_owned())
 }
 
@@ -130,14 +130,14 @@ impl Latchkey {
     async fn get(
         &self,
         service: &str,
-        account_name: &str,
+        account: &str,
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Dict, LatchkeyError> {
         let mut params = from_dict(&options)?;
         params["service"] = Json::from(service);
-        if let Some(account) = account(account_name) {
+        if let Some(account) = account_or_default(account) {
             params["account"] = Json::from(account);
         }
         let params: GetParams = serde_json::from_value(params).map_err(|_| {
@@ -153,7 +153,7 @@ impl Latchkey {
     async fn set(
         &self,
         service: &str,
-        account_name: &str,
+        account: &str,
         bundle: HashMap<String, OwnedValue>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
@@ -165,7 +165,7 @@ impl Latchkey {
         })?;
         let params = SetParams {
             service: service.to_owned(),
-            account: account(account_name),
+            account: account_or_default(account),
             bundle,
         };
         let result = self.run(Call::Set(params), &header, connection).await?;
@@ -176,13 +176,13 @@ impl Latchkey {
     async fn clear(
         &self,
         service: &str,
-        account_name: &str,
+        account: &str,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<bool, LatchkeyError> {
         let params = KeyParams {
             service: service.to_owned(),
-            account: account(account_name),
+            account: account_or_default(account),
         };
         let result = self.run(Call::Clear(params), &header, connection).await?;
         Ok(result["removed"].as_bool().unwrap_or(false))
@@ -192,13 +192,13 @@ impl Latchkey {
     async fn status(
         &self,
         service: &str,
-        account_name: &str,
+        account: &str,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<(Dict, Vec<Dict>), LatchkeyError> {
         let params = StatusParams {
             service: (!service.is_empty()).then(|| service.to_owned()),
-            account: account(account_name),
+            account: account_or_default(account),
         };
         let result = self.run(Call::Status(params), &header, connection).await?;
         Ok((to_dict(&result["daemon"])?, entries(&result["entries"])?))
@@ -215,13 +215,13 @@ impl Latchkey {
     }
 
     /// The daemon's version.
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
         VERSION.to_owned()
     }
 
     /// The store in use (`secret-service`, `memory`).
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn store(&self) -> String {
         self.store.clone()
     }
