@@ -87,6 +87,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install latchkeyd to start at login (systemd user units and D-Bus activation on Linux,
+    /// a launchd agent on macOS). Never needs root.
+    Install {
+        /// Only print the files, with their paths.
+        #[arg(long, conflicts_with = "dry_run")]
+        print: bool,
+        /// Say what would be written and run, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The daemon binary [default: latchkeyd next to latchkey, else on PATH]
+        #[arg(long, value_name = "PATH")]
+        daemon: Option<PathBuf>,
+    },
+    /// Undo `install`: stop latchkeyd at login and remove the files.
+    Uninstall {
+        /// Say what would be removed and run, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show the CLI's and the daemon's versions.
     Version {
         /// Print JSON.

@@ -4,9 +4,11 @@
 mod cli;
 mod exit_codes;
 mod input;
+mod install;
 mod output;
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
@@ -41,6 +43,13 @@ impl From<ClientError> for Failure {
             _ => anyhow!(err),
         };
         Failure { code, error }
+    }
+}
+
+fn failure(error: anyhow::Error) -> Failure {
+    Failure {
+        code: ExitCode::Failure,
+        error,
     }
 }
 
@@ -183,6 +192,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 print!("{}", output::entries_table(&entries));
             }
+        }
+        Command::Install {
+            print,
+            dry_run,
+            daemon,
+        } => {
+            let daemon = install::find_daemon(daemon.as_deref()).map_err(usage)?;
+            let plan = install::plan(&daemon).map_err(failure)?;
+            let mode = match (print, dry_run) {
+                (true, _) => install::Mode::Print,
+                (_, true) => install::Mode::DryRun,
+                _ => install::Mode::Apply,
+            };
+            install::install(&plan, mode).map_err(failure)?;
+        }
+        Command::Uninstall { dry_run } => {
+            let plan = install::plan(Path::new("latchkeyd")).map_err(failure)?;
+            let mode = if *dry_run {
+                install::Mode::DryRun
+            } else {
+                install::Mode::Apply
+            };
+            install::uninstall(&plan, mode).map_err(failure)?;
         }
         Command::Version { json } => {
             let mut client = connect(&cli)?;

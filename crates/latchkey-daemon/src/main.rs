@@ -67,9 +67,14 @@ fn load_config(args: &Args) -> Result<Config> {
         Some(path) => FileConfig::load(&path, required)?,
         None => FileConfig::default(),
     };
-    let data_dir = dirs
-        .map(|d| d.data_dir().to_owned())
-        .context("cannot find a home folder for latchkey's data")?;
+    // LATCHKEY_DATA_DIR is set by the systemd unit (its state folder); otherwise the
+    // platform's data folder.
+    let data_dir = match std::env::var_os("LATCHKEY_DATA_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => dirs
+            .map(|d| d.data_dir().to_owned())
+            .context("cannot find a home folder for latchkey's data")?,
+    };
     let flags = Overrides {
         socket: args.socket.clone(),
         backend: args.store,

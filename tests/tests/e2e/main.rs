@@ -4,6 +4,7 @@
 mod cli;
 mod concurrency;
 mod dbus;
+mod install;
 mod keychain;
 mod leaks;
 mod protocol;

@@ -1,0 +1,138 @@
+//! Start-at-login files: what `latchkey install` writes, that systemd accepts them, that the
+//! launchd agent holds the keys it must, and that `uninstall` takes them away.
+
+use std::path::Path;
+use std::process::Command;
+
+use latchkey_tests::{bin, require_program, stderr, stdout, TestEnv};
+
+fn latchkey(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    env.command(&bin("latchkey"))
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Splits `install --print` output into (path, contents) pairs.
+fn printed_files(text: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        match line.strip_prefix("# /") {
+            Some(path) if !path.contains(' ') => files.push((format!("/{path}"), String::new())),
+            _ => {
+                let (_, contents) = files.last_mut().expect("output starts with a path");
+                contents.push_str(line);
+                contents.push('\n');
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn install_writes_what_it_prints_and_systemd_accepts_it() {
+    require_program("systemd-analyze", "systemd");
+    let env = TestEnv::bare();
+    let home = env.root();
+    let printed = latchkey(&env, &["install", "--print"]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let files = printed_files(&stdout(&printed));
+    let names: Vec<_> = files.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            home.join(".config/systemd/user/latchkeyd.service")
+                .display()
+                .to_string(),
+            home.join(".config/systemd/user/latchkeyd.socket")
+                .display()
+                .to_string(),
+            home.join(".local/share/dbus-1/services/dev.latchkey.Latchkey1.service")
+                .display()
+                .to_string(),
+        ]
+    );
+    let daemon = bin("latchkeyd").display().to_string();
+    assert!(
+        files[0].1.contains(&format!("ExecStart={daemon}\n")),
+        "{}",
+        files[0].1
+    );
+    assert!(
+        files[2].1.contains(&format!("Exec={daemon}\n")),
+        "{}",
+        files[2].1
+    );
+    for (path, contents) in &files {
+        assert!(!contents.contains('@'), "{path} keeps a placeholder");
+        assert!(!Path::new(path).exists(), "--print wrote {path}");
+    }
+
+    let dry = latchkey(&env, &["install", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(stdout(&dry).contains("would write"), "{}", stdout(&dry));
+    assert!(!Path::new(&files[0].0).exists(), "--dry-run wrote a file");
+
+    let installed = latchkey(&env, &["install"]);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    for (path, contents) in &files {
+        // `--print` adds one blank line after each file.
+        let written = std::fs::read_to_string(path).unwrap();
+        assert_eq!(format!("{written}\n"), *contents, "{path}");
+    }
+
+    let verify = Command::new("systemd-analyze")
+        .args(["--user", "verify"])
+        .arg(&files[0].0)
+        .arg(&files[1].0)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", &env.runtime_dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert_eq!(stderr(&verify), "", "systemd-analyze warned");
+
+    let removed = latchkey(&env, &["uninstall"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    for (path, _) in &files {
+        assert!(!Path::new(path).exists(), "{path} is still there");
+    }
+}
+
+#[test]
+fn the_launchd_agent_holds_the_keys_it_must() {
+    require_program("python3", "python3");
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../launchd/dev.latchkey.latchkeyd.plist");
+    let rendered = std::fs::read_to_string(template)
+        .unwrap()
+        .replace("@LATCHKEYD@", "/usr/local/bin/latchkeyd")
+        .replace("@SOCKET@", "/tmp/latchkey-user/latchkey.sock")
+        .replace("@HOME@", "/Users/someone");
+    let check = r#"
+import plistlib, sys
+p = plistlib.loads(sys.stdin.buffer.read())
+assert p["Label"] == "dev.latchkey.latchkeyd", p["Label"]
+assert p["ProgramArguments"] == ["/usr/local/bin/latchkeyd"], p["ProgramArguments"]
+assert p["RunAtLoad"] is True and p["KeepAlive"] is True
+listener = p["Sockets"]["Listeners"]
+assert listener["SockPathName"] == "/tmp/latchkey-user/latchkey.sock"
+assert listener["SockPathMode"] == 0o600
+assert p["StandardOutPath"].endswith("/Library/Logs/latchkeyd.log")
+assert p["StandardErrorPath"].endswith("/Library/Logs/latchkeyd.log")
+assert p["HardResourceLimits"]["Core"] == 0
+print("ok")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", check])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), rendered.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
+}
