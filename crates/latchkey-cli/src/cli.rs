@@ -11,9 +11,24 @@ pub struct Cli {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
     #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// How to reach the daemon: the socket, the session bus, or the socket if a daemon listens
+    /// there and the bus otherwise (which also starts an activatable daemon).
+    #[arg(long, global = true, value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// Socket first, then D-Bus.
+    Auto,
+    /// Only the Unix socket.
+    Socket,
+    /// Only the D-Bus session bus.
+    Dbus,
 }
 
 /// The credential kinds `set` can read from stdin without `--bundle`.

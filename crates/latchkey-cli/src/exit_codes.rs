@@ -38,7 +38,7 @@ impl ExitCode {
     /// The code for an error.
     pub fn of(err: &ClientError) -> Self {
         match err {
-            ClientError::NotRunning { .. } => ExitCode::Unavailable,
+            ClientError::NotRunning { .. } | ClientError::Bus(_) => ExitCode::Unavailable,
             ClientError::Closed => ExitCode::PermissionDenied,
             ClientError::Daemon(e) => match e.kind() {
                 ErrorKind::NotFound => ExitCode::NotFound,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
-use cli::{Cli, Command, SetKind};
+use cli::{Cli, Command, SetKind, TransportArg};
 use exit_codes::ExitCode;
 use latchkey_client::{blocking::Client, ClientError};
 use latchkey_proto::{BundleInput, GetParams, Secret, StatusParams};
@@ -74,7 +74,11 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
         .socket
         .clone()
         .unwrap_or_else(latchkey_proto::paths::default_socket_path);
-    let mut client = Client::connect(path)?;
+    let mut client = match cli.transport {
+        TransportArg::Auto => Client::connect_auto(path)?,
+        TransportArg::Socket => Client::connect(path)?,
+        TransportArg::Dbus => Client::connect_dbus()?,
+    };
     client.version()?;
     Ok(client)
 }

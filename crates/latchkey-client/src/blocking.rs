@@ -28,6 +28,29 @@ impl Client {
         Ok(Self { runtime, inner })
     }
 
+    /// Connects over the D-Bus session bus.
+    pub fn connect_dbus() -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let inner = runtime.block_on(crate::Client::connect_dbus())?;
+        Ok(Self { runtime, inner })
+    }
+
+    /// The socket at `path` if a daemon listens there, else the session bus.
+    pub fn connect_auto(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let inner = runtime.block_on(crate::Client::connect_auto(path))?;
+        Ok(Self { runtime, inner })
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> crate::Transport {
+        self.inner.transport()
+    }
+
     /// Connects to the default socket.
     pub fn connect_default() -> Result<Self, ClientError> {
         Self::connect(latchkey_proto::paths::default_socket_path())

@@ -1,6 +1,8 @@
-//! A Rust client for latchkeyd over its Unix socket.
+//! A Rust client for latchkeyd, over its Unix socket or the D-Bus session bus.
 //!
 //! [`Client`] is async (tokio); [`blocking::Client`] wraps it for programs without a runtime.
+//! [`Client::connect_auto`] takes the socket when a daemon listens there and otherwise the
+//! session bus, which also starts an activatable daemon.
 //! Errors the daemon reports come back as [`ClientError::Daemon`] with their stable
 //! [`ErrorKind`], so callers branch on kinds, not on messages.
 //!
@@ -14,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod blocking;
+mod dbus;
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,9 @@ pub enum ClientError {
     /// The daemon's answer could not be understood.
     #[error("latchkeyd sent a response this client does not understand")]
     Protocol,
+    /// The session bus could not be used to reach latchkeyd.
+    #[error("cannot reach latchkeyd on the session bus: {0}")]
+    Bus(String),
     /// The daemon speaks another protocol version.
     #[error("latchkeyd speaks protocol {daemon}, this client speaks {client}; restart latchkeyd after upgrading")]
     VersionMismatch {
@@ -88,15 +94,62 @@ impl ClientError {
     }
 }
 
+/// Which way a [`Client`] reaches the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The Unix socket.
+    Socket,
+    /// The D-Bus session bus.
+    Dbus,
+}
+
+#[derive(Debug)]
+enum Connection {
+    Socket {
+        stream: UnixStream,
+        decoder: LineDecoder,
+    },
+    Dbus(dbus::DbusConnection),
+}
+
 /// A connection to latchkeyd. Requests on one client are sent one at a time.
 #[derive(Debug)]
 pub struct Client {
-    stream: UnixStream,
-    decoder: LineDecoder,
+    connection: Connection,
     next_id: u64,
 }
 
 impl Client {
+    /// Connects over the D-Bus session bus (which starts the daemon if it is activatable).
+    pub async fn connect_dbus() -> Result<Self, ClientError> {
+        Ok(Self {
+            connection: Connection::Dbus(dbus::DbusConnection::session().await?),
+            next_id: 1,
+        })
+    }
+
+    /// The socket at `path` if a daemon listens there, else the session bus.
+    pub async fn connect_auto(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        match Self::connect(&path).await {
+            Err(not_running @ ClientError::NotRunning { .. }) => {
+                match Self::connect_dbus().await {
+                    Ok(client) => Ok(client),
+                    // No bus either: the socket's message says how to start the daemon.
+                    Err(_) => Err(not_running),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        match self.connection {
+            Connection::Socket { .. } => Transport::Socket,
+            Connection::Dbus(_) => Transport::Dbus,
+        }
+    }
+
     /// Connects to the socket at `path`.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref();
@@ -111,8 +164,10 @@ impl Client {
                 _ => ClientError::Io(e),
             })?;
         Ok(Self {
-            stream,
-            decoder: LineDecoder::new(MAX_RESPONSE),
+            connection: Connection::Socket {
+                stream,
+                decoder: LineDecoder::new(MAX_RESPONSE),
+            },
             next_id: 1,
         })
     }
@@ -125,11 +180,18 @@ impl Client {
     async fn call<T: DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
+        let (stream, decoder) = match &mut self.connection {
+            Connection::Socket { stream, decoder } => (stream, decoder),
+            Connection::Dbus(bus) => {
+                let value = bus.call(call).await?;
+                return serde_json::from_value(value).map_err(|_| ClientError::Protocol);
+            }
+        };
         let request = Request {
             id: Id::from(id),
             call,
         };
-        self.stream
+        stream
             .write_all(&request.to_line())
             .await
             .map_err(|e| match e.kind() {
@@ -139,7 +201,7 @@ impl Client {
                 }
                 _ => ClientError::Io(e),
             })?;
-        let line = self.read_line().await?;
+        let line = read_line(stream, decoder).await?;
         let response = Response::parse(&line).map_err(|_| ClientError::Protocol)?;
         // An error about a request the daemon could not read (too large, say) carries a null
         // id; requests go one at a time, so it is ours.
@@ -153,26 +215,6 @@ impl Client {
                 message: err.message,
                 data: err.data,
             })),
-        }
-    }
-
-    async fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
-        let mut buf = [0u8; 8192];
-        loop {
-            match self.decoder.next_frame() {
-                Some(Frame::Line(line)) => return Ok(line),
-                Some(Frame::TooLong) => return Err(ClientError::Protocol),
-                None => {}
-            }
-            let n = match self.stream.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-                Err(e) => return Err(e.into()),
-            };
-            if n == 0 {
-                return Err(ClientError::Closed);
-            }
-            self.decoder.feed(&buf[..n]);
         }
     }
 
@@ -250,5 +292,28 @@ impl Client {
     pub async fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
         let result: ListResult = self.call(Call::List).await?;
         Ok(result.entries)
+    }
+}
+
+async fn read_line(
+    stream: &mut UnixStream,
+    decoder: &mut LineDecoder,
+) -> Result<Vec<u8>, ClientError> {
+    let mut buf = [0u8; 8192];
+    loop {
+        match decoder.next_frame() {
+            Some(Frame::Line(line)) => return Ok(line),
+            Some(Frame::TooLong) => return Err(ClientError::Protocol),
+            None => {}
+        }
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        decoder.feed(&buf[..n]);
     }
 }

@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+#[cfg(feature = "dbus")]
+pub mod dbus;
 pub mod error;
 pub mod message;
 pub mod paths;

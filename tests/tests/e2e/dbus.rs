@@ -450,3 +450,107 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     assert!(status.success(), "{status}: {log}");
     assert!(log.contains("passed by the service manager"), "{log}");
 }
+
+#[test]
+fn the_cli_reaches_the_daemon_over_dbus_when_there_is_no_socket() {
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&["--no-socket"]);
+    assert!(!daemon.socket.exists());
+    let s = &daemon.socket;
+    let out = env.cli(s, &["set", "over-bus", "-a", "me"], "bus-secret");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "over-bus", "-a", "me"], "")),
+        "bus-secret\n"
+    );
+    let forced = env.cli(
+        s,
+        &[
+            "--transport",
+            "dbus",
+            "get",
+            "over-bus",
+            "-a",
+            "me",
+            "--json",
+        ],
+        "",
+    );
+    let got: Value = serde_json::from_str(&stdout(&forced)).unwrap();
+    assert_eq!(got["secret"], "bus-secret");
+    assert_eq!(got["kind"], "api_key");
+    let bundle = r#"{"kind":"oauth2","access_token":"at-bus","refresh_token":"rt-bus","expires_in":3600,"scopes":["read"]}"#;
+    assert!(env
+        .cli(s, &["set", "oauth-bus", "--bundle"], bundle)
+        .status
+        .success());
+    assert_eq!(
+        stdout(&env.cli(s, &["get", "oauth-bus", "--scope", "read"], "")),
+        "at-bus\n"
+    );
+    // Error kinds survive the bus as exit codes.
+    assert_eq!(env.cli(s, &["get", "missing"], "").status.code(), Some(3));
+    assert_eq!(
+        env.cli(s, &["get", "oauth-bus", "--scope", "write"], "")
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(env.cli(s, &["get", "bad\u{1b}"], "").status.code(), Some(2));
+    let status: Value =
+        serde_json::from_str(&stdout(&env.cli(s, &["status", "--json"], ""))).unwrap();
+    assert_eq!(status["daemon"]["store"], "secret-service");
+    assert_eq!(status["entries"].as_array().unwrap().len(), 2);
+    let list: Value = serde_json::from_str(&stdout(&env.cli(s, &["list", "--json"], ""))).unwrap();
+    assert_eq!(list["entries"].as_array().unwrap().len(), 2);
+    assert!(env
+        .cli(s, &["clear", "over-bus", "-a", "me"], "")
+        .status
+        .success());
+    assert_eq!(
+        env.cli(s, &["get", "over-bus", "-a", "me"], "")
+            .status
+            .code(),
+        Some(3)
+    );
+    // Only the socket was asked for, and there is none.
+    assert_eq!(
+        env.cli(s, &["--transport", "socket", "list"], "")
+            .status
+            .code(),
+        Some(7)
+    );
+}
+
+#[test]
+fn the_cli_starts_an_activatable_daemon() {
+    let env = TestEnv::bare();
+    let services = env.root().join("services");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::write(
+        services.join("dev.latchkey.Latchkey1.service"),
+        format!(
+            "[D-BUS Service]\nName={NAME}\nExec={} --store memory --no-socket\n",
+            bin("latchkeyd").display()
+        ),
+    )
+    .unwrap();
+    let mut env = env;
+    env.bus = Some(SessionBus::start(Some(&services)));
+    let socket = env.socket();
+    let out = env.cli(&socket, &["set", "activated"], "started-by-the-bus");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&env.cli(&socket, &["get", "activated"], "")),
+        "started-by-the-bus\n"
+    );
+    let bus = env.bus();
+    let pid = bus.with_connection(async |connection| {
+        let dbus = zbus::fdo::DBusProxy::new(connection).await.unwrap();
+        dbus.get_connection_unix_process_id(zbus::names::BusName::try_from(NAME).unwrap())
+            .await
+            .unwrap()
+    });
+    // SAFETY: kill by the pid the bus reported for the daemon it started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+}

@@ -52,21 +52,7 @@ mod tests {
     fn every_kind_has_its_named_error() {
         for kind in ErrorKind::ALL {
             let err = LatchkeyError::from(RpcError::new(kind, "message for people"));
-            let camel: String = kind
-                .as_str()
-                .split('_')
-                .map(|part| {
-                    let mut chars = part.chars();
-                    chars
-                        .next()
-                        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                        .unwrap_or_default()
-                })
-                .collect();
-            assert_eq!(
-                err.name().as_str(),
-                format!("dev.latchkey.Latchkey1.Error.{camel}")
-            );
+            assert_eq!(err.name().as_str(), latchkey_proto::dbus::error_name(kind));
             assert_eq!(err.description(), Some("message for people"));
         }
     }

@@ -11,10 +11,10 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::convert::{from_dict, to_dict, Dict};
 use super::LatchkeyError;
 use crate::handler::{AuditMemory, Handler, VERSION};
 use crate::ipc::peer::{effective_uid, Peer};
+use latchkey_proto::dbus::{ConvertError, Dict};
 
 /// Callers remembered by unique name (unique names are never reused on a bus).
 const PEER_CACHE: usize = 1024;
@@ -109,6 +109,16 @@ impl Latchkey {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+fn to_dict(json: &Json) -> Result<Dict, LatchkeyError> {
+    latchkey_proto::dbus::to_dict(json)
+        .map_err(|e: ConvertError| LatchkeyError::Internal(e.to_string()))
+}
+
+fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, LatchkeyError> {
+    latchkey_proto::dbus::from_dict(dict)
+        .map_err(|e: ConvertError| LatchkeyError::InvalidRequest(e.to_string()))
 }
 
 fn account_or_default(account: &str) -> Option<String> {

@@ -5,7 +5,6 @@
 //! before the name is requested, so a client activated by the name never finds the object
 //! missing. Changes announced by the service become `Changed` signals.
 
-mod convert;
 mod error;
 mod interface;
 

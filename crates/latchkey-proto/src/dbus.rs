@@ -1,20 +1,34 @@
-//! Between the protocol's JSON records and D-Bus `a{sv}` dictionaries.
+//! Between the protocol's JSON records and D-Bus `a{sv}` dictionaries (feature `dbus`), and the
+//! D-Bus error names of the error kinds.
 //!
 //! Strings stay `s`, booleans `b`, non-negative integers `t`, negative ones `x`, string lists
-//! `as`, nested records `a{sv}`; JSON `null` fields are left out.
+//! `as`, nested records `a{sv}`; JSON `null` fields are left out. The daemon and the client
+//! both convert through here, so the two sides cannot drift apart.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value as Json};
-use zbus::zvariant::{OwnedValue, Value};
+use zvariant::{OwnedValue, Value};
 
-use super::LatchkeyError;
+use crate::ErrorKind;
 
 /// An `a{sv}` dictionary.
 pub type Dict = HashMap<String, OwnedValue>;
 
-fn invalid(message: &str) -> LatchkeyError {
-    LatchkeyError::InvalidRequest(message.to_owned())
+/// Why a dictionary could not be converted. Names the problem, never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertError(pub &'static str);
+
+impl std::fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+fn invalid(message: &'static str) -> ConvertError {
+    ConvertError(message)
 }
 
 fn to_value(json: &Json) -> Option<Value<'static>> {
@@ -45,22 +59,22 @@ fn to_value(json: &Json) -> Option<Value<'static>> {
 }
 
 /// A JSON object as `a{sv}`.
-pub fn to_dict(json: &Json) -> Result<Dict, LatchkeyError> {
+pub fn to_dict(json: &Json) -> Result<Dict, ConvertError> {
     let Json::Object(map) = json else {
-        return Err(LatchkeyError::Internal("result is not a record".into()));
+        return Err(invalid("the value is not a record"));
     };
     let mut dict = Dict::new();
     for (key, value) in map {
         if let Some(value) = to_value(value) {
-            let owned = OwnedValue::try_from(value)
-                .map_err(|_| LatchkeyError::Internal("cannot encode a result field".into()))?;
+            let owned =
+                OwnedValue::try_from(value).map_err(|_| invalid("cannot encode a field"))?;
             dict.insert(key.clone(), owned);
         }
     }
     Ok(dict)
 }
 
-fn from_value(value: &Value<'_>) -> Result<Json, LatchkeyError> {
+fn from_value(value: &Value<'_>) -> Result<Json, ConvertError> {
     Ok(match value {
         Value::Value(inner) => from_value(inner)?,
         Value::Bool(b) => Json::Bool(*b),
@@ -74,6 +88,16 @@ fn from_value(value: &Value<'_>) -> Result<Json, LatchkeyError> {
         Value::I64(n) => Json::from(*n),
         Value::F64(f) => {
             Json::Number(Number::from_f64(*f).ok_or_else(|| invalid("a number is not finite"))?)
+        }
+        Value::Dict(dict) => {
+            let mut map = Map::new();
+            for (key, value) in dict.iter() {
+                let Value::Str(key) = key else {
+                    return Err(invalid("record keys must be strings"));
+                };
+                map.insert(key.to_string(), from_value(value)?);
+            }
+            Json::Object(map)
         }
         Value::Array(array) => Json::Array(
             array
@@ -89,12 +113,38 @@ fn from_value(value: &Value<'_>) -> Result<Json, LatchkeyError> {
 }
 
 /// An `a{sv}` from a client as a JSON object.
-pub fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, LatchkeyError> {
+pub fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, ConvertError> {
     let mut map = Map::new();
     for (key, value) in dict {
         map.insert(key.clone(), from_value(value)?);
     }
     Ok(Json::Object(map))
+}
+
+/// The D-Bus error name of a kind: `dev.latchkey.Latchkey1.Error.NotFound` for `not_found`.
+pub fn error_name(kind: ErrorKind) -> String {
+    let camel: String = kind
+        .as_str()
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("{ERROR_PREFIX}.{camel}")
+}
+
+/// The prefix of latchkey's D-Bus error names.
+pub const ERROR_PREFIX: &str = "dev.latchkey.Latchkey1.Error";
+
+/// The kind of a D-Bus error name, if it is one of latchkey's.
+pub fn error_kind(name: &str) -> Option<ErrorKind> {
+    ErrorKind::ALL
+        .into_iter()
+        .find(|kind| error_name(*kind) == name)
 }
 
 #[cfg(test)]
@@ -123,9 +173,18 @@ mod tests {
             "x".to_owned(),
             OwnedValue::try_from(Value::from(vec![1u32, 2])).unwrap(),
         );
-        assert!(matches!(
-            from_dict(&dict),
-            Err(LatchkeyError::InvalidRequest(_))
-        ));
+        assert!(from_dict(&dict).is_err());
+    }
+
+    #[test]
+    fn error_names_round_trip() {
+        assert_eq!(
+            error_name(ErrorKind::AuthenticationRequired),
+            "dev.latchkey.Latchkey1.Error.AuthenticationRequired"
+        );
+        for kind in ErrorKind::ALL {
+            assert_eq!(error_kind(&error_name(kind)), Some(kind));
+        }
+        assert_eq!(error_kind("org.freedesktop.DBus.Error.Failed"), None);
     }
 }
