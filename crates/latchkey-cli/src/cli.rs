@@ -121,6 +121,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check the session bus, the keyring, the daemon and the start-at-login files, and say
+    /// how to fix what is wrong.
+    Doctor,
     /// Show the CLI's and the daemon's versions.
     Version {
         /// Print JSON.

@@ -2,6 +2,7 @@
 //! a script can branch on.
 
 mod cli;
+mod doctor;
 mod exit_codes;
 mod input;
 mod install;
@@ -219,6 +220,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 install::Mode::Apply
             };
             install::uninstall(&plan, mode).map_err(failure)?;
+        }
+        Command::Doctor => {
+            let path = cli
+                .socket
+                .clone()
+                .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+            doctor::run(&path).map_err(failure)?;
         }
         Command::Version { json } => {
             let mut client = connect(&cli)?;

@@ -136,3 +136,45 @@ print("ok")
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
 }
+
+#[test]
+fn doctor_explains_what_is_missing_and_what_is_fine() {
+    // Nothing running, no bus: a failing report with fixes.
+    let bare = TestEnv::bare();
+    let out = bare.cli(&bare.socket(), &["doctor"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("no session bus"), "{text}");
+    assert!(text.contains("FAIL  latchkeyd does not answer"), "{text}");
+    assert!(text.contains("fix: start it"), "{text}");
+    assert!(text.contains("run `latchkey install`"), "{text}");
+
+    // A keyring, a daemon on both transports, files installed: all fine.
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&[]);
+    let installed = env.cli(&daemon.socket, &["install"], "");
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let out = env.cli(&daemon.socket, &["doctor"], "");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "ok    session bus is reachable",
+        "ok    a Secret Service (keyring) is on the session bus",
+        "ok    the default keyring is unlocked",
+        "ok    latchkeyd answers on",
+        "ok    latchkeyd owns dev.latchkey.Latchkey1",
+        "ok    store: secret-service",
+        "ok    start-at-login files are installed",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(!text.contains("warn"), "{text}");
+
+    // A locked keyring is reported as such.
+    latchkey_tests::Keyring::lock(env.bus());
+    let text = stdout(&env.cli(&daemon.socket, &["doctor"], ""));
+    assert!(
+        text.contains("warn  the default keyring is locked"),
+        "{text}"
+    );
+}
