@@ -1,12 +1,14 @@
 //! latchkey's latency benchmark (not a test): the socket `get` of a cached entry against a raw
 //! Unix-socket echo of the same message sizes, one client and sixteen at once, in one run on the
-//! same machine; then `latchkey get` as a whole process against `secret-tool lookup`.
+//! same machine; the D-Bus `Get` against a minimal zbus service through the same bus daemon;
+//! then `latchkey get` as a whole process against `secret-tool lookup`.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench latency`.
 //! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
 //! per request; `warn,latchkeyd=info` turns the audit off).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use latchkey_proto::{Call, GetParams, Id, Request};
 use latchkey_tests::{bin, TestEnv};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use zbus::zvariant::{OwnedValue, Value};
 
 struct Stats {
     p50: Duration,
@@ -119,6 +122,147 @@ fn echo_server(path: PathBuf, response: String) {
     });
 }
 
+/// A minimal zbus service with a `Get` of latchkey's signature that answers a fixed record of
+/// the same shape: what a D-Bus method call costs through the same bus daemon, with no policy.
+struct RawGet;
+
+#[zbus::interface(name = "dev.latchkey.BenchRaw")]
+impl RawGet {
+    fn get(
+        &self,
+        _service: &str,
+        _account: &str,
+        _options: HashMap<String, OwnedValue>,
+    ) -> HashMap<String, OwnedValue> {
+        let mut reply = HashMap::new();
+        let fields: [(&str, Value<'_>); 3] = [
+            (
+                "secret",
+                Value::from("sk-bench-0123456789abcdef0123456789abcdef"),
+            ),
+            ("kind", Value::from("api_key")),
+            ("scopes", Value::from(Vec::<String>::new())),
+        ];
+        for (key, value) in fields {
+            reply.insert(key.to_owned(), OwnedValue::try_from(value).unwrap());
+        }
+        reply
+    }
+}
+
+fn raw_dbus_server(address: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let _connection = zbus::connection::Builder::address(address)
+            .unwrap()
+            .serve_at("/dev/latchkey/BenchRaw", RawGet)
+            .unwrap()
+            .name("dev.latchkey.BenchRaw")
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        println!("ready");
+        std::future::pending::<()>().await;
+    });
+}
+
+async fn dbus_calls(
+    connection: &zbus::Connection,
+    destination: &str,
+    path: &str,
+    count: usize,
+) -> Stats {
+    let options: HashMap<String, OwnedValue> = HashMap::new();
+    let mut samples = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let one = Instant::now();
+        let reply = connection
+            .call_method(
+                Some(destination),
+                path,
+                Some(destination),
+                "Get",
+                &("bench", "", &options),
+            )
+            .await
+            .unwrap();
+        let body: HashMap<String, OwnedValue> = reply.body().deserialize().unwrap();
+        assert!(body.contains_key("secret"));
+        samples.push(one.elapsed());
+    }
+    stats(samples, started.elapsed())
+}
+
+fn dbus_comparison(env: &TestEnv, runtime: &tokio::runtime::Runtime, count: usize) {
+    let bus = env.bus();
+    let mut raw = Command::new(std::env::current_exe().unwrap())
+        .arg("--raw-dbus-server")
+        .arg(bus.address())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(raw.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let (get, plain) = runtime.block_on(async {
+        let connection = zbus::connection::Builder::address(bus.address())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        // Warm up both paths (and the daemon's caller cache).
+        dbus_calls(
+            &connection,
+            "dev.latchkey.Latchkey1",
+            "/dev/latchkey/Latchkey1",
+            100,
+        )
+        .await;
+        dbus_calls(
+            &connection,
+            "dev.latchkey.BenchRaw",
+            "/dev/latchkey/BenchRaw",
+            100,
+        )
+        .await;
+        let get = dbus_calls(
+            &connection,
+            "dev.latchkey.Latchkey1",
+            "/dev/latchkey/Latchkey1",
+            count,
+        )
+        .await;
+        let plain = dbus_calls(
+            &connection,
+            "dev.latchkey.BenchRaw",
+            "/dev/latchkey/BenchRaw",
+            count,
+        )
+        .await;
+        (get, plain)
+    });
+    println!("D-Bus through the same bus daemon, {count} sequential calls each:");
+    row("Latchkey1.Get", &get);
+    row("raw zbus Get (no policy)", &plain);
+    println!(
+        "  ratio Get/raw: p50 {:.2}x (goal <= 1.5x), throughput {:.2}x",
+        get.p50.as_secs_f64() / plain.p50.as_secs_f64(),
+        get.ops / plain.ops
+    );
+    let _ = raw.kill();
+    let _ = raw.wait();
+}
+
 fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Duration {
     let mut samples: Vec<Duration> = (0..runs)
         .map(|_| {
@@ -152,6 +296,10 @@ fn main() {
     }
     if args.len() == 4 && args[1] == "--echo-server" {
         echo_server(PathBuf::from(&args[2]), args[3].clone());
+        return;
+    }
+    if args.len() == 3 && args[1] == "--raw-dbus-server" {
+        raw_dbus_server(&args[2]);
         return;
     }
     let total: usize = std::env::var("LATCHKEY_BENCH_REQUESTS")
@@ -247,6 +395,7 @@ fn main() {
     );
     let _ = echo.kill();
     let _ = echo.wait();
+    dbus_comparison(&env, &runtime, total / 4);
     let (exit, _) = daemon.stop();
     assert!(exit.success());
 }
