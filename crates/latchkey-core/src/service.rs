@@ -192,37 +192,39 @@ impl TokenService {
     }
 
     /// Serves a secret: the access token, key or password of an entry.
-    pub async fn get(&self, params: GetParams) -> Result<GetResult, Error> {
+    pub async fn get(&self, params: &GetParams) -> Result<GetResult, Error> {
         let key = EntryKey::new(&params.service, params.account.as_deref())?;
         let now = self.now();
         let locked = self.forget_secrets_if_locked();
-        let (record, cached, generation) = {
+        // Every check that needs only the record runs under the lock, without copying it.
+        let (cached, generation) = {
             let entries = self.entries();
             let entry = entries.get(&key).ok_or(Error::NotFound)?;
-            (entry.record.clone(), entry.cached.clone(), entry.generation)
-        };
-        if record.needs_login {
-            return Err(Error::AuthenticationRequired {
-                reason: "the provider refused the stored token; log in again",
-            });
-        }
-        let missing: Vec<String> = params
-            .scopes
-            .iter()
-            .filter(|s| !record.scopes.contains(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::InsufficientScope { missing });
-        }
-        if let Some(expires_at) = record.expires_at {
-            let min = params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS);
-            if expires_at <= now + Duration::seconds(min as i64) {
+            let record = &entry.record;
+            if record.needs_login {
                 return Err(Error::AuthenticationRequired {
-                    reason: "the access token has expired and cannot be refreshed yet",
+                    reason: "the provider refused the stored token; log in again",
                 });
             }
-        }
+            if params.scopes.iter().any(|s| !record.scopes.contains(s)) {
+                let missing = params
+                    .scopes
+                    .iter()
+                    .filter(|s| !record.scopes.contains(s))
+                    .cloned()
+                    .collect();
+                return Err(Error::InsufficientScope { missing });
+            }
+            if let Some(expires_at) = record.expires_at {
+                let min = params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS);
+                if expires_at <= now + Duration::seconds(min as i64) {
+                    return Err(Error::AuthenticationRequired {
+                        reason: "the access token has expired and cannot be refreshed yet",
+                    });
+                }
+            }
+            (entry.cached.clone(), entry.generation)
+        };
         if locked {
             return Err(Error::Locked);
         }

@@ -32,19 +32,24 @@ fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, Error> {
 /// other method are always audited.
 #[derive(Debug, Default)]
 pub struct AuditMemory {
-    reads: HashSet<String>,
+    /// Hashes of the (service, account) pairs already read on this connection.
+    reads: HashSet<u64>,
 }
 
 impl AuditMemory {
     /// Most distinct entries remembered per connection; past it every read is audited again.
     const LIMIT: usize = 1024;
 
-    fn first_read(&mut self, entry: &str) -> bool {
-        if self.reads.contains(entry) {
+    fn first_read(&mut self, service: &str, account: Option<&str>) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (service, account.unwrap_or(latchkey_proto::DEFAULT_ACCOUNT)).hash(&mut hasher);
+        let entry = hasher.finish();
+        if self.reads.contains(&entry) {
             return false;
         }
         if self.reads.len() < Self::LIMIT {
-            self.reads.insert(entry.to_owned());
+            self.reads.insert(entry);
         }
         true
     }
@@ -89,15 +94,7 @@ impl Handler {
         memory: &mut AuditMemory,
     ) -> Response {
         let method = request.call.method();
-        // The audit names an entry only once it is a valid key: invalid names are the client's
-        // raw input and never reach a log line.
-        let entry = match &request.call {
-            Call::Get(p) => Some(audit_name(&p.service, p.account.as_deref())),
-            Call::Set(p) => Some(audit_name(&p.service, p.account.as_deref())),
-            Call::Clear(p) => Some(audit_name(&p.service, p.account.as_deref())),
-            _ => None,
-        };
-        let outcome: Result<Box<RawValue>, Error> = match request.call {
+        let outcome: Result<Box<RawValue>, Error> = match &request.call {
             Call::Version => encode(VersionResult {
                 version: VERSION.to_owned(),
                 protocol: PROTOCOL_VERSION,
@@ -106,16 +103,16 @@ impl Handler {
                 Ok(result) => encode(result),
                 Err(e) => Err(e),
             },
-            Call::Set(params) => match self.service.set(params).await {
+            Call::Set(params) => match self.service.set(params.clone()).await {
                 Ok(entry) => encode(SetResult { entry }),
                 Err(e) => Err(e),
             },
-            Call::Clear(params) => match self.service.clear(params).await {
+            Call::Clear(params) => match self.service.clear(params.clone()).await {
                 Ok(removed) => encode(ClearResult { removed }),
                 Err(e) => Err(e),
             },
             Call::Status(params) => encode(StatusResult {
-                entries: self.service.status(&params),
+                entries: self.service.status(params),
                 daemon: self.daemon_info(),
             }),
             Call::List => encode(ListResult {
@@ -123,19 +120,26 @@ impl Handler {
             }),
         };
         let outcome: Result<Box<RawValue>, RpcError> = outcome.map_err(|e| e.to_rpc());
+        if let (Call::Get(params), Ok(_)) = (&request.call, &outcome) {
+            if !memory.first_read(&params.service, params.account.as_deref()) {
+                return Response {
+                    id: request.id,
+                    outcome,
+                };
+            }
+        }
         let result = match &outcome {
             Ok(_) => "ok",
             Err(e) => e.data.kind.as_str(),
         };
-        let repeated_read = method == "get"
-            && outcome.is_ok()
-            && !memory.first_read(entry.as_deref().unwrap_or_default());
-        if repeated_read {
-            return Response {
-                id: request.id,
-                outcome,
-            };
-        }
+        // The audit names an entry only once it is a valid key: invalid names are the client's
+        // raw input and never reach a log line.
+        let entry = match &request.call {
+            Call::Get(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Set(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Clear(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            _ => None,
+        };
         info!(
             target: "latchkey::audit",
             method,

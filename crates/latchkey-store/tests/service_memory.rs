@@ -71,18 +71,18 @@ async fn set_get_clear_each_kind() {
     .await
     .unwrap();
 
-    let token = svc.get(get("gh", &[])).await.unwrap();
+    let token = svc.get(&get("gh", &[])).await.unwrap();
     assert_eq!(token.secret.expose(), "access-canary");
     assert_eq!(token.kind, Kind::Oauth2);
     let key = svc
-        .get(GetParams {
+        .get(&GetParams {
             account: Some("work".into()),
             ..get("openai", &[])
         })
         .await
         .unwrap();
     assert_eq!(key.secret.expose(), "sk-canary");
-    let pw = svc.get(get("db", &[])).await.unwrap();
+    let pw = svc.get(&get("db", &[])).await.unwrap();
     assert_eq!(pw.username.as_deref(), Some("alice"));
     assert_eq!(pw.secret.expose(), "pw-canary");
 
@@ -95,7 +95,7 @@ async fn set_get_clear_each_kind() {
         .await
         .unwrap();
     assert!(cleared);
-    assert_eq!(svc.get(get("gh", &[])).await, Err(Error::NotFound));
+    assert_eq!(svc.get(&get("gh", &[])).await, Err(Error::NotFound));
     let again = svc
         .clear(KeyParams {
             service: "gh".into(),
@@ -112,10 +112,10 @@ async fn scopes_must_all_be_granted() {
     svc.set(oauth("gh", 3600, &["repo", "read:org"]))
         .await
         .unwrap();
-    assert!(svc.get(get("gh", &["repo"])).await.is_ok());
-    assert!(svc.get(get("gh", &["read:org", "repo"])).await.is_ok());
+    assert!(svc.get(&get("gh", &["repo"])).await.is_ok());
+    assert!(svc.get(&get("gh", &["read:org", "repo"])).await.is_ok());
     assert_eq!(
-        svc.get(get("gh", &["repo", "admin:org", "gist"])).await,
+        svc.get(&get("gh", &["repo", "admin:org", "gist"])).await,
         Err(Error::InsufficientScope {
             missing: vec!["admin:org".into(), "gist".into()]
         })
@@ -130,25 +130,25 @@ async fn expiry_follows_the_clock() {
     assert_eq!(svc.list()[0].state, State::Valid);
     clock.advance(Duration::minutes(55));
     assert_eq!(svc.list()[0].state, State::Expiring);
-    assert!(svc.get(get("gh", &[])).await.is_ok());
+    assert!(svc.get(&get("gh", &[])).await.is_ok());
     // Not enough lifetime left for this caller.
     let min = GetParams {
         min_valid_secs: Some(600),
         ..get("gh", &[])
     };
     assert!(matches!(
-        svc.get(min).await,
+        svc.get(&min).await,
         Err(Error::AuthenticationRequired { .. })
     ));
     clock.advance(Duration::minutes(5));
     assert_eq!(svc.list()[0].state, State::Expired);
     assert!(matches!(
-        svc.get(get("gh", &[])).await,
+        svc.get(&get("gh", &[])).await,
         Err(Error::AuthenticationRequired { .. })
     ));
     // A clock that jumps back two hours serves the token again, it is not expired then.
     clock.advance(Duration::hours(-2));
-    assert!(svc.get(get("gh", &[])).await.is_ok());
+    assert!(svc.get(&get("gh", &[])).await.is_ok());
 }
 
 #[tokio::test]
@@ -159,7 +159,7 @@ async fn invalid_input_is_refused_and_changes_nothing() {
         let err = svc.set(oauth(service, 3600, &[])).await.unwrap_err();
         assert!(matches!(err, Error::InvalidKey(_)), "{err:?}");
         assert!(matches!(
-            svc.get(get(service, &[])).await,
+            svc.get(&get(service, &[])).await,
             Err(Error::InvalidKey(_))
         ));
     }
@@ -167,7 +167,7 @@ async fn invalid_input_is_refused_and_changes_nothing() {
     assert!(matches!(err, Error::InvalidBundle(_)));
     assert_eq!(svc.list().len(), 1);
     assert_eq!(
-        svc.get(get("gh", &[])).await.unwrap().secret.expose(),
+        svc.get(&get("gh", &[])).await.unwrap().secret.expose(),
         "access-canary"
     );
 }
@@ -269,7 +269,7 @@ async fn failed_write_keeps_the_old_entry() {
     assert!(matches!(svc.set(replacement).await, Err(Error::Store(_))));
     assert_eq!(svc.list(), before);
     assert_eq!(
-        svc.get(get("gh", &[])).await.unwrap().secret.expose(),
+        svc.get(&get("gh", &[])).await.unwrap().secret.expose(),
         "access-canary"
     );
     let doc = store
@@ -289,11 +289,11 @@ async fn locking_drops_cached_secrets_but_not_metadata() {
     });
     let svc = service_with(store.clone(), clock()).await;
     svc.set(oauth("gh", 3600, &[])).await.unwrap();
-    assert!(svc.get(get("gh", &[])).await.is_ok());
+    assert!(svc.get(&get("gh", &[])).await.is_ok());
     store.locked.store(true, Ordering::SeqCst);
-    assert_eq!(svc.get(get("gh", &[])).await, Err(Error::Locked));
+    assert_eq!(svc.get(&get("gh", &[])).await, Err(Error::Locked));
     assert_eq!(svc.list().len(), 1);
     assert_eq!(svc.store_info().locked, Some(true));
     store.locked.store(false, Ordering::SeqCst);
-    assert!(svc.get(get("gh", &[])).await.is_ok());
+    assert!(svc.get(&get("gh", &[])).await.is_ok());
 }
