@@ -14,6 +14,12 @@ fn without_a_keychain_auto_falls_back_to_memory_loudly() {
     let logs = daemon.logs();
     assert!(logs.contains("IN MEMORY ONLY"), "{logs}");
     assert!(logs.contains("store=\"memory\""), "{logs}");
+    assert_eq!(
+        logs.matches("no session bus: serving the socket only")
+            .count(),
+        1,
+        "{logs}"
+    );
     let out = env.cli(&daemon.socket, &["status"], "");
     assert!(out.status.success());
     assert!(

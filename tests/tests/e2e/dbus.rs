@@ -554,3 +554,37 @@ fn the_cli_starts_an_activatable_daemon() {
     // SAFETY: kill by the pid the bus reported for the daemon it started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
 }
+
+#[test]
+fn the_daemon_stops_cleanly_when_the_bus_goes_away() {
+    let mut env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&["--store", "memory"]);
+    // Keyring first, then the bus itself.
+    drop(env.keyring.take());
+    drop(env.bus.take());
+    daemon.wait_for_log("lost the session bus");
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success(), "{logs}");
+    assert!(logs.contains("latchkeyd stopped"), "{logs}");
+}
+
+#[test]
+fn readiness_is_notified_once_both_transports_serve() {
+    let env = TestEnv::with_keyring();
+    let notify = env.root().join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    listener.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+    let daemon = env.start_daemon_with(&[], &[("NOTIFY_SOCKET", notify.to_str().unwrap())]);
+    let mut buf = [0u8; 64];
+    let n = listener.recv(&mut buf).expect("READY=1 from the daemon");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Both transports answer once it said so.
+    assert!(env
+        .cli(&daemon.socket, &["--transport", "socket", "list"], "")
+        .status
+        .success());
+    assert!(env
+        .cli(&daemon.socket, &["--transport", "dbus", "list"], "")
+        .status
+        .success());
+}

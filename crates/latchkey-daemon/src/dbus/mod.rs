@@ -140,7 +140,7 @@ async fn watch_bus(connection: zbus::Connection, shutdown: CancellationToken) {
         };
         match message {
             None => {
-                info!("the session bus went away: shutting down");
+                info!("lost the session bus (connection closed): shutting down");
                 break;
             }
             Some(Ok(message)) => {
@@ -151,7 +151,7 @@ async fn watch_bus(connection: zbus::Connection, shutdown: CancellationToken) {
                 }
             }
             Some(Err(err)) => {
-                info!(error = %err, "the session bus connection failed: shutting down");
+                info!(error = %err, "lost the session bus: shutting down");
                 break;
             }
         }
