@@ -11,7 +11,8 @@ command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v gdbus >/dev/null || need+=(libglib2.0-bin)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)
-command -v python3 >/dev/null || need+=(python3)
+# The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
+/usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     sudo=""

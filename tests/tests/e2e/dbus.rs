@@ -588,3 +588,52 @@ fn readiness_is_notified_once_both_transports_serve() {
         .status
         .success());
 }
+
+#[test]
+fn the_python_example_in_the_readme_works() {
+    require_python_dbus();
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&[]);
+    assert!(env
+        .cli(&daemon.socket, &["set", "py"], "from-python")
+        .status
+        .success());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/examples/dbus_get.py");
+    let run = |args: &[&str]| {
+        Command::new(python())
+            .arg(&example)
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", env.bus().address())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["py"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from-python\n");
+    let out = run(&["missing"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("dev.latchkey.Latchkey1.Error.NotFound: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Debian's python3, where the python3-dbus package installs (another python3 may come first
+/// on PATH).
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+fn require_python_dbus() {
+    let ok = Command::new(python())
+        .args(["-c", "import dbus"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "python3 with dbus-python is missing (Debian package python3-dbus); the README's test command installs it");
+}

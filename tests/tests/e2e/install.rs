@@ -104,6 +104,7 @@ fn install_writes_what_it_prints_and_systemd_accepts_it() {
 #[test]
 fn the_launchd_agent_holds_the_keys_it_must() {
     require_program("python3", "python3");
+    // plistlib is in every python3's standard library.
     let template =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../launchd/dev.latchkey.latchkeyd.plist");
     let rendered = std::fs::read_to_string(template)
