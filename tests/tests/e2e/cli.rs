@@ -218,17 +218,13 @@ fn another_user_is_disconnected_before_being_read() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let latchkey = bin("latchkey");
-    let mut path = latchkey.as_path();
-    while let Some(parent) = path.parent() {
-        let mode = std::fs::metadata(parent).unwrap().permissions().mode();
-        assert!(
-            mode & 0o001 != 0,
-            "{} is not searchable by other users",
-            parent.display()
-        );
-        path = parent;
-    }
+    // A copy of the CLI the other user can run wherever the checkout lives.
+    let shared = env.root().join("bin");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let latchkey = shared.join("latchkey");
+    std::fs::copy(bin("latchkey"), &latchkey).unwrap();
+    std::fs::set_permissions(&latchkey, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(&latchkey)
         .env_clear()
         .env("LATCHKEY_SOCKET", &daemon.socket)

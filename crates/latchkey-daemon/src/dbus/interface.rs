@@ -6,14 +6,13 @@ use std::sync::Mutex;
 
 use latchkey_proto::{Call, GetParams, Id, KeyParams, Request, SetParams, StatusParams};
 use serde_json::Value as Json;
-use tracing::warn;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
 use super::LatchkeyError;
 use crate::handler::{AuditMemory, Handler, VERSION};
-use crate::ipc::peer::{effective_uid, Peer};
+use crate::ipc::peer::Peer;
 use latchkey_proto::dbus::{ConvertError, Dict};
 
 /// Callers remembered by unique name (unique names are never reused on a bus).
@@ -75,15 +74,7 @@ impl Latchkey {
                 peer
             }
         };
-        if peer.uid != effective_uid() {
-            warn!(
-                target: "latchkey::audit",
-                uid = peer.uid,
-                pid = ?peer.pid,
-                exe = ?peer.exe,
-                result = "permission_denied",
-                "refused a D-Bus call from another user"
-            );
+        if !peer.is_own_user("a D-Bus call") {
             return Err(LatchkeyError::PermissionDenied(
                 "latchkeyd serves only its own user".into(),
             ));

@@ -8,7 +8,7 @@ use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::peer::{effective_uid, Peer};
+use super::peer::Peer;
 use crate::config::Limits;
 use crate::handler::{AuditMemory, Handler};
 
@@ -25,15 +25,7 @@ pub(super) async fn run(
             return;
         }
     };
-    if peer.uid != effective_uid() {
-        warn!(
-            target: "latchkey::audit",
-            uid = peer.uid,
-            pid = ?peer.pid,
-            exe = ?peer.exe,
-            result = "permission_denied",
-            "refused a connection from another user"
-        );
+    if !peer.is_own_user("a connection") {
         return;
     }
     let (mut reader, writer) = stream.into_split();

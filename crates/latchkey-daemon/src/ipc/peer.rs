@@ -34,6 +34,23 @@ impl Peer {
         }
     }
 
+    /// Whether this peer is the daemon's own user. A peer that is not gets an audit line
+    /// (`what` says what was refused: "a connection", "a D-Bus call").
+    pub fn is_own_user(&self, what: &str) -> bool {
+        if self.uid == effective_uid() {
+            return true;
+        }
+        tracing::warn!(
+            target: "latchkey::audit",
+            uid = self.uid,
+            pid = ?self.pid,
+            exe = ?self.exe,
+            result = "permission_denied",
+            "refused {what} from another user"
+        );
+        false
+    }
+
     /// A peer standing for the daemon itself (for in-process callers).
     pub fn local() -> Peer {
         Peer {
