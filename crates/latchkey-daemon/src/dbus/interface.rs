@@ -22,7 +22,15 @@ const PEER_CACHE: usize = 1024;
 pub struct Latchkey {
     handler: Handler,
     store: String,
-    peers: Mutex<HashMap<String, Peer>>,
+    /// Callers by unique name: their credentials, and what their reads already had audited
+    /// (as the socket remembers it per connection).
+    callers: Mutex<HashMap<String, Caller>>,
+}
+
+#[derive(Default)]
+struct Caller {
+    peer: Option<Peer>,
+    audit: AuditMemory,
 }
 
 impl Latchkey {
@@ -31,31 +39,29 @@ impl Latchkey {
         Self {
             handler,
             store,
-            peers: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
         }
     }
 
     /// The caller, from the bus's credentials for its connection; refused if another user.
+    /// Takes the caller's record out of the cache; `run` puts it back.
     async fn caller(
         &self,
-        header: &Header<'_>,
+        sender: &str,
         connection: &zbus::Connection,
-    ) -> Result<Peer, LatchkeyError> {
-        let sender = header
-            .sender()
-            .ok_or_else(|| LatchkeyError::PermissionDenied("the call has no sender".into()))?
-            .to_owned();
-        let known = self
-            .peers
+    ) -> Result<Caller, LatchkeyError> {
+        let mut caller = self
+            .callers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(sender.as_str())
-            .cloned();
-        let peer = match known {
+            .remove(sender)
+            .unwrap_or_default();
+        let peer = match caller.peer.take() {
             Some(peer) => peer,
             None => {
                 let dbus = zbus::fdo::DBusProxy::new(connection).await?;
-                let name = zbus::names::BusName::from(sender.clone());
+                let name = zbus::names::BusName::try_from(sender)
+                    .map_err(|e| LatchkeyError::ZBus(e.into()))?;
                 let uid = dbus
                     .get_connection_unix_user(name.clone())
                     .await
@@ -65,13 +71,7 @@ impl Latchkey {
                     .await
                     .ok()
                     .and_then(|pid| i32::try_from(pid).ok());
-                let peer = Peer::from_ids(uid, pid);
-                let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-                if peers.len() >= PEER_CACHE {
-                    peers.clear();
-                }
-                peers.insert(sender.to_string(), peer.clone());
-                peer
+                Peer::from_ids(uid, pid)
             }
         };
         if !peer.is_own_user("a D-Bus call") {
@@ -79,7 +79,16 @@ impl Latchkey {
                 "latchkeyd serves only its own user".into(),
             ));
         }
-        Ok(peer)
+        caller.peer = Some(peer);
+        Ok(caller)
+    }
+
+    fn keep(&self, sender: String, caller: Caller) {
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if callers.len() >= PEER_CACHE {
+            callers.clear();
+        }
+        callers.insert(sender, caller);
     }
 
     async fn run(
@@ -88,12 +97,18 @@ impl Latchkey {
         header: &Header<'_>,
         connection: &zbus::Connection,
     ) -> Result<Json, LatchkeyError> {
-        let peer = self.caller(header, connection).await?;
+        let sender = header
+            .sender()
+            .ok_or_else(|| LatchkeyError::PermissionDenied("the call has no sender".into()))?
+            .to_string();
+        let mut caller = self.caller(&sender, connection).await?;
         let request = Request { id: Id::Null, call };
+        let peer = caller.peer.clone().unwrap_or_else(Peer::local);
         let response = self
             .handler
-            .handle(request, &peer, &mut AuditMemory::default())
+            .handle(request, &peer, &mut caller.audit)
             .await;
+        self.keep(sender, caller);
         match response.outcome {
             Ok(raw) => serde_json::from_str(raw.get())
                 .map_err(|_| LatchkeyError::Internal("cannot decode a result".into())),
