@@ -5,6 +5,7 @@ use latchkey_proto::codec::{Frame, LineDecoder};
 use latchkey_proto::{Id, Request, Response, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -33,6 +34,13 @@ pub(super) async fn run(
     let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; 16 * 1024];
     let mut audit = AuditMemory::default();
+    // One idle timer and one shutdown waiter for the whole connection: re-arming a timer per
+    // request costs more than the request. The timer is pushed back lazily, when it fires.
+    let mut last_activity = Instant::now();
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let mut answered = false;
         while let Some(frame) = decoder.next_frame() {
@@ -59,18 +67,26 @@ pub(super) async fn run(
             return;
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(limits.idle_timeout, reader.read(&mut buf)) => read,
-            _ = shutdown.cancelled() => return,
+            read = reader.read(&mut buf) => read,
+            () = &mut idle => {
+                let deadline = last_activity + limits.idle_timeout;
+                if Instant::now() >= deadline {
+                    debug!("idle timeout; closing");
+                    return;
+                }
+                idle.as_mut().reset(deadline);
+                continue;
+            }
+            () = &mut cancelled => return,
         };
         match read {
-            Ok(Ok(0)) => return,
-            Ok(Ok(n)) => decoder.feed(&buf[..n]),
-            Ok(Err(err)) => {
-                debug!(error = %err, "read failed; closing");
-                return;
+            Ok(0) => return,
+            Ok(n) => {
+                decoder.feed(&buf[..n]);
+                last_activity = Instant::now();
             }
-            Err(_) => {
-                debug!("idle timeout; closing");
+            Err(err) => {
+                debug!(error = %err, "read failed; closing");
                 return;
             }
         }
