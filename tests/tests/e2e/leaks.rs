@@ -4,12 +4,13 @@
 
 use latchkey_tests::{stderr, stdout, TestEnv};
 
-const CANARIES: [&str; 5] = [
+const CANARIES: [&str; 6] = [
     "CANARY-apikey-7f3a",
     "CANARY-password-91b2",
     "CANARY-access-44de",
     "CANARY-refresh-c0ff",
     "CANARY-idtoken-5e5e",
+    "CANARY-dbuskey-a11c",
 ];
 
 #[test]
@@ -50,6 +51,44 @@ fn canaries_never_reach_logs_listings_or_errors() {
         !got.contains(CANARIES[4]),
         "the ID token is not handed out by get: {got}"
     );
+    // The same over D-Bus: a set and gets through the bus, and an error.
+    let bus = env.bus();
+    let dbus_get = |service: &str, options: &str| {
+        bus.gdbus(&[
+            "call",
+            "--dest",
+            "dev.latchkey.Latchkey1",
+            "--object-path",
+            "/dev/latchkey/Latchkey1",
+            "--method",
+            "dev.latchkey.Latchkey1.Get",
+            service,
+            "",
+            options,
+        ])
+    };
+    let set = bus.gdbus(&[
+        "call",
+        "--dest",
+        "dev.latchkey.Latchkey1",
+        "--object-path",
+        "/dev/latchkey/Latchkey1",
+        "--method",
+        "dev.latchkey.Latchkey1.Set",
+        "leak-bus",
+        "",
+        &format!("{{'kind': <'api_key'>, 'key': <'{}'>}}", CANARIES[5]),
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(stdout(&dbus_get("leak-bus", "{}")).contains(CANARIES[5]));
+    let oauth = stdout(&dbus_get("leak-oauth", "{}"));
+    assert!(oauth.contains(CANARIES[2]));
+    assert!(
+        !oauth.contains(CANARIES[3]) && !oauth.contains(CANARIES[4]),
+        "{oauth}"
+    );
+    let error = dbus_get("leak-oauth", "{'scopes': <['write']>}");
+    public_output.borrow_mut().push_str(&stderr(&error));
     // Errors on entries that hold canaries.
     assert_eq!(
         run(&["get", "leak-oauth", "--scope", "write"], "")
@@ -83,15 +122,15 @@ fn canaries_never_reach_logs_listings_or_errors() {
         assert!(out.status.success());
         public_output.borrow_mut().push_str(&stdout(&out));
     }
-    for service in ["leak-key", "leak-pw", "leak-oauth"] {
+    for service in ["leak-key", "leak-pw", "leak-oauth", "leak-bus"] {
         assert!(run(&["clear", service], "").status.success());
     }
     let public_output = public_output.into_inner();
     let (exit, logs) = daemon.stop();
     assert!(exit.success());
     assert!(
-        logs.contains("TRACE") || logs.contains("DEBUG"),
-        "trace logging was not on"
+        logs.contains("TRACE") && logs.contains("zbus"),
+        "trace logging (zbus included) was not on"
     );
     for canary in CANARIES {
         assert!(!logs.contains(canary), "{canary} is in the daemon's log");

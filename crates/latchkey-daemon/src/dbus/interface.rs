@@ -104,10 +104,7 @@ impl Latchkey {
         let mut caller = self.caller(&sender, connection).await?;
         let request = Request { id: Id::Null, call };
         let peer = caller.peer.clone().unwrap_or_else(Peer::local);
-        let response = self
-            .handler
-            .handle(request, &peer, &mut caller.audit)
-            .await;
+        let response = self.handler.handle(request, &peer, &mut caller.audit).await;
         self.keep(sender, caller);
         match response.outcome {
             Ok(raw) => serde_json::from_str(raw.get())
