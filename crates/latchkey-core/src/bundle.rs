@@ -279,6 +279,14 @@ impl StoredBundle {
         }
     }
 
+    /// The same document with another bundle: the unknown fields stay.
+    pub fn replaced(&self, bundle: TokenBundle) -> Self {
+        Self {
+            bundle,
+            extra: self.extra.clone(),
+        }
+    }
+
     /// Names of the fields kept without being understood.
     pub fn unknown_fields(&self) -> impl Iterator<Item = &str> {
         self.extra.0.keys().map(String::as_str)

@@ -31,6 +31,14 @@ pub enum Error {
         /// The requested scopes it lacks.
         missing: Vec<String>,
     },
+    /// Refreshing failed and the old access token is no longer valid.
+    #[error("refreshing the token failed: {reason}")]
+    RefreshFailed {
+        /// Why, for people.
+        reason: String,
+        /// Whether trying again later may succeed.
+        retryable: bool,
+    },
     /// The keychain is locked.
     #[error("the keychain is locked; unlock it and try again")]
     Locked,
@@ -63,6 +71,7 @@ impl Error {
             Error::NotFound => ErrorKind::NotFound,
             Error::AuthenticationRequired { .. } => ErrorKind::AuthenticationRequired,
             Error::InsufficientScope { .. } => ErrorKind::InsufficientScope,
+            Error::RefreshFailed { .. } => ErrorKind::RefreshFailed,
             Error::Locked => ErrorKind::Locked,
             Error::Unavailable(_) => ErrorKind::BackendUnavailable,
             Error::Corrupt(_) | Error::Store(_) => ErrorKind::Internal,
@@ -80,6 +89,7 @@ impl Error {
             Error::Locked => {
                 rpc.data.hint = Some("unlock your keyring (log in to the desktop)".to_owned())
             }
+            Error::RefreshFailed { retryable, .. } => rpc.data.retryable = Some(*retryable),
             _ => {}
         }
         rpc

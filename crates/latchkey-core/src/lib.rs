@@ -17,6 +17,7 @@ pub mod clock;
 mod error;
 mod key;
 mod record;
+mod refresh;
 mod service;
 mod store;
 
@@ -25,5 +26,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{EntryKey, KeyError, MAX_ACCOUNT_LEN, MAX_SERVICE_LEN};
 pub use record::{refresh_window, EntryRecord};
+pub use refresh::{RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher};
 pub use service::{Change, ChangeKind, StoreInfo, TokenService};
 pub use store::{Listed, SecretBytes, Store, StoreError, StoreFuture};

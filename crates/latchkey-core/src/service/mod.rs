@@ -13,7 +13,10 @@ use crate::bundle::{StoredBundle, TokenBundle};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::EntryKey;
-use crate::record::EntryRecord;
+use crate::record::{refresh_window, EntryRecord};
+use crate::refresh::Refresher;
+
+mod refresh;
 use crate::store::Store;
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
@@ -35,6 +38,8 @@ pub enum ChangeKind {
     Set,
     /// Removed.
     Cleared,
+    /// Refreshed by the daemon.
+    Refreshed,
 }
 
 impl ChangeKind {
@@ -43,6 +48,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Set => "set",
             ChangeKind::Cleared => "cleared",
+            ChangeKind::Refreshed => "refreshed",
         }
     }
 }
@@ -68,6 +74,20 @@ struct Entry {
     cached: Option<Arc<TokenBundle>>,
     /// Bumped on every write, so a slow read never caches an older bundle over a newer one.
     generation: u64,
+    /// Held while the entry refreshes: one refresh per entry at a time, whoever asks.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Entry {
+    fn new(record: EntryRecord, last_used_at: Option<DateTime<Utc>>, generation: u64) -> Self {
+        Self {
+            record,
+            last_used_at,
+            cached: None,
+            generation,
+            refreshing: Arc::default(),
+        }
+    }
 }
 
 struct Inner {
@@ -79,6 +99,8 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// Announces changes; slow listeners miss old events rather than slowing writes.
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Talks to token endpoints; without one, expired tokens need a new `set`.
+    refresher: Option<Arc<dyn Refresher>>,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -102,6 +124,15 @@ impl TokenService {
     /// was lost) is described by reading its document, but only while the keychain is already
     /// unlocked; otherwise it is skipped until the next start.
     pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_with_refresher(store, clock, None).await
+    }
+
+    /// Like [`TokenService::open`], refreshing OAuth entries through `refresher`.
+    pub async fn open_with_refresher(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        refresher: Option<Arc<dyn Refresher>>,
+    ) -> Result<Self, Error> {
         let listed = store.list().await?;
         let now = clock.now();
         let mut entries = BTreeMap::new();
@@ -126,15 +157,7 @@ impl TokenService {
                 },
                 None => continue,
             };
-            entries.insert(
-                item.key,
-                Entry {
-                    record,
-                    last_used_at: None,
-                    cached: None,
-                    generation: 0,
-                },
-            );
+            entries.insert(item.key, Entry::new(record, None, 0));
         }
         debug!(
             store = store.name(),
@@ -148,6 +171,7 @@ impl TokenService {
                 entries: Mutex::new(entries),
                 writes: tokio::sync::Mutex::new(()),
                 changes: tokio::sync::broadcast::channel(256).0,
+                refresher,
             }),
         })
     }
@@ -195,9 +219,11 @@ impl TokenService {
     pub async fn get(&self, params: &GetParams) -> Result<GetResult, Error> {
         let key = EntryKey::new(&params.service, params.account.as_deref())?;
         let now = self.now();
+        let min =
+            Duration::seconds(params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS) as i64);
         let locked = self.forget_secrets_if_locked();
         // Every check that needs only the record runs under the lock, without copying it.
-        let (cached, generation) = {
+        let serve = {
             let entries = self.entries();
             let entry = entries.get(&key).ok_or(Error::NotFound)?;
             let record = &entry.record;
@@ -215,65 +241,116 @@ impl TokenService {
                     .collect();
                 return Err(Error::InsufficientScope { missing });
             }
-            if let Some(expires_at) = record.expires_at {
-                let min = params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS);
-                if expires_at <= now + Duration::seconds(min as i64) {
+            match self.freshness(record, now, min) {
+                Freshness::Expired => {
                     return Err(Error::AuthenticationRequired {
-                        reason: "the access token has expired and cannot be refreshed yet",
-                    });
+                        reason: "the access token has expired and latchkey cannot refresh it",
+                    })
                 }
+                Freshness::Refresh if !locked => None,
+                _ => Some((entry.cached.clone(), entry.generation)),
             }
-            (entry.cached.clone(), entry.generation)
         };
         if locked {
             return Err(Error::Locked);
         }
-        let bundle = match cached {
-            Some(bundle) => bundle,
-            None => {
-                let doc = self.inner.store.read(&key).await?.ok_or(Error::NotFound)?;
-                let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
-                let bundle = Arc::new(stored.bundle);
-                let mut entries = self.entries();
-                if let Some(entry) = entries.get_mut(&key) {
-                    if entry.generation == generation && self.inner.store.locked() != Some(true) {
-                        entry.cached = Some(Arc::clone(&bundle));
-                    }
-                }
-                bundle
-            }
+        let Some((cached, generation)) = serve else {
+            return self.refresh_and_get(&key, min).await;
         };
-        if let Some(entry) = self.entries().get_mut(&key) {
-            entry.last_used_at = Some(now);
-        }
-        Ok(match bundle.as_ref() {
-            TokenBundle::OAuth2(b) => GetResult {
-                secret: b.access_token.clone(),
-                kind: bundle.kind(),
-                token_type: Some(b.token_type.clone()),
-                username: None,
-                expires_at: b.expires_at,
-                scopes: b.scopes.clone(),
-            },
-            TokenBundle::ApiKey { key } => GetResult {
-                secret: key.clone(),
-                kind: bundle.kind(),
-                token_type: None,
-                username: None,
-                expires_at: None,
-                scopes: Vec::new(),
-            },
-            TokenBundle::Password { username, password } => GetResult {
-                secret: password.clone(),
-                kind: bundle.kind(),
-                token_type: None,
-                username: Some(username.clone()),
-                expires_at: None,
-                scopes: Vec::new(),
-            },
-        })
+        let bundle = self.load(&key, cached, generation).await?;
+        self.touch(&key, now);
+        Ok(result_of(&bundle))
     }
 
+    /// Whether a record can serve as is, should be refreshed first, or cannot serve.
+    fn freshness(&self, record: &EntryRecord, now: DateTime<Utc>, min: Duration) -> Freshness {
+        let Some(expires_at) = record.expires_at else {
+            return Freshness::Fresh;
+        };
+        let issued = record.last_refreshed_at.unwrap_or(record.updated_at);
+        let window = refresh_window(issued, expires_at).max(min);
+        let refreshable =
+            self.inner.refresher.is_some() && record.has_refresh_token && record.provider.is_some();
+        if expires_at - now > window {
+            Freshness::Fresh
+        } else if refreshable {
+            Freshness::Refresh
+        } else if expires_at > now + min {
+            Freshness::Fresh
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// The bundle of an entry: the cached one, or read from the store and cached if nothing
+    /// newer was written meanwhile.
+    async fn load(
+        &self,
+        key: &EntryKey,
+        cached: Option<Arc<TokenBundle>>,
+        generation: u64,
+    ) -> Result<Arc<TokenBundle>, Error> {
+        if let Some(bundle) = cached {
+            return Ok(bundle);
+        }
+        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
+        let bundle = Arc::new(stored.bundle);
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get_mut(key) {
+            if entry.generation == generation && self.inner.store.locked() != Some(true) {
+                entry.cached = Some(Arc::clone(&bundle));
+            }
+        }
+        Ok(bundle)
+    }
+
+    fn touch(&self, key: &EntryKey, now: DateTime<Utc>) {
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.last_used_at = Some(now);
+        }
+    }
+}
+
+/// What `get` does with an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Freshness {
+    Fresh,
+    Refresh,
+    Expired,
+}
+
+/// What a client gets for a bundle: never the refresh token.
+fn result_of(bundle: &TokenBundle) -> GetResult {
+    match bundle {
+        TokenBundle::OAuth2(b) => GetResult {
+            secret: b.access_token.clone(),
+            kind: bundle.kind(),
+            token_type: Some(b.token_type.clone()),
+            username: None,
+            expires_at: b.expires_at,
+            scopes: b.scopes.clone(),
+        },
+        TokenBundle::ApiKey { key } => GetResult {
+            secret: key.clone(),
+            kind: bundle.kind(),
+            token_type: None,
+            username: None,
+            expires_at: None,
+            scopes: Vec::new(),
+        },
+        TokenBundle::Password { username, password } => GetResult {
+            secret: password.clone(),
+            kind: bundle.kind(),
+            token_type: None,
+            username: Some(username.clone()),
+            expires_at: None,
+            scopes: Vec::new(),
+        },
+    }
+}
+
+impl TokenService {
     /// Stores a credential, replacing any previous one for the same entry.
     ///
     /// The store write happens first; the cache changes only after it succeeded, so a failed
@@ -295,15 +372,9 @@ impl TokenService {
         self.inner.store.write(&key, &document, &record).await?;
         let metadata = record.metadata(now, last_used_at);
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(bundle));
-        self.entries().insert(
-            key.clone(),
-            Entry {
-                record,
-                last_used_at,
-                cached,
-                generation: generation + 1,
-            },
-        );
+        let mut entry = Entry::new(record, last_used_at, generation + 1);
+        entry.cached = cached;
+        self.entries().insert(key.clone(), entry);
         self.announce(key, ChangeKind::Set);
         Ok(metadata)
     }

@@ -1,0 +1,61 @@
+//! The seam between the service's refresh policy and the token endpoint: the service decides
+//! when to refresh and what to keep; a [`Refresher`] only talks to the provider.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use latchkey_proto::Secret;
+
+/// What a refresh needs from the entry.
+#[derive(Debug)]
+pub struct RefreshRequest<'a> {
+    /// The provider recorded in the bundle.
+    pub provider: &'a str,
+    /// The refresh token; it never leaves the daemon except to this provider.
+    pub refresh_token: &'a Secret,
+}
+
+/// A successful token response, already checked for sense.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access_token: Secret,
+    /// A rotated refresh token, if the provider sent one (else the old one stays).
+    pub refresh_token: Option<Secret>,
+    /// The token type (`Bearer`).
+    pub token_type: String,
+    /// Lifetime of the new access token in seconds, if the provider said.
+    pub expires_in: Option<i64>,
+    /// Granted scopes, if the provider said (else the old ones stay).
+    pub scopes: Option<Vec<String>>,
+    /// A new ID token, if any.
+    pub id_token: Option<Secret>,
+}
+
+/// Why a refresh did not produce tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`): the user must log in again.
+    #[error("the provider refused the refresh token")]
+    InvalidGrant,
+    /// A failure that may pass (timeout, reset, 5xx, 429), after the refresher's own retries.
+    #[error("the token endpoint is unavailable: {0}")]
+    Transient(String),
+    /// The provider answered something unusable (garbage, missing fields, other errors).
+    #[error("the token endpoint's answer was unusable: {0}")]
+    Rejected(String),
+    /// No provider of that name is configured.
+    #[error("no provider named in the entry is configured")]
+    UnknownProvider,
+}
+
+/// The future a refresher returns.
+pub type RefreshFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Refreshed, RefreshError>> + Send + 'a>>;
+
+/// Talks to token endpoints.
+pub trait Refresher: Send + Sync + 'static {
+    /// Exchanges a refresh token at the provider's token endpoint.
+    fn refresh<'a>(&'a self, request: RefreshRequest<'a>) -> RefreshFuture<'a>;
+}

@@ -1,0 +1,192 @@
+//! Refreshing an OAuth entry inside `get`: one refresh per entry however many callers wait,
+//! the new bundle (with any rotated refresh token) written to the store before anyone gets
+//! the new access token, and a refresh racing `clear` or `set` never undoing them.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use latchkey_proto::GetResult;
+use tracing::{debug, info, warn};
+
+use super::{result_of, ChangeKind, Freshness, TokenService};
+use crate::bundle::{StoredBundle, TokenBundle};
+use crate::error::Error;
+use crate::key::EntryKey;
+use crate::record::EntryRecord;
+use crate::refresh::{RefreshError, RefreshRequest};
+
+impl TokenService {
+    /// Serves `key` after refreshing it, or after another caller's refresh of it.
+    pub(super) async fn refresh_and_get(
+        &self,
+        key: &EntryKey,
+        min: Duration,
+    ) -> Result<GetResult, Error> {
+        let gate = {
+            let entries = self.entries();
+            Arc::clone(&entries.get(key).ok_or(Error::NotFound)?.refreshing)
+        };
+        let _one_at_a_time = gate.lock().await;
+        // While we waited, another caller may have refreshed (or cleared) the entry.
+        let now = self.now();
+        let (record, cached, generation) = {
+            let entries = self.entries();
+            let entry = entries.get(key).ok_or(Error::NotFound)?;
+            (entry.record.clone(), entry.cached.clone(), entry.generation)
+        };
+        if record.needs_login {
+            return Err(Error::AuthenticationRequired {
+                reason: "the provider refused the stored token; log in again",
+            });
+        }
+        match self.freshness(&record, now, min) {
+            Freshness::Fresh => {
+                let bundle = self.load(key, cached, generation).await?;
+                self.touch(key, now);
+                return Ok(result_of(&bundle));
+            }
+            Freshness::Expired => {
+                return Err(Error::AuthenticationRequired {
+                    reason: "the access token has expired and latchkey cannot refresh it",
+                })
+            }
+            Freshness::Refresh => {}
+        }
+        // The store holds the newest refresh token (another writer may have stored one).
+        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
+        let TokenBundle::OAuth2(old) = &stored.bundle else {
+            return Err(Error::AuthenticationRequired {
+                reason: "the entry holds no OAuth token to refresh",
+            });
+        };
+        let (Some(refresh_token), Some(provider), Some(refresher)) = (
+            old.refresh_token.as_ref(),
+            old.provider.as_deref(),
+            self.inner.refresher.as_ref(),
+        ) else {
+            return Err(Error::AuthenticationRequired {
+                reason: "the access token has expired and latchkey cannot refresh it",
+            });
+        };
+        debug!(entry = ?key, provider, "refreshing");
+        let outcome = refresher
+            .refresh(RefreshRequest {
+                provider,
+                refresh_token,
+            })
+            .await;
+        let still_valid = old.expires_at.is_some_and(|at| at > now + min);
+        match outcome {
+            Ok(fresh) => {
+                let mut bundle = old.clone();
+                bundle.access_token = fresh.access_token;
+                if let Some(rotated) = fresh.refresh_token {
+                    bundle.refresh_token = Some(rotated);
+                }
+                bundle.token_type = fresh.token_type;
+                bundle.expires_at = fresh.expires_in.map(|secs| now + Duration::seconds(secs));
+                if let Some(scopes) = fresh.scopes {
+                    bundle.scopes = scopes;
+                }
+                if fresh.id_token.is_some() {
+                    bundle.id_token = fresh.id_token;
+                }
+                let refreshed = stored.replaced(TokenBundle::OAuth2(bundle));
+                self.save_refreshed(key, &record, generation, refreshed, now)
+                    .await
+            }
+            Err(RefreshError::InvalidGrant) => {
+                self.mark_needs_login(key, &record, generation, &doc)
+                    .await?;
+                Err(Error::AuthenticationRequired {
+                    reason: "the provider refused the refresh token; log in again",
+                })
+            }
+            Err(err) if still_valid => {
+                warn!(entry = ?key, error = %err, "refresh failed; serving the still valid token");
+                let bundle = Arc::new(stored.bundle);
+                self.touch(key, now);
+                Ok(result_of(&bundle))
+            }
+            Err(RefreshError::UnknownProvider) => Err(Error::AuthenticationRequired {
+                reason: "the entry's provider is not configured; log in again",
+            }),
+            Err(err) => Err(Error::RefreshFailed {
+                retryable: matches!(err, RefreshError::Transient(_)),
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`
+    /// or `set` that came first wins: a cleared entry is not brought back, a replaced one is
+    /// not overwritten.
+    async fn save_refreshed(
+        &self,
+        key: &EntryKey,
+        record: &EntryRecord,
+        generation: u64,
+        refreshed: StoredBundle,
+        now: DateTime<Utc>,
+    ) -> Result<GetResult, Error> {
+        let _writing = self.inner.writes.lock().await;
+        let current = self.entries().get(key).map(|e| e.generation);
+        match current {
+            None => return Err(Error::NotFound),
+            Some(g) if g != generation => {
+                return Err(Error::RefreshFailed {
+                    reason: "the entry was replaced while it refreshed; ask again".into(),
+                    retryable: true,
+                })
+            }
+            Some(_) => {}
+        }
+        let mut new_record =
+            EntryRecord::describe(key.clone(), &refreshed.bundle, now, Some(record));
+        new_record.last_refreshed_at = Some(now);
+        let document = refreshed.to_document();
+        let bundle = Arc::new(refreshed.bundle);
+        let written = self.inner.store.write(key, &document, &new_record).await;
+        // The provider may have rotated the refresh token: the new bundle is kept in memory
+        // even if the store failed, or the next refresh would present a spent token.
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.record = new_record;
+            entry.cached = Some(Arc::clone(&bundle));
+            entry.generation += 1;
+            entry.last_used_at = Some(now);
+        }
+        if let Err(err) = written {
+            warn!(entry = ?key, error = %err, "refreshed token not saved to the keychain; kept in memory");
+            return Err(err.into());
+        }
+        info!(entry = ?key, "refreshed");
+        self.announce(key.clone(), ChangeKind::Refreshed);
+        Ok(result_of(&bundle))
+    }
+
+    /// Records that the provider refused the refresh token.
+    async fn mark_needs_login(
+        &self,
+        key: &EntryKey,
+        record: &EntryRecord,
+        generation: u64,
+        document: &crate::store::SecretBytes,
+    ) -> Result<(), Error> {
+        let _writing = self.inner.writes.lock().await;
+        if self.entries().get(key).map(|e| e.generation) != Some(generation) {
+            // Cleared or replaced meanwhile: nothing to mark.
+            return Ok(());
+        }
+        let mut new_record = record.clone();
+        new_record.needs_login = true;
+        self.inner.store.write(key, document, &new_record).await?;
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.record = new_record;
+            entry.cached = None;
+            entry.generation += 1;
+        }
+        info!(entry = ?key, "the provider refused the refresh token: needs login");
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! The refresh policy of `TokenService::get` over the memory store: single flight, rotation
+//! saved before anyone is answered, `invalid_grant`, transient failures, and races with
+//! `clear`. The token endpoint here is an in-process `Refresher` that rotates refresh tokens
+//! and refuses a reused one, like a strict provider; the HTTP side is tested on its own.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, TimeZone, Utc};
+use latchkey_core::{
+    EntryKey, Error, ManualClock, RefreshError, RefreshFuture, RefreshRequest, Refreshed,
+    Refresher, Store, StoredBundle, TokenBundle, TokenService,
+};
+use latchkey_proto::{BundleInput, GetParams, KeyParams, SetParams, State};
+use latchkey_store::memory::MemoryStore;
+
+/// Rotates on every use; a refresh token presented twice is refused (reuse detection).
+#[derive(Default)]
+struct Provider {
+    calls: AtomicUsize,
+    spent: Mutex<HashSet<String>>,
+    reused: AtomicUsize,
+    /// The next answers to give instead of tokens.
+    faults: Mutex<Vec<RefreshError>>,
+    /// When set, each refresh waits for this before answering.
+    hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
+}
+
+impl Refresher for Provider {
+    fn refresh<'a>(&'a self, request: RefreshRequest<'a>) -> RefreshFuture<'a> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            // Let every other caller reach the entry while this refresh is in flight.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let hold = self.hold.lock().unwrap().clone();
+            if let Some(hold) = hold {
+                hold.notified().await;
+            }
+            if let Some(fault) = self.faults.lock().unwrap().pop() {
+                return Err(fault);
+            }
+            let presented = request.refresh_token.expose().to_owned();
+            if !self.spent.lock().unwrap().insert(presented) {
+                self.reused.fetch_add(1, Ordering::SeqCst);
+                return Err(RefreshError::InvalidGrant);
+            }
+            Ok(Refreshed {
+                access_token: format!("access-{n}").into(),
+                refresh_token: Some(format!("refresh-{n}").into()),
+                token_type: "Bearer".into(),
+                expires_in: Some(3600),
+                scopes: None,
+                id_token: None,
+            })
+        })
+    }
+}
+
+fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap()
+}
+
+async fn setup(
+    expires_in: i64,
+) -> (
+    TokenService,
+    Arc<Provider>,
+    Arc<ManualClock>,
+    Arc<dyn Store>,
+) {
+    let clock = Arc::new(ManualClock::new(start()));
+    let provider = Arc::new(Provider::default());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let service = TokenService::open_with_refresher(
+        Arc::clone(&store),
+        clock.clone(),
+        Some(provider.clone() as Arc<dyn Refresher>),
+    )
+    .await
+    .unwrap();
+    service
+        .set(SetParams {
+            service: "gh".into(),
+            account: None,
+            bundle: BundleInput::Oauth2 {
+                access_token: "access-0".into(),
+                refresh_token: Some("refresh-0".into()),
+                token_type: None,
+                expires_at: None,
+                expires_in: Some(expires_in),
+                scopes: vec!["repo".into()],
+                id_token: None,
+                provider: Some("github".into()),
+            },
+        })
+        .await
+        .unwrap();
+    (service, provider, clock, store)
+}
+
+fn get() -> GetParams {
+    GetParams {
+        service: "gh".into(),
+        account: None,
+        scopes: vec![],
+        min_valid_secs: None,
+    }
+}
+
+async fn stored(store: &Arc<dyn Store>) -> Option<TokenBundle> {
+    let key = EntryKey::new("gh", None).unwrap();
+    let doc = store.read(&key).await.unwrap()?;
+    Some(StoredBundle::from_document(&doc).unwrap().bundle)
+}
+
+fn refresh_token(bundle: &TokenBundle) -> String {
+    match bundle {
+        TokenBundle::OAuth2(b) => b.refresh_token.as_ref().unwrap().expose().to_owned(),
+        _ => panic!("not oauth2"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_thousand_callers_cause_one_refresh() {
+    let (service, provider, clock, store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.get(&get()).await })
+        })
+        .collect();
+    for caller in callers {
+        let token = caller.await.unwrap().unwrap();
+        assert_eq!(token.secret.expose(), "access-1");
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 0);
+    // The rotated refresh token was saved, and the entry is fresh again.
+    assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-1");
+    let meta = &service.list()[0];
+    assert_eq!(meta.state, State::Valid);
+    assert_eq!(meta.last_refreshed_at, Some(start() + Duration::hours(2)));
+    assert_eq!(meta.expires_at, Some(start() + Duration::hours(3)));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn each_refresh_presents_the_latest_refresh_token() {
+    let (service, provider, clock, store) = setup(3600).await;
+    for round in 1..=3 {
+        clock.advance(Duration::hours(2));
+        let token = service.get(&get()).await.unwrap();
+        assert_eq!(token.secret.expose(), format!("access-{round}"));
+        assert_eq!(
+            refresh_token(&stored(&store).await.unwrap()),
+            format!("refresh-{round}")
+        );
+    }
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 0);
+    // Inside the refresh window (the last 6 minutes of an hour) it refreshes ahead of expiry.
+    clock.advance(Duration::minutes(57));
+    assert_eq!(service.list()[0].state, State::Expiring);
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-4"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn invalid_grant_means_login_and_is_remembered() {
+    let (service, provider, clock, store) = setup(3600).await;
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::InvalidGrant);
+    clock.advance(Duration::hours(2));
+    assert!(matches!(
+        service.get(&get()).await,
+        Err(Error::AuthenticationRequired { .. })
+    ));
+    assert_eq!(service.list()[0].state, State::NeedsLogin);
+    // No further refresh is tried, and a restarted service still knows.
+    assert!(service.get(&get()).await.is_err());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    let reopened = TokenService::open(Arc::clone(&store), clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(reopened.list()[0].state, State::NeedsLogin);
+    // The refused token stays as it was; a new `set` (a new login) clears the state.
+    assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-0");
+    service
+        .set(SetParams {
+            service: "gh".into(),
+            account: None,
+            bundle: BundleInput::Oauth2 {
+                access_token: "after-login".into(),
+                refresh_token: Some("refresh-new".into()),
+                token_type: None,
+                expires_at: None,
+                expires_in: Some(3600),
+                scopes: vec![],
+                id_token: None,
+                provider: Some("github".into()),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(service.list()[0].state, State::Valid);
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "after-login"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn transient_failures_serve_a_still_valid_token_else_fail_retryably() {
+    let (service, provider, clock, store) = setup(3600).await;
+    // Inside the window but not expired: the old token is served.
+    clock.advance(Duration::minutes(57));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-0"
+    );
+    // Expired: a retryable refresh_failed, and nothing written.
+    clock.advance(Duration::minutes(10));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("timeout".into()));
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(retryable),
+        other => panic!("expected refresh_failed, got {other:?}"),
+    }
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Rejected("garbage".into()));
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(!retryable),
+        other => panic!("expected refresh_failed, got {other:?}"),
+    }
+    assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-0");
+    // It recovers when the provider does.
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-4"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refresh_racing_clear_never_brings_the_entry_back() {
+    let (service, provider, clock, store) = setup(3600).await;
+    let hold = Arc::new(tokio::sync::Notify::new());
+    *provider.hold.lock().unwrap() = Some(hold.clone());
+    clock.advance(Duration::hours(2));
+    let in_flight = {
+        let service = service.clone();
+        tokio::spawn(async move { service.get(&get()).await })
+    };
+    // Let the refresh start, then clear while it waits on the provider.
+    while provider.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let cleared = service
+        .clear(KeyParams {
+            service: "gh".into(),
+            account: None,
+        })
+        .await
+        .unwrap();
+    assert!(cleared);
+    hold.notify_one();
+    assert_eq!(in_flight.await.unwrap(), Err(Error::NotFound));
+    assert!(stored(&store).await.is_none());
+    assert!(service.list().is_empty());
+}
