@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+pub mod oauth_server;
+
 /// How long any start-up may take before a test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,5 +1,6 @@
 //! Daemon settings: defaults, then `config.toml`, then command-line flags, validated once.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Request limits.
     pub limits: Limits,
+    /// OAuth providers by name: (token endpoint, client id), not yet validated.
+    pub providers: BTreeMap<String, (Option<String>, Option<String>)>,
 }
 
 /// The `config.toml` file. Every key is optional; unknown sections (such as `providers`, used
@@ -53,6 +56,19 @@ pub struct FileConfig {
     /// `[daemon]`
     #[serde(default)]
     pub daemon: DaemonSection,
+    /// `[providers.NAME]`
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSection>,
+}
+
+/// `[providers.NAME]` in `config.toml`. Keys for logins (`issuer`, `scopes`, ...) are accepted
+/// and not used yet.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProviderSection {
+    /// The public client id.
+    pub client_id: Option<String>,
+    /// The token endpoint; built-in templates know theirs.
+    pub token_url: Option<String>,
 }
 
 /// `[store]` in `config.toml`.
@@ -189,11 +205,17 @@ impl Config {
             .socket
             .or(file.daemon.socket)
             .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+        let providers = file
+            .providers
+            .into_iter()
+            .map(|(name, p)| (name, (p.token_url, p.client_id)))
+            .collect();
         Ok(Self {
             socket,
             backend,
             data_dir,
             limits,
+            providers,
         })
     }
 }

@@ -118,9 +118,11 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
         );
     }
     let store_name = selection.store.name();
-    let service = TokenService::open(selection.store, Arc::new(SystemClock))
-        .await
-        .context("cannot read the store's entries")?;
+    let refresher = refresher(&config)?;
+    let service =
+        TokenService::open_with_refresher(selection.store, Arc::new(SystemClock), refresher)
+            .await
+            .context("cannot read the store's entries")?;
     let entries = service.store_info().entries;
     let handler = Handler::new(service);
     let bus = if transports.dbus {
@@ -153,6 +155,35 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     drop(bus);
     info!("latchkeyd stopped");
     Ok(())
+}
+
+/// The token-endpoint client for the configured providers (none: no refreshing).
+fn refresher(config: &Config) -> Result<Option<Arc<dyn latchkey_core::Refresher>>> {
+    let mut providers = std::collections::BTreeMap::new();
+    for (name, (token_url, client_id)) in &config.providers {
+        let Some(token_url) = token_url
+            .as_deref()
+            .or_else(|| latchkey_oauth::builtin_token_url(name))
+        else {
+            warn!(provider = %name, "no token_url and no built-in template: this provider cannot refresh");
+            continue;
+        };
+        let client_id = client_id.as_deref().unwrap_or_default();
+        providers.insert(
+            name.clone(),
+            latchkey_oauth::Provider::new(name, token_url, client_id)?,
+        );
+    }
+    if providers.is_empty() {
+        return Ok(None);
+    }
+    info!(
+        providers = providers.len(),
+        "OAuth providers configured for refreshing"
+    );
+    Ok(Some(Arc::new(latchkey_oauth::HttpRefresher::new(
+        providers,
+    )?)))
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

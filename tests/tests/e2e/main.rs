@@ -7,4 +7,5 @@ mod dbus;
 mod install;
 mod keychain;
 mod leaks;
+mod oauth;
 mod protocol;

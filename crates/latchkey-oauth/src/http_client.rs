@@ -1,0 +1,88 @@
+//! The HTTP client given to `oauth2`: reqwest without redirects, which reports the statuses
+//! that call for a retry (5xx, 429 with its `Retry-After`) instead of handing them to the
+//! token-response parser.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// reqwest (built without redirects) as `oauth2`'s HTTP client.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenHttp(pub(crate) reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = HttpFailure;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpFailure>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
+}
+
+/// Why a request did not produce a response worth parsing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HttpFailure {
+    /// 5xx or 429.
+    #[error("HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// A redirect, which is never followed.
+    #[error("redirect {0}")]
+    Redirect(u16),
+    /// Connection failure, reset, timeout.
+    #[error("{0}")]
+    Transport(String),
+}
+
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, HttpFailure> {
+    let request = reqwest::Request::try_from(request)
+        .map_err(|e| HttpFailure::Transport(format!("bad request: {e}")))?;
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|e| HttpFailure::Transport(describe(&e)))?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(HttpFailure::Redirect(status.as_u16()));
+    }
+    if status.is_server_error() || status.as_u16() == 429 {
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Err(HttpFailure::Status {
+            status: status.as_u16(),
+            retry_after,
+        });
+    }
+    let mut builder = http::Response::builder().status(status);
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| HttpFailure::Transport(describe(&e)))?;
+    builder
+        .body(body.to_vec())
+        .map_err(|e| HttpFailure::Transport(e.to_string()))
+}
+
+/// A failure's kind, without the URL's query or any body.
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_connect() {
+        "cannot connect".into()
+    } else {
+        "the connection failed".into()
+    }
+}

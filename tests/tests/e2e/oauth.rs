@@ -1,0 +1,158 @@
+//! Refreshing through the daemon against a real token endpoint on 127.0.0.1: one refresh for a
+//! storm of callers over many connections, the rotated token saved in the keyring, and each
+//! fault giving its documented outcome with nothing wrong written.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+
+use latchkey_tests::oauth_server::{Fault, TokenServer};
+use latchkey_tests::{stderr, stdout, Daemon, TestEnv, START_TIMEOUT};
+use serde_json::Value;
+
+const EXPIRED: &str = r#"{"kind":"oauth2","access_token":"ATOKEN-0","refresh_token":"RTOKEN-0","expires_at":"2001-01-01T00:00:00Z","scopes":["repo"],"provider":"test"}"#;
+
+fn daemon_with_provider(env: &TestEnv, server: &TokenServer) -> Daemon {
+    let config = env.root().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.test]\ntoken_url = \"{}\"\nclient_id = \"latchkey-test\"\n",
+            server.token_url()
+        ),
+    )
+    .unwrap();
+    env.start_daemon(&["--config", config.to_str().unwrap()])
+}
+
+fn stored_document(env: &TestEnv) -> Value {
+    let out = Command::new("secret-tool")
+        .args(["lookup", "service", "api", "account", "default"])
+        .env("DBUS_SESSION_BUS_ADDRESS", env.bus().address())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_storm_of_gets_over_fifty_connections_refreshes_once() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    let env = TestEnv::with_keyring();
+    let daemon = daemon_with_provider(&env, &server);
+    assert!(env
+        .cli(&daemon.socket, &["set", "api", "--bundle"], EXPIRED)
+        .status
+        .success());
+
+    // 50 connections, each with 20 pipelined gets, all sent before any answer is read.
+    let request =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n";
+    let mut connections: Vec<UnixStream> = (0..50)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    for stream in &mut connections {
+        stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+        stream.write_all(&request.repeat(20)).unwrap();
+    }
+    let mut secrets = Vec::new();
+    for stream in connections {
+        let mut reader = BufReader::new(stream);
+        for _ in 0..20 {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let response: Value = serde_json::from_str(&line).unwrap();
+            secrets.push(
+                response["result"]["secret"]
+                    .as_str()
+                    .unwrap_or("<error>")
+                    .to_owned(),
+            );
+        }
+    }
+    assert_eq!(secrets.len(), 1000);
+    assert!(
+        secrets.iter().all(|s| s == "ATOKEN-1"),
+        "{:?}",
+        &secrets[..5]
+    );
+    assert_eq!(server.refresh_requests(), 1);
+    assert_eq!(server.reuse_detected(), 0);
+    // The rotated refresh token is in the keyring; the status shows the refresh.
+    assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
+    let status: Value =
+        serde_json::from_str(&stdout(&env.cli(&daemon.socket, &["status", "--json"], ""))).unwrap();
+    assert_eq!(status["entries"][0]["state"], "valid");
+    assert!(status["entries"][0]["last_refreshed_at"].is_string());
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success());
+    assert!(!logs.contains("RTOKEN"), "a refresh token reached the log");
+    assert!(!logs.contains("ATOKEN"), "an access token reached the log");
+}
+
+#[test]
+fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    let env = TestEnv::with_keyring();
+    let daemon = daemon_with_provider(&env, &server);
+    let s = &daemon.socket;
+    assert!(env
+        .cli(s, &["set", "api", "--bundle"], EXPIRED)
+        .status
+        .success());
+
+    // Unusable answers: refresh_failed (exit 9), not retryable, the stored token untouched.
+    for fault in [
+        Fault::Garbage,
+        Fault::MissingAccessToken,
+        Fault::UnknownTokenType,
+    ] {
+        server.fail_next(std::slice::from_ref(&fault));
+        let out = env.cli(s, &["get", "api", "--json"], "");
+        assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
+        assert_eq!(
+            stored_document(&env)["refresh_token"],
+            "RTOKEN-0",
+            "{fault:?}"
+        );
+    }
+    // A 503 and a 429 with Retry-After are retried inside one get.
+    server.fail_next(&[Fault::Status(503), Fault::TooManyRequests(1)]);
+    let before = server.refresh_requests();
+    let out = env.cli(s, &["get", "api"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ATOKEN-1\n");
+    assert_eq!(server.refresh_requests(), before + 3);
+    assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
+
+    // Three 500s in a row on an expired token: refresh_failed, retryable.
+    assert!(env
+        .cli(
+            s,
+            &["set", "api", "--bundle"],
+            &EXPIRED.replace("RTOKEN-0", "RTOKEN-1")
+        )
+        .status
+        .success());
+    server.fail_next(&[Fault::Status(500), Fault::Status(500), Fault::Status(500)]);
+    let raw = latchkey_tests::raw_exchange(
+        s,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n",
+        1,
+    );
+    assert_eq!(raw[0]["error"]["data"]["kind"], "refresh_failed");
+    assert_eq!(raw[0]["error"]["data"]["retryable"], true);
+    assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
+
+    // invalid_grant: needs_login, remembered, and no more requests to the provider.
+    server.fail_next(&[Fault::InvalidGrant]);
+    assert_eq!(env.cli(s, &["get", "api"], "").status.code(), Some(4));
+    let requests = server.refresh_requests();
+    assert_eq!(env.cli(s, &["get", "api"], "").status.code(), Some(4));
+    assert_eq!(server.refresh_requests(), requests);
+    let status: Value =
+        serde_json::from_str(&stdout(&env.cli(s, &["status", "--json"], ""))).unwrap();
+    assert_eq!(status["entries"][0]["state"], "needs_login");
+    drop(daemon);
+}
