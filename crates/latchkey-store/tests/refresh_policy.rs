@@ -239,6 +239,8 @@ async fn transient_failures_serve_a_still_valid_token_else_fail_retryably() {
         Err(Error::RefreshFailed { retryable, .. }) => assert!(retryable),
         other => panic!("expected refresh_failed, got {other:?}"),
     }
+    // Past the cool-down that failure started, the provider is asked again.
+    clock.advance(Duration::seconds(31));
     provider
         .faults
         .lock()
@@ -282,4 +284,42 @@ async fn a_refresh_racing_clear_never_brings_the_entry_back() {
     assert_eq!(in_flight.await.unwrap(), Err(Error::NotFound));
     assert!(stored(&store).await.is_none());
     assert!(service.list().is_empty());
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    // Inside the window, still valid: everyone gets the old token, the provider is asked once.
+    clock.advance(Duration::minutes(59) + Duration::seconds(50));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.get(&get()).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap().secret.expose(), "access-0");
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    // Expired within the cool-down: a retryable failure without asking again.
+    clock.advance(Duration::seconds(11));
+    assert!(matches!(
+        service.get(&get()).await,
+        Err(Error::RefreshFailed {
+            retryable: true,
+            ..
+        })
+    ));
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    // After it, the provider is asked again (and answers).
+    clock.advance(Duration::seconds(30));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-2"
+    );
 }

@@ -145,7 +145,21 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
     assert_eq!(raw[0]["error"]["data"]["retryable"], true);
     assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
 
-    // invalid_grant: needs_login, remembered, and no more requests to the provider.
+    // During the cool-down after that failure the provider is not asked again.
+    let requests = server.refresh_requests();
+    assert_eq!(env.cli(s, &["get", "api"], "").status.code(), Some(9));
+    assert_eq!(server.refresh_requests(), requests);
+
+    // invalid_grant (after a new set, which ends the cool-down): needs_login, remembered, and
+    // no more requests to the provider.
+    assert!(env
+        .cli(
+            s,
+            &["set", "api", "--bundle"],
+            &EXPIRED.replace("RTOKEN-0", "RTOKEN-1")
+        )
+        .status
+        .success());
     server.fail_next(&[Fault::InvalidGrant]);
     assert_eq!(env.cli(s, &["get", "api"], "").status.code(), Some(4));
     let requests = server.refresh_requests();

@@ -76,6 +76,9 @@ struct Entry {
     generation: u64,
     /// Held while the entry refreshes: one refresh per entry at a time, whoever asks.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// When a refresh last failed for a reason that may pass; callers in the following
+    /// cool-down do not ask the provider again.
+    refresh_failed_at: Option<DateTime<Utc>>,
 }
 
 impl Entry {
@@ -86,6 +89,7 @@ impl Entry {
             cached: None,
             generation,
             refreshing: Arc::default(),
+            refresh_failed_at: None,
         }
     }
 }

@@ -9,6 +9,10 @@ use latchkey_proto::GetResult;
 use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
+
+/// After a refresh fails for a reason that may pass, how long callers are answered from what
+/// is known instead of asking the provider again: no storm against a provider that is down.
+const COOL_DOWN: i64 = 30;
 use crate::bundle::{StoredBundle, TokenBundle};
 use crate::error::Error;
 use crate::key::EntryKey;
@@ -29,10 +33,15 @@ impl TokenService {
         let _one_at_a_time = gate.lock().await;
         // While we waited, another caller may have refreshed (or cleared) the entry.
         let now = self.now();
-        let (record, cached, generation) = {
+        let (record, cached, generation, failed_at) = {
             let entries = self.entries();
             let entry = entries.get(key).ok_or(Error::NotFound)?;
-            (entry.record.clone(), entry.cached.clone(), entry.generation)
+            (
+                entry.record.clone(),
+                entry.cached.clone(),
+                entry.generation,
+                entry.refresh_failed_at,
+            )
         };
         if record.needs_login {
             return Err(Error::AuthenticationRequired {
@@ -51,6 +60,20 @@ impl TokenService {
                 })
             }
             Freshness::Refresh => {}
+        }
+        let cooling =
+            failed_at.is_some_and(|at| now >= at && now - at < Duration::seconds(COOL_DOWN));
+        if cooling {
+            let still_valid = record.expires_at.is_some_and(|at| at > now + min);
+            if still_valid {
+                let bundle = self.load(key, cached, generation).await?;
+                self.touch(key, now);
+                return Ok(result_of(&bundle));
+            }
+            return Err(Error::RefreshFailed {
+                reason: "the token endpoint failed moments ago; try again shortly".into(),
+                retryable: true,
+            });
         }
         // The store holds the newest refresh token (another writer may have stored one).
         let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
@@ -77,6 +100,11 @@ impl TokenService {
             })
             .await;
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
+        if matches!(outcome, Err(RefreshError::Transient(_))) {
+            if let Some(entry) = self.entries().get_mut(key) {
+                entry.refresh_failed_at = Some(now);
+            }
+        }
         match outcome {
             Ok(fresh) => {
                 let mut bundle = old.clone();
