@@ -263,6 +263,122 @@ fn dbus_comparison(env: &TestEnv, runtime: &tokio::runtime::Runtime, count: usiz
     let _ = raw.wait();
 }
 
+/// One token request straight to the test server, as HTTP/1.1 over a fresh TCP connection.
+fn direct_token_request(address: &str, refresh_token: &str) -> Duration {
+    use std::io::{Read, Write};
+    let body = format!("grant_type=refresh_token&refresh_token={refresh_token}&client_id=bench");
+    let request = format!(
+        "POST /token HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    elapsed
+}
+
+/// 1000 gets of an expired token over 50 connections against the test token server: how many
+/// refresh requests reach it, and the gets' latency next to the endpoint's own.
+fn refresh_storm(env: &TestEnv, runtime: &tokio::runtime::Runtime) {
+    use latchkey_tests::oauth_server::TokenServer;
+
+    let server = TokenServer::start();
+    let url = server.token_url();
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/token")
+        .to_owned();
+    // The endpoint's own latency, on tokens of their own family.
+    let mut direct: Vec<Duration> = (0..50)
+        .map(|i| {
+            let token = format!("DIRECT-{i}");
+            server.seed(&token);
+            direct_token_request(&address, &token)
+        })
+        .collect();
+    direct.sort();
+    let config = env.root().join("storm.toml");
+    std::fs::write(
+        &config,
+        format!("[providers.test]\ntoken_url = \"{url}\"\nclient_id = \"bench\"\n"),
+    )
+    .unwrap();
+    let socket = env.root().join("storm.sock");
+    let daemon = env.start_daemon_with(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+            "--no-dbus",
+        ],
+        &[("RUST_LOG", "warn,latchkeyd=info")],
+    );
+    server.seed("STORM-0");
+    let before = server.refresh_requests();
+    let bundle = r#"{"kind":"oauth2","access_token":"old","refresh_token":"STORM-0","expires_at":"2001-01-01T00:00:00Z","provider":"test"}"#;
+    assert!(env
+        .cli(&socket, &["set", "storm", "--bundle"], bundle)
+        .status
+        .success());
+    let line = Arc::new(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"storm\"}}\n"
+            .to_vec(),
+    );
+    let samples = runtime.block_on(async {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let socket = socket.clone();
+                let line = Arc::clone(&line);
+                tokio::spawn(async move {
+                    let stream = UnixStream::connect(&socket).await.unwrap();
+                    let (reader, mut writer) = stream.into_split();
+                    let mut reader = BufReader::new(reader);
+                    let started = Instant::now();
+                    writer.write_all(&line.repeat(20)).await.unwrap();
+                    let mut samples = Vec::new();
+                    let mut response = String::new();
+                    for _ in 0..20 {
+                        response.clear();
+                        reader.read_line(&mut response).await.unwrap();
+                        assert!(response.contains("\"secret\""), "{response}");
+                        samples.push(started.elapsed());
+                    }
+                    samples
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    let gets = stats(samples, Duration::from_secs(1));
+    let refreshes = server.refresh_requests() - before;
+    println!("refresh storm: 1000 gets of an expired token over 50 connections");
+    println!(
+        "  refresh requests at the token endpoint: {refreshes} (must be 1); reused refresh tokens: {}",
+        server.reuse_detected()
+    );
+    println!(
+        "  gets p50 {:.2} ms, p99 {:.2} ms; token endpoint alone p50 {:.2} ms, p99 {:.2} ms (goal: get p99 <= endpoint + 10 ms)",
+        gets.p50.as_secs_f64() * 1e3,
+        gets.p99.as_secs_f64() * 1e3,
+        direct[direct.len() / 2].as_secs_f64() * 1e3,
+        direct[direct.len() * 99 / 100].as_secs_f64() * 1e3,
+    );
+    drop(daemon);
+}
+
 fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Duration {
     let mut samples: Vec<Duration> = (0..runs)
         .map(|_| {
@@ -396,6 +512,7 @@ fn main() {
     let _ = echo.kill();
     let _ = echo.wait();
     dbus_comparison(&env, &runtime, total / 4);
+    refresh_storm(&env, &runtime);
     let (exit, _) = daemon.stop();
     assert!(exit.success());
 }

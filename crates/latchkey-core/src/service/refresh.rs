@@ -99,6 +99,7 @@ impl TokenService {
                 refresh_token,
             })
             .await;
+        debug!(entry = ?key, ok = outcome.is_ok(), "token endpoint answered");
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
         if matches!(outcome, Err(RefreshError::Transient(_))) {
             if let Some(entry) = self.entries().get_mut(key) {
