@@ -31,7 +31,8 @@ impl Refresher for Provider {
     fn refresh<'a>(&'a self, request: RefreshRequest<'a>) -> RefreshFuture<'a> {
         Box::pin(async move {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            // Let every other caller reach the entry while this refresh is in flight.
+            // The tests run on tokio's paused clock: this sleep ends only once every other task
+            // is blocked, so every caller is waiting on the entry while this refresh is out.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let hold = self.hold.lock().unwrap().clone();
             if let Some(hold) = hold {
