@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const EXPIRED: &str = r#"{"kind":"oauth2","access_token":"ATOKEN-0","refresh_token":"RTOKEN-0","expires_at":"2001-01-01T00:00:00Z","scopes":["repo"],"provider":"test"}"#;
 
-fn daemon_with_provider(env: &TestEnv, server: &TokenServer) -> Daemon {
+fn daemon_with_provider(env: &TestEnv, server: &TokenServer, log: &str) -> Daemon {
     let config = env.root().join("config.toml");
     std::fs::write(
         &config,
@@ -22,7 +22,10 @@ fn daemon_with_provider(env: &TestEnv, server: &TokenServer) -> Daemon {
         ),
     )
     .unwrap();
-    env.start_daemon(&["--config", config.to_str().unwrap()])
+    env.start_daemon_with(
+        &["--config", config.to_str().unwrap()],
+        &[("RUST_LOG", log)],
+    )
 }
 
 fn stored_document(env: &TestEnv) -> Value {
@@ -39,7 +42,7 @@ fn a_storm_of_gets_over_fifty_connections_refreshes_once() {
     let server = TokenServer::start();
     server.seed("RTOKEN-0");
     let env = TestEnv::with_keyring();
-    let daemon = daemon_with_provider(&env, &server);
+    let daemon = daemon_with_provider(&env, &server, "info");
     assert!(env
         .cli(&daemon.socket, &["set", "api", "--bundle"], EXPIRED)
         .status
@@ -95,7 +98,8 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
     let server = TokenServer::start();
     server.seed("RTOKEN-0");
     let env = TestEnv::with_keyring();
-    let daemon = daemon_with_provider(&env, &server);
+    // Trace logging, HTTP and D-Bus internals included: no token may show up in it.
+    let daemon = daemon_with_provider(&env, &server, "trace");
     let s = &daemon.socket;
     assert!(env
         .cli(s, &["set", "api", "--bundle"], EXPIRED)
@@ -168,5 +172,12 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
     let status: Value =
         serde_json::from_str(&stdout(&env.cli(s, &["status", "--json"], ""))).unwrap();
     assert_eq!(status["entries"][0]["state"], "needs_login");
-    drop(daemon);
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success());
+    assert!(
+        logs.contains("hyper") || logs.contains("reqwest"),
+        "HTTP tracing was not on"
+    );
+    assert!(!logs.contains("RTOKEN"), "a refresh token reached the log");
+    assert!(!logs.contains("ATOKEN"), "an access token reached the log");
 }
