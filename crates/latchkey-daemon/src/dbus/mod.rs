@@ -49,6 +49,9 @@ pub async fn serve(
     let connection = zbus::Connection::session()
         .await
         .map_err(DbusError::NoBus)?;
+    // Watch for the bus going away (or the name being taken) from before the name is ours,
+    // so no loss can slip between taking the name and watching.
+    let bus_watch = bus_watch(&connection).await.map_err(DbusError::Other)?;
     // The object first, then the name: a caller that activated us by name finds it there.
     connection
         .object_server()
@@ -67,7 +70,7 @@ pub async fn serve(
         changes,
         shutdown.clone(),
     ));
-    tokio::spawn(watch_bus(connection.clone(), shutdown));
+    tokio::spawn(watch_bus(bus_watch, shutdown));
     Ok(connection)
 }
 
@@ -112,27 +115,19 @@ async fn forward_changes(
     }
 }
 
-/// Ends the daemon when the bus connection closes or the name is taken from us.
-async fn watch_bus(connection: zbus::Connection, shutdown: CancellationToken) {
-    let rule = match zbus::MatchRule::builder()
+/// A stream of `NameLost` signals; it ends when the connection closes.
+async fn bus_watch(connection: &zbus::Connection) -> zbus::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
-        .sender("org.freedesktop.DBus")
-        .and_then(|b| b.interface("org.freedesktop.DBus"))
-        .and_then(|b| b.member("NameLost"))
-    {
-        Ok(builder) => builder.build(),
-        Err(err) => {
-            warn!(error = %err, "cannot watch the session bus");
-            return;
-        }
-    };
-    let mut stream = match zbus::MessageStream::for_match_rule(rule, &connection, Some(16)).await {
-        Ok(stream) => stream,
-        Err(err) => {
-            warn!(error = %err, "cannot watch the session bus");
-            return;
-        }
-    };
+        .sender("org.freedesktop.DBus")?
+        .interface("org.freedesktop.DBus")?
+        .member("NameLost")?
+        .build();
+    zbus::MessageStream::for_match_rule(rule, connection, Some(16)).await
+}
+
+/// Ends the daemon when the bus connection closes or the name is taken from us.
+async fn watch_bus(mut stream: zbus::MessageStream, shutdown: CancellationToken) {
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
