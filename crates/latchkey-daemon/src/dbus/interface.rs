@@ -27,9 +27,8 @@ pub struct Latchkey {
     callers: Mutex<HashMap<String, Caller>>,
 }
 
-#[derive(Default)]
 struct Caller {
-    peer: Option<Peer>,
+    peer: Peer,
     audit: AuditMemory,
 }
 
@@ -50,14 +49,13 @@ impl Latchkey {
         sender: &str,
         connection: &zbus::Connection,
     ) -> Result<Caller, LatchkeyError> {
-        let mut caller = self
+        let known = self
             .callers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(sender)
-            .unwrap_or_default();
-        let peer = match caller.peer.take() {
-            Some(peer) => peer,
+            .remove(sender);
+        let caller = match known {
+            Some(caller) => caller,
             None => {
                 let dbus = zbus::fdo::DBusProxy::new(connection).await?;
                 let name = zbus::names::BusName::try_from(sender)
@@ -71,15 +69,17 @@ impl Latchkey {
                     .await
                     .ok()
                     .and_then(|pid| i32::try_from(pid).ok());
-                Peer::from_ids(uid, pid)
+                Caller {
+                    peer: Peer::from_ids(uid, pid),
+                    audit: AuditMemory::default(),
+                }
             }
         };
-        if !peer.is_own_user("a D-Bus call") {
+        if !caller.peer.is_own_user("a D-Bus call") {
             return Err(LatchkeyError::PermissionDenied(
                 "latchkeyd serves only its own user".into(),
             ));
         }
-        caller.peer = Some(peer);
         Ok(caller)
     }
 
@@ -103,8 +103,10 @@ impl Latchkey {
             .to_string();
         let mut caller = self.caller(&sender, connection).await?;
         let request = Request { id: Id::Null, call };
-        let peer = caller.peer.clone().unwrap_or_else(Peer::local);
-        let response = self.handler.handle(request, &peer, &mut caller.audit).await;
+        let response = self
+            .handler
+            .handle(request, &caller.peer, &mut caller.audit)
+            .await;
         self.keep(sender, caller);
         match response.outcome {
             Ok(raw) => serde_json::from_str(raw.get())

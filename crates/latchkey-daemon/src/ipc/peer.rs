@@ -50,15 +50,6 @@ impl Peer {
         );
         false
     }
-
-    /// A peer standing for the daemon itself (for in-process callers).
-    pub fn local() -> Peer {
-        Peer {
-            uid: effective_uid(),
-            pid: Some(std::process::id() as i32),
-            exe: None,
-        }
-    }
 }
 
 /// The daemon's own effective uid.
