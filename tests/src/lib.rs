@@ -165,6 +165,22 @@ impl SessionBus {
             .expect("run gdbus")
     }
 
+    /// Calls `dev.latchkey.Latchkey1.METHOD` with `gdbus call` and GVariant-text arguments.
+    pub fn call_latchkey(&self, method: &str, args: &[&str]) -> Output {
+        let method = format!("dev.latchkey.Latchkey1.{method}");
+        let mut all = vec![
+            "call",
+            "--dest",
+            "dev.latchkey.Latchkey1",
+            "--object-path",
+            "/dev/latchkey/Latchkey1",
+            "--method",
+            &method,
+        ];
+        all.extend_from_slice(args);
+        self.gdbus(&all)
+    }
+
     /// The bus address, for `DBUS_SESSION_BUS_ADDRESS`.
     pub fn address(&self) -> &str {
         &self.address

@@ -108,31 +108,16 @@ fn busctl_and_gdbus_round_trip_through_gnome_keyring() {
     assert_eq!(got["data"][0]["kind"]["data"], "api_key");
 
     // gdbus, with a password and an account.
-    let out = bus.gdbus(&[
-        "call",
-        "--dest",
-        NAME,
-        "--object-path",
-        PATH,
-        "--method",
-        "dev.latchkey.Latchkey1.Set",
-        "db",
-        "alice",
-        "{'kind': <'password'>, 'username': <'alice'>, 'password': <'pw-over-dbus'>}",
-    ]);
+    let out = bus.call_latchkey(
+        "Set",
+        &[
+            "db",
+            "alice",
+            "{'kind': <'password'>, 'username': <'alice'>, 'password': <'pw-over-dbus'>}",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = bus.gdbus(&[
-        "call",
-        "--dest",
-        NAME,
-        "--object-path",
-        PATH,
-        "--method",
-        "dev.latchkey.Latchkey1.Get",
-        "db",
-        "alice",
-        "{}",
-    ]);
+    let out = bus.call_latchkey("Get", &["db", "alice", "{}"]);
     assert!(
         stdout(&out).contains("'secret': <'pw-over-dbus'>"),
         "{}",
@@ -145,24 +130,18 @@ fn busctl_and_gdbus_round_trip_through_gnome_keyring() {
     );
 
     // OAuth with scopes; the refresh token never comes back.
-    let out = bus.gdbus(&[
-        "call", "--dest", NAME, "--object-path", PATH, "--method", "dev.latchkey.Latchkey1.Set",
-        "github", "",
+    let out = bus.call_latchkey("Set", &["github", "",
         "{'kind': <'oauth2'>, 'access_token': <'gho-dbus'>, 'refresh_token': <'ghr-dbus'>, 'expires_in': <int64 3600>, 'scopes': <['repo']>}",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = bus.gdbus(&[
-        "call",
-        "--dest",
-        NAME,
-        "--object-path",
-        PATH,
-        "--method",
-        "dev.latchkey.Latchkey1.Get",
-        "github",
-        "",
-        "{'scopes': <['repo']>, 'min_valid_secs': <uint64 60>}",
-    ]);
+    let out = bus.call_latchkey(
+        "Get",
+        &[
+            "github",
+            "",
+            "{'scopes': <['repo']>, 'min_valid_secs': <uint64 60>}",
+        ],
+    );
     assert!(
         stdout(&out).contains("'secret': <'gho-dbus'>"),
         "{}",
@@ -266,20 +245,8 @@ fn errors_come_back_as_named_errors_and_bad_calls_harm_nothing() {
     let env = TestEnv::with_keyring();
     let daemon = env.start_daemon(&[]);
     let bus = env.bus();
-    let gdbus_get = |service: &str, options: &str| {
-        bus.gdbus(&[
-            "call",
-            "--dest",
-            NAME,
-            "--object-path",
-            PATH,
-            "--method",
-            "dev.latchkey.Latchkey1.Get",
-            service,
-            "",
-            options,
-        ])
-    };
+    let gdbus_get =
+        |service: &str, options: &str| bus.call_latchkey("Get", &[service, "", options]);
     assert!(
         error_name(&gdbus_get("missing", "{}")).contains("dev.latchkey.Latchkey1.Error.NotFound")
     );
@@ -300,18 +267,7 @@ fn errors_come_back_as_named_errors_and_bad_calls_harm_nothing() {
         .contains("dev.latchkey.Latchkey1.Error.InvalidRequest"));
     assert!(error_name(&gdbus_get("x", "{'scopes': <42>}"))
         .contains("dev.latchkey.Latchkey1.Error.InvalidRequest"));
-    let bad_bundle = bus.gdbus(&[
-        "call",
-        "--dest",
-        NAME,
-        "--object-path",
-        PATH,
-        "--method",
-        "dev.latchkey.Latchkey1.Set",
-        "x",
-        "",
-        "{'kind': <'rocket'>}",
-    ]);
+    let bad_bundle = bus.call_latchkey("Set", &["x", "", "{'kind': <'rocket'>}"]);
     assert!(error_name(&bad_bundle).contains("dev.latchkey.Latchkey1.Error.InvalidRequest"));
     // Wrong argument types are refused by signature, and the daemon keeps serving.
     let wrong = call(bus, "Get", "ii", &["1", "2"]);

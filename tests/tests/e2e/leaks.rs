@@ -53,32 +53,15 @@ fn canaries_never_reach_logs_listings_or_errors() {
     );
     // The same over D-Bus: a set and gets through the bus, and an error.
     let bus = env.bus();
-    let dbus_get = |service: &str, options: &str| {
-        bus.gdbus(&[
-            "call",
-            "--dest",
-            "dev.latchkey.Latchkey1",
-            "--object-path",
-            "/dev/latchkey/Latchkey1",
-            "--method",
-            "dev.latchkey.Latchkey1.Get",
-            service,
+    let dbus_get = |service: &str, options: &str| bus.call_latchkey("Get", &[service, "", options]);
+    let set = bus.call_latchkey(
+        "Set",
+        &[
+            "leak-bus",
             "",
-            options,
-        ])
-    };
-    let set = bus.gdbus(&[
-        "call",
-        "--dest",
-        "dev.latchkey.Latchkey1",
-        "--object-path",
-        "/dev/latchkey/Latchkey1",
-        "--method",
-        "dev.latchkey.Latchkey1.Set",
-        "leak-bus",
-        "",
-        &format!("{{'kind': <'api_key'>, 'key': <'{}'>}}", CANARIES[5]),
-    ]);
+            &format!("{{'kind': <'api_key'>, 'key': <'{}'>}}", CANARIES[5]),
+        ],
+    );
     assert!(set.status.success(), "{}", stderr(&set));
     assert!(stdout(&dbus_get("leak-bus", "{}")).contains(CANARIES[5]));
     let oauth = stdout(&dbus_get("leak-oauth", "{}"));
