@@ -102,6 +102,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Log in at an OAuth provider (run by the daemon, which keeps and refreshes the tokens).
+    /// Opens the browser, or with --device shows a code to enter on any device.
+    Login {
+        /// The provider (github, google, microsoft, gitlab, discord or one from config.toml);
+        /// the entry is stored under this name.
+        provider: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+        /// A scope to ask for (repeatable) [default: the provider's]
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Use the device flow: enter a code on another device instead of a browser here.
+        #[arg(long)]
+        device: bool,
+        /// Do not open a browser; only print the URL.
+        #[arg(long)]
+        no_browser: bool,
+        /// Print the stored entry as JSON when done.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an entry's tokens at its provider (where it can) and remove the entry.
+    Logout {
+        /// The service.
+        service: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// OAuth providers: list them, store a confidential client's secret.
+    Provider {
+        /// What to do.
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
     /// Install latchkeyd to start at login (systemd user units and D-Bus activation on Linux,
     /// a launchd agent on macOS). Never needs root.
     Install {
@@ -129,5 +168,27 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `latchkey provider ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// List built-in and configured providers and whether each is usable.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the client secret of a confidential client, read from stdin (or a no-echo
+    /// prompt). It is kept in the keychain, never in config.toml.
+    SetSecret {
+        /// The provider.
+        provider: String,
+    },
+    /// Remove a stored client secret.
+    ClearSecret {
+        /// The provider.
+        provider: String,
     },
 }

@@ -27,12 +27,16 @@ pub enum ExitCode {
     PermissionDenied = 8,
     /// A token refresh failed.
     RefreshFailed = 9,
+    /// A login did not complete (denied, expired or refused).
+    LoginFailed = 10,
+    /// Interrupted (Ctrl-C); a pending login was cancelled.
+    Interrupted = 130,
 }
 
 /// The exit-code table shown by `--help`.
 pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not found, \
 4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
-unavailable, 8 permission denied, 9 refresh failed.";
+unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 130 interrupted.";
 
 impl ExitCode {
     /// The code for an error.
@@ -49,6 +53,7 @@ impl ExitCode {
                 ErrorKind::RefreshFailed => ExitCode::RefreshFailed,
                 ErrorKind::InvalidRequest | ErrorKind::TooLarge => ExitCode::Usage,
                 ErrorKind::PermissionDenied => ExitCode::PermissionDenied,
+                ErrorKind::LoginFailed => ExitCode::LoginFailed,
                 _ => ExitCode::Failure,
             },
             _ => ExitCode::Failure,

@@ -6,6 +6,7 @@ mod doctor;
 mod exit_codes;
 mod input;
 mod install;
+mod login;
 mod output;
 
 use std::io::Write;
@@ -13,10 +14,10 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
-use cli::{Cli, Command, SetKind, TransportArg};
+use cli::{Cli, Command, ProviderCommand, SetKind, TransportArg};
 use exit_codes::ExitCode;
 use latchkey_client::{blocking::Client, ClientError};
-use latchkey_proto::{BundleInput, GetParams, Secret, StatusParams};
+use latchkey_proto::{BundleInput, GetParams, LoginParams, Secret, StatusParams};
 
 /// A failure, with the code to exit with.
 struct Failure {
@@ -38,6 +39,9 @@ impl From<ClientError> for Failure {
                 }
                 if let Some(hint) = &e.data.hint {
                     text.push_str(&format!(" ({})", output::sanitize(hint)));
+                }
+                if let Some(url) = &e.data.login_url {
+                    text.push_str(&format!("\nlog in here: {}", output::sanitize(url)));
                 }
                 anyhow!(text)
             }
@@ -70,11 +74,14 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
-fn connect(cli: &Cli) -> Result<Client, Failure> {
-    let path = cli
-        .socket
+fn socket_path(cli: &Cli) -> std::path::PathBuf {
+    cli.socket
         .clone()
-        .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+        .unwrap_or_else(latchkey_proto::paths::default_socket_path)
+}
+
+fn connect(cli: &Cli) -> Result<Client, Failure> {
+    let path = socket_path(cli);
     let mut client = match cli.transport {
         TransportArg::Auto => Client::connect_auto(path)?,
         TransportArg::Socket => Client::connect(path)?,
@@ -198,6 +205,96 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print!("{}", output::entries_table(&entries));
             }
         }
+        Command::Login {
+            provider,
+            account,
+            scopes,
+            device,
+            no_browser,
+            json,
+        } => {
+            let entry = login::run(login::Request {
+                params: LoginParams {
+                    provider: provider.clone(),
+                    account: account.clone(),
+                    scopes: scopes.clone(),
+                    device: *device,
+                },
+                open_browser: !no_browser,
+                socket: socket_path(&cli),
+                transport: cli.transport,
+            })?;
+            if *json {
+                print_json(&entry)?;
+            } else {
+                eprintln!(
+                    "logged in: {}/{}{}",
+                    output::sanitize(&entry.service),
+                    output::sanitize(&entry.account),
+                    if entry.has_refresh_token {
+                        " (latchkey will refresh it)"
+                    } else {
+                        " (no refresh token: log in again when it expires)"
+                    }
+                );
+            }
+        }
+        Command::Logout {
+            service,
+            account,
+            json,
+        } => {
+            let mut client = connect(&cli)?;
+            let result = client.logout(service, account.as_deref())?;
+            if *json {
+                print_json(&result)?;
+            } else if !result.removed {
+                eprintln!("nothing to remove");
+            } else {
+                let said = match result.revocation {
+                    latchkey_proto::RevocationOutcome::Revoked => "the provider revoked the tokens",
+                    latchkey_proto::RevocationOutcome::Unconfirmed => {
+                        "the provider did not confirm the revocation: the tokens may still work until they expire"
+                    }
+                    latchkey_proto::RevocationOutcome::Unsupported => {
+                        "the provider offers no revocation: the tokens work until they expire (revoke the app's access in the provider's settings)"
+                    }
+                    latchkey_proto::RevocationOutcome::Failed => {
+                        "the provider refused the revocation: the tokens may still work until they expire"
+                    }
+                };
+                eprintln!("removed; {said}");
+            }
+        }
+        Command::Provider { command } => match command {
+            ProviderCommand::List { json } => {
+                let mut client = connect(&cli)?;
+                let providers = client.providers()?;
+                if *json {
+                    print_json(&serde_json::json!({ "providers": providers }))?;
+                } else {
+                    print!("{}", output::providers_table(&providers));
+                }
+            }
+            ProviderCommand::SetSecret { provider } => {
+                let secret = input::read_secret("Client secret: ").map_err(usage)?;
+                let mut client = connect(&cli)?;
+                client
+                    .set_provider_secret(provider, Some(Secret::new(secret.as_str().to_owned())))?;
+                eprintln!(
+                    "stored the client secret for {}",
+                    output::sanitize(provider)
+                );
+            }
+            ProviderCommand::ClearSecret { provider } => {
+                let mut client = connect(&cli)?;
+                client.set_provider_secret(provider, None)?;
+                eprintln!(
+                    "removed the client secret for {}",
+                    output::sanitize(provider)
+                );
+            }
+        },
         Command::Install {
             print,
             dry_run,

@@ -1,6 +1,6 @@
 //! How results are shown to people: tables with escaped names, times relative to now.
 
-use latchkey_proto::{DaemonInfo, Metadata};
+use latchkey_proto::{DaemonInfo, Metadata, ProviderInfo};
 
 /// Replaces control characters so that a name from the daemon cannot move the cursor or
 /// rewrite the terminal.
@@ -23,31 +23,18 @@ fn expires(entry: &Metadata) -> String {
     }
 }
 
-/// A table of entries.
-pub fn entries_table(entries: &[Metadata]) -> String {
-    if entries.is_empty() {
-        return "no entries\n".to_owned();
+fn refresh(entry: &Metadata) -> String {
+    match (entry.has_refresh_token, entry.last_refreshed_at) {
+        (false, _) => "-".to_owned(),
+        (true, None) => "auto".to_owned(),
+        (true, Some(at)) => format!("auto, last {}", at.format("%Y-%m-%d %H:%M:%SZ")),
     }
-    let rows: Vec<[String; 6]> = entries
-        .iter()
-        .map(|e| {
-            [
-                sanitize(&e.service),
-                sanitize(&e.account),
-                e.kind.as_str().to_owned(),
-                e.state.as_str().to_owned(),
-                expires(e),
-                if e.scopes.is_empty() {
-                    "-".to_owned()
-                } else {
-                    sanitize(&e.scopes.join(" "))
-                },
-            ]
-        })
-        .collect();
-    let header = ["SERVICE", "ACCOUNT", "KIND", "STATE", "EXPIRES", "SCOPES"];
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+}
+
+/// Lays out rows under a header, columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -56,17 +43,81 @@ pub fn entries_table(entries: &[Metadata]) -> String {
     let mut push_row = |cells: &[String]| {
         let line: Vec<String> = cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     };
-    push_row(&header.map(str::to_owned));
-    for row in &rows {
+    push_row(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+    for row in rows {
         push_row(row);
     }
     out
+}
+
+/// A table of entries.
+pub fn entries_table(entries: &[Metadata]) -> String {
+    if entries.is_empty() {
+        return "no entries\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                sanitize(&e.service),
+                sanitize(&e.account),
+                e.kind.as_str().to_owned(),
+                e.state.as_str().to_owned(),
+                expires(e),
+                refresh(e),
+                if e.scopes.is_empty() {
+                    "-".to_owned()
+                } else {
+                    sanitize(&e.scopes.join(" "))
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVICE", "ACCOUNT", "KIND", "STATE", "EXPIRES", "REFRESH", "SCOPES",
+        ],
+        &rows,
+    )
+}
+
+/// A table of providers.
+pub fn providers_table(providers: &[ProviderInfo]) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    let rows: Vec<Vec<String>> = providers
+        .iter()
+        .map(|p| {
+            vec![
+                sanitize(&p.name),
+                yes(p.usable),
+                if p.flows.is_empty() {
+                    if p.issuer.is_some() {
+                        "by discovery".to_owned()
+                    } else {
+                        "-".to_owned()
+                    }
+                } else {
+                    p.flows.join(",")
+                },
+                yes(p.revocation),
+                yes(p.client_secret),
+                if p.builtin { "built-in" } else { "config" }.to_owned(),
+                sanitize(p.problem.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PROVIDER", "USABLE", "LOGIN", "REVOKE", "SECRET", "FROM", "NOTE",
+        ],
+        &rows,
+    )
 }
 
 /// The daemon part of `status`.

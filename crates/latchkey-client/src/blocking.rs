@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use latchkey_proto::{
-    BundleInput, GetParams, GetResult, Metadata, StatusParams, StatusResult, VersionResult,
+    BundleInput, GetParams, GetResult, LoginParams, LoginStarted, LogoutResult, Metadata,
+    ProviderInfo, Secret, StatusParams, StatusResult, VersionResult,
 };
 
 use crate::ClientError;
@@ -101,5 +102,44 @@ impl Client {
     /// See [`crate::Client::list`].
     pub fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
         self.runtime.block_on(self.inner.list())
+    }
+
+    /// See [`crate::Client::login`].
+    pub fn login(&mut self, params: LoginParams) -> Result<LoginStarted, ClientError> {
+        self.runtime.block_on(self.inner.login(params))
+    }
+
+    /// See [`crate::Client::login_wait`].
+    pub fn login_wait(&mut self, login_id: &str) -> Result<Metadata, ClientError> {
+        self.runtime.block_on(self.inner.login_wait(login_id))
+    }
+
+    /// See [`crate::Client::login_cancel`].
+    pub fn login_cancel(&mut self, login_id: &str) -> Result<bool, ClientError> {
+        self.runtime.block_on(self.inner.login_cancel(login_id))
+    }
+
+    /// See [`crate::Client::logout`].
+    pub fn logout(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+    ) -> Result<LogoutResult, ClientError> {
+        self.runtime.block_on(self.inner.logout(service, account))
+    }
+
+    /// See [`crate::Client::providers`].
+    pub fn providers(&mut self) -> Result<Vec<ProviderInfo>, ClientError> {
+        self.runtime.block_on(self.inner.providers())
+    }
+
+    /// See [`crate::Client::set_provider_secret`].
+    pub fn set_provider_secret(
+        &mut self,
+        provider: &str,
+        secret: Option<Secret>,
+    ) -> Result<bool, ClientError> {
+        self.runtime
+            .block_on(self.inner.set_provider_secret(provider, secret))
     }
 }

@@ -39,7 +39,19 @@ fn params(call: &Call) -> (String, String, Json) {
         Call::Set(p) => serde_json::to_value(p),
         Call::Clear(p) => serde_json::to_value(p),
         Call::Status(p) => serde_json::to_value(p),
-        Call::Version | Call::List => Ok(json!({})),
+        Call::Login(p) => serde_json::to_value(p).map(|mut v| {
+            // Login names its entry by provider.
+            if let Some(o) = v.as_object_mut() {
+                if let Some(provider) = o.remove("provider") {
+                    o.insert("service".into(), provider);
+                }
+            }
+            v
+        }),
+        Call::LoginWait(p) | Call::LoginCancel(p) => serde_json::to_value(p),
+        Call::Logout(p) => serde_json::to_value(p),
+        Call::ProviderSecret(p) => serde_json::to_value(p),
+        Call::Version | Call::List | Call::Providers => Ok(json!({})),
     };
     let mut value = value.unwrap_or_else(|_| json!({}));
     let mut take = |field: &str| {
@@ -139,6 +151,34 @@ impl DbusConnection {
             Call::List => {
                 let entries: Vec<Dict> = self.method("List", &()).await?;
                 json!({ "entries": records(&entries)? })
+            }
+            Call::Login(_) => {
+                let reply: Dict = self
+                    .method("Login", &(service, account, dict(&rest)?))
+                    .await?;
+                record(&reply)?
+            }
+            Call::LoginWait(p) => {
+                let reply: Dict = self.method("LoginWait", &(p.login_id.as_str(),)).await?;
+                json!({ "entry": record(&reply)? })
+            }
+            Call::LoginCancel(p) => {
+                let cancelled: bool = self.method("LoginCancel", &(p.login_id.as_str(),)).await?;
+                json!({ "cancelled": cancelled })
+            }
+            Call::Logout(_) => {
+                let reply: Dict = self.method("Logout", &(service, account)).await?;
+                record(&reply)?
+            }
+            Call::Providers => {
+                let providers: Vec<Dict> = self.method("Providers", &()).await?;
+                json!({ "providers": records(&providers)? })
+            }
+            Call::ProviderSecret(_) => {
+                return Err(ClientError::Bus(
+                    "client secrets are set over the socket only (latchkey --transport socket)"
+                        .into(),
+                ))
             }
         })
     }

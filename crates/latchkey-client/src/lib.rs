@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 
 use latchkey_proto::codec::{Frame, LineDecoder};
 use latchkey_proto::{
-    BundleInput, Call, ClearResult, ErrorData, ErrorKind, GetParams, GetResult, Id, KeyParams,
-    ListResult, Metadata, Request, Response, SetParams, SetResult, StatusParams, StatusResult,
-    VersionResult, PROTOCOL_VERSION,
+    BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult, Id,
+    KeyParams, ListResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult, Metadata,
+    ProviderInfo, ProviderSecretParams, ProviderSecretResult, ProvidersResult, Request, Response,
+    Secret, SetParams, SetResult, StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -292,6 +293,67 @@ impl Client {
     pub async fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
         let result: ListResult = self.call(Call::List).await?;
         Ok(result.entries)
+    }
+
+    /// Starts a login run by the daemon: open the returned URL (or show the device code),
+    /// then [`Client::login_wait`].
+    pub async fn login(&mut self, params: LoginParams) -> Result<LoginStarted, ClientError> {
+        self.call(Call::Login(params)).await
+    }
+
+    /// Waits until a login completes; returns the stored entry.
+    pub async fn login_wait(&mut self, login_id: &str) -> Result<Metadata, ClientError> {
+        let result: SetResult = self
+            .call(Call::LoginWait(LoginIdParams {
+                login_id: login_id.to_owned(),
+            }))
+            .await?;
+        Ok(result.entry)
+    }
+
+    /// Cancels a pending login; `true` if one was waiting.
+    pub async fn login_cancel(&mut self, login_id: &str) -> Result<bool, ClientError> {
+        let result: CancelResult = self
+            .call(Call::LoginCancel(LoginIdParams {
+                login_id: login_id.to_owned(),
+            }))
+            .await?;
+        Ok(result.cancelled)
+    }
+
+    /// Revokes an entry's tokens at its provider and removes it.
+    pub async fn logout(
+        &mut self,
+        service: &str,
+        account: Option<&str>,
+    ) -> Result<LogoutResult, ClientError> {
+        self.call(Call::Logout(KeyParams {
+            service: service.to_owned(),
+            account: account.map(str::to_owned),
+        }))
+        .await
+    }
+
+    /// Built-in and configured providers.
+    pub async fn providers(&mut self) -> Result<Vec<ProviderInfo>, ClientError> {
+        let result: ProvidersResult = self.call(Call::Providers).await?;
+        Ok(result.providers)
+    }
+
+    /// Stores a confidential client's secret for `provider` (`None` removes it); returns
+    /// whether one is stored now.
+    pub async fn set_provider_secret(
+        &mut self,
+        provider: &str,
+        secret: Option<Secret>,
+    ) -> Result<bool, ClientError> {
+        let result: ProviderSecretResult = self
+            .call(Call::ProviderSecret(ProviderSecretParams {
+                provider: provider.to_owned(),
+                secret,
+            }))
+            .await?;
+        Ok(result.stored)
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use latchkey_oauth::ProviderSpec;
 use latchkey_store::Backend;
 use serde::Deserialize;
 
@@ -39,8 +40,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Request limits.
     pub limits: Limits,
-    /// OAuth providers by name: (token endpoint, client id), not yet validated.
-    pub providers: BTreeMap<String, (Option<String>, Option<String>)>,
+    /// OAuth providers by name, as written (checked when the OAuth client is built).
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// How long one HTTP request to a provider may take.
+    pub http_timeout: Duration,
 }
 
 /// The `config.toml` file. Every key is optional; unknown sections (such as `providers`, used
@@ -58,17 +61,18 @@ pub struct FileConfig {
     pub daemon: DaemonSection,
     /// `[providers.NAME]`
     #[serde(default)]
-    pub providers: BTreeMap<String, ProviderSection>,
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// `[oauth]`
+    #[serde(default)]
+    pub oauth: OauthSection,
 }
 
-/// `[providers.NAME]` in `config.toml`. Keys for logins (`issuer`, `scopes`, ...) are accepted
-/// and not used yet.
+/// `[oauth]` in `config.toml`.
 #[derive(Debug, Default, Deserialize)]
-pub struct ProviderSection {
-    /// The public client id.
-    pub client_id: Option<String>,
-    /// The token endpoint; built-in templates know theirs.
-    pub token_url: Option<String>,
+#[serde(deny_unknown_fields)]
+pub struct OauthSection {
+    /// How long one HTTP request to a provider may take, in seconds (default 15).
+    pub timeout_secs: Option<u64>,
 }
 
 /// `[store]` in `config.toml`.
@@ -205,17 +209,22 @@ impl Config {
             .socket
             .or(file.daemon.socket)
             .unwrap_or_else(latchkey_proto::paths::default_socket_path);
-        let providers = file
-            .providers
-            .into_iter()
-            .map(|(name, p)| (name, (p.token_url, p.client_id)))
-            .collect();
+        let http_timeout = file
+            .oauth
+            .timeout_secs
+            .map_or(latchkey_oauth::DEFAULT_TIMEOUT, Duration::from_secs);
+        if http_timeout.is_zero() || http_timeout > Duration::from_secs(300) {
+            return Err(ConfigError::Value(
+                "oauth.timeout_secs must be between 1 and 300".into(),
+            ));
+        }
         Ok(Self {
             socket,
             backend,
             data_dir,
             limits,
-            providers,
+            providers: file.providers,
+            http_timeout,
         })
     }
 }

@@ -5,13 +5,16 @@ use std::collections::HashSet;
 
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
-    Call, ClearResult, DaemonInfo, ListResult, Request, Response, RpcError, SetResult,
-    StatusResult, VersionResult, PROTOCOL_VERSION,
+    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, ListResult, ProviderSecretResult,
+    ProvidersResult, Request, Response, RpcError, SetResult, StatusResult, VersionResult,
+    PROTOCOL_VERSION,
 };
 use serde_json::value::RawValue;
 use tracing::info;
 
+use crate::connect::Connect;
 use crate::ipc::peer::Peer;
+use crate::login::{reserved, Logins};
 
 /// The daemon's version, reported by `version` and `status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -20,11 +23,24 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Clone, Debug)]
 pub struct Handler {
     service: TokenService,
+    logins: Logins,
+    connect: Connect,
 }
 
-fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, Error> {
+fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, RpcError> {
     serde_json::value::to_raw_value(&value)
-        .map_err(|_| Error::Store("could not encode the result".into()))
+        .map_err(|_| Error::Store("could not encode the result".into()).to_rpc())
+}
+
+/// Refuses client access to the daemon's own entries (client secrets).
+fn not_reserved(service: &str) -> Result<(), RpcError> {
+    if reserved(service) {
+        return Err(RpcError::new(
+            ErrorKind::PermissionDenied,
+            "entries under latchkey: are the daemon's own (use `latchkey provider set-secret`)",
+        ));
+    }
+    Ok(())
 }
 
 /// What one connection has already had audited, so a client that reads the same entry in a
@@ -63,9 +79,54 @@ fn audit_name(service: &str, account: Option<&str>) -> String {
 }
 
 impl Handler {
-    /// A handler over `service`.
-    pub fn new(service: TokenService) -> Self {
-        Self { service }
+    /// A handler over `service`, running logins through `logins`.
+    pub fn new(service: TokenService, logins: Logins) -> Self {
+        let connect = Connect::new(logins.clone());
+        Self {
+            service,
+            logins,
+            connect,
+        }
+    }
+
+    /// The logins.
+    pub fn logins(&self) -> &Logins {
+        &self.logins
+    }
+
+    /// `get`, with a login link when the entry needs a login at a configured provider.
+    async fn get(&self, params: &latchkey_proto::GetParams) -> Result<Box<RawValue>, RpcError> {
+        not_reserved(&params.service)?;
+        match self.service.get(params).await {
+            Ok(result) => encode(result),
+            Err(err @ (Error::NotFound | Error::AuthenticationRequired { .. })) => {
+                let account = params
+                    .account
+                    .as_deref()
+                    .unwrap_or(latchkey_proto::DEFAULT_ACCOUNT);
+                let Some(url) = self
+                    .connect
+                    .link(&params.service, account, &params.scopes)
+                    .await
+                else {
+                    return Err(err.to_rpc());
+                };
+                let mut rpc = RpcError::new(
+                    ErrorKind::AuthenticationRequired,
+                    match err {
+                        Error::NotFound => "no token yet: log in to get one".to_owned(),
+                        other => other.to_string(),
+                    },
+                );
+                rpc.data.hint = Some(format!(
+                    "run `latchkey login {}` or open the login_url",
+                    params.service
+                ));
+                rpc.data.login_url = Some(url);
+                Err(rpc)
+            }
+            Err(err) => Err(err.to_rpc()),
+        }
     }
 
     /// The service behind it.
@@ -94,21 +155,24 @@ impl Handler {
         memory: &mut AuditMemory,
     ) -> Response {
         let method = request.call.method();
-        let outcome: Result<Box<RawValue>, Error> = match &request.call {
+        let outcome: Result<Box<RawValue>, RpcError> = match &request.call {
             Call::Version => encode(VersionResult {
                 version: VERSION.to_owned(),
                 protocol: PROTOCOL_VERSION,
             }),
-            Call::Get(params) => match self.service.get(params).await {
-                Ok(result) => encode(result),
+            Call::Get(params) => self.get(params).await,
+            Call::Set(params) => match not_reserved(&params.service) {
+                Ok(()) => match self.service.set(params.clone()).await {
+                    Ok(entry) => encode(SetResult { entry }),
+                    Err(e) => Err(e.to_rpc()),
+                },
                 Err(e) => Err(e),
             },
-            Call::Set(params) => match self.service.set(params.clone()).await {
-                Ok(entry) => encode(SetResult { entry }),
-                Err(e) => Err(e),
-            },
-            Call::Clear(params) => match self.service.clear(params.clone()).await {
-                Ok(removed) => encode(ClearResult { removed }),
+            Call::Clear(params) => match not_reserved(&params.service) {
+                Ok(()) => match self.service.clear(params.clone()).await {
+                    Ok(removed) => encode(ClearResult { removed }),
+                    Err(e) => Err(e.to_rpc()),
+                },
                 Err(e) => Err(e),
             },
             Call::Status(params) => encode(StatusResult {
@@ -118,8 +182,38 @@ impl Handler {
             Call::List => encode(ListResult {
                 entries: self.service.list(),
             }),
+            Call::Login(params) => match self.logins.start(params).await {
+                Ok(started) => encode(started),
+                Err(e) => Err(e),
+            },
+            Call::LoginWait(params) => match self.logins.wait(&params.login_id).await {
+                Ok(entry) => encode(SetResult { entry }),
+                Err(e) => Err(e),
+            },
+            Call::LoginCancel(params) => encode(CancelResult {
+                cancelled: self.logins.cancel(&params.login_id),
+            }),
+            Call::Logout(params) => match not_reserved(&params.service) {
+                Ok(()) => match self.logins.logout(params.clone()).await {
+                    Ok(result) => encode(result),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            Call::Providers => encode(ProvidersResult {
+                providers: self.logins.providers().await,
+            }),
+            Call::ProviderSecret(params) => {
+                match self
+                    .logins
+                    .set_client_secret(&params.provider, params.secret.clone())
+                    .await
+                {
+                    Ok(stored) => encode(ProviderSecretResult { stored }),
+                    Err(e) => Err(e),
+                }
+            }
         };
-        let outcome: Result<Box<RawValue>, RpcError> = outcome.map_err(|e| e.to_rpc());
         if let (Call::Get(params), Ok(_)) = (&request.call, &outcome) {
             if !memory.first_read(&params.service, params.account.as_deref()) {
                 return Response {
@@ -137,7 +231,12 @@ impl Handler {
         let entry = match &request.call {
             Call::Get(p) => Some(audit_name(&p.service, p.account.as_deref())),
             Call::Set(p) => Some(audit_name(&p.service, p.account.as_deref())),
-            Call::Clear(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Clear(p) | Call::Logout(p) => Some(audit_name(&p.service, p.account.as_deref())),
+            Call::Login(p) => Some(audit_name(&p.provider, p.account.as_deref())),
+            Call::ProviderSecret(p) => Some(audit_name(
+                crate::login::CLIENT_SECRET_SERVICE,
+                Some(&p.provider),
+            )),
             _ => None,
         };
         info!(

@@ -5,10 +5,12 @@
 
 pub mod activation;
 pub mod config;
+pub mod connect;
 pub mod dbus;
 pub mod handler;
 pub mod hardening;
 pub mod ipc;
+pub mod login;
 
 pub use config::{Config, Limits};
 pub use handler::Handler;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey_core::{SystemClock, TokenService};
 use latchkey_daemon::config::{FileConfig, Overrides};
+use latchkey_daemon::login::{Logins, Problems, StoredClientSecrets};
 use latchkey_daemon::{activation, dbus, hardening, ipc, Config, Handler};
 use latchkey_store::Backend;
 use tokio_util::sync::CancellationToken;
@@ -118,13 +119,20 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
         );
     }
     let store_name = selection.store.name();
-    let refresher = refresher(&config)?;
+    let (oauth, problems) = oauth(&config)?;
+    let refresher = oauth
+        .clone()
+        .map(|o| o as Arc<dyn latchkey_core::Refresher>);
     let service =
         TokenService::open_with_refresher(selection.store, Arc::new(SystemClock), refresher)
             .await
             .context("cannot read the store's entries")?;
+    if let Some(oauth) = &oauth {
+        oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
+    }
     let entries = service.store_info().entries;
-    let handler = Handler::new(service);
+    let logins = Logins::new(service.clone(), oauth, problems);
+    let handler = Handler::new(service, logins);
     let bus = if transports.dbus {
         match dbus::serve(handler.clone(), store_name.to_owned(), shutdown.clone()).await {
             Ok(connection) => Some(connection),
@@ -157,33 +165,31 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     Ok(())
 }
 
-/// The token-endpoint client for the configured providers (none: no refreshing).
-fn refresher(config: &Config) -> Result<Option<Arc<dyn latchkey_core::Refresher>>> {
+/// The OAuth client for the configured providers (none configured: no refreshing or
+/// logins), and the providers whose settings were refused, with why.
+fn oauth(config: &Config) -> Result<(Option<Arc<latchkey_oauth::OAuth>>, Problems)> {
     let mut providers = std::collections::BTreeMap::new();
-    for (name, (token_url, client_id)) in &config.providers {
-        let Some(token_url) = token_url
-            .as_deref()
-            .or_else(|| latchkey_oauth::builtin_token_url(name))
-        else {
-            warn!(provider = %name, "no token_url and no built-in template: this provider cannot refresh");
-            continue;
-        };
-        let client_id = client_id.as_deref().unwrap_or_default();
-        providers.insert(
-            name.clone(),
-            latchkey_oauth::Provider::new(name, token_url, client_id)?,
-        );
+    let mut problems = Vec::new();
+    for (name, spec) in &config.providers {
+        match latchkey_oauth::Provider::from_spec(name, spec) {
+            Ok(provider) => {
+                providers.insert(name.clone(), provider);
+            }
+            Err(err) => {
+                warn!(provider = %name, error = %err, "provider not usable");
+                problems.push((name.clone(), err.to_string()));
+            }
+        }
     }
     if providers.is_empty() {
-        return Ok(None);
+        return Ok((None, problems));
     }
     info!(
         providers = providers.len(),
-        "OAuth providers configured for refreshing"
+        "OAuth providers configured for logins and refreshing"
     );
-    Ok(Some(Arc::new(latchkey_oauth::HttpRefresher::new(
-        providers,
-    )?)))
+    let oauth = latchkey_oauth::OAuth::with_timeout(providers, config.http_timeout)?;
+    Ok((Some(Arc::new(oauth)), problems))
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

@@ -77,7 +77,7 @@ pub(crate) async fn send(
 }
 
 /// A failure's kind, without the URL's query or any body.
-fn describe(err: &reqwest::Error) -> String {
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out".into()
     } else if err.is_connect() {

@@ -1,25 +1,42 @@
-//! Token-endpoint I/O for latchkey, on the `oauth2` crate over `reqwest` with rustls.
+//! latchkey's OAuth 2.0 I/O with providers, on the `oauth2` crate over `reqwest` with rustls.
 //!
-//! [`HttpRefresher`] implements the core's [`Refresher`]: it exchanges a refresh token at the
-//! provider's token endpoint (RFC 6749 §6), retries what may pass (connection failures,
-//! timeouts, 5xx, 429 with `Retry-After`) a bounded number of times with backoff and jitter,
-//! never follows redirects, and turns anything it cannot trust (garbage, a missing
-//! `access_token`, an unknown `token_type`, a nonsensical `expires_in`) into a refusal so that
-//! nothing is written. Logins and revocation come later.
+//! [`OAuth`] holds the configured [`Provider`]s and does everything that talks to them:
+//! refreshing (it implements the core's [`Refresher`]: bounded retries with backoff and
+//! jitter for what may pass, no redirects, anything it cannot trust refused so nothing is
+//! written), browser logins (authorization code + PKCE S256 on a one-shot loopback redirect,
+//! RFC 8252), device logins (RFC 8628), revocation (RFC 7009) and OpenID Connect discovery.
+//! It never stores anything: the daemon decides what to keep.
 #![deny(missing_docs)]
 
+mod browser;
+mod device;
+mod discovery;
 mod http_client;
 mod provider;
+mod revoke;
+mod tokens;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use latchkey_core::{RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher};
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
-use oauth2::{AuthType, ClientId, RefreshToken, RequestTokenError, TokenResponse};
+use latchkey_proto::Secret;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, AuthUrl, ClientId, ClientSecret, DeviceAuthorizationUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, RefreshToken, RequestTokenError, RevocationUrl, TokenUrl,
+};
 use tracing::debug;
 
-pub use provider::{builtin_token_url, Provider, ProviderError};
+pub use browser::BrowserLogin;
+pub use device::DeviceLogin;
+pub use provider::{
+    builtin_token_url, Endpoints, Provider, ProviderError, ProviderSpec, Source, BUILTIN,
+};
+pub use revoke::Revocation;
 
 use http_client::{HttpFailure, TokenHttp};
 
@@ -27,46 +44,204 @@ use http_client::{HttpFailure, TokenHttp};
 const ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` honoured; a longer one fails the refresh as retryable.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// Longest accepted `expires_in`: ten years.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+/// How long one HTTP request to a provider may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Refreshes tokens at the configured providers' token endpoints.
-#[derive(Debug)]
-pub struct HttpRefresher {
-    providers: BTreeMap<String, Provider>,
-    http: TokenHttp,
+/// The `oauth2` client type with every endpoint latchkey may use.
+type OAuthClient =
+    BasicClient<EndpointMaybeSet, EndpointMaybeSet, EndpointNotSet, EndpointMaybeSet, EndpointSet>;
+
+/// A login that has started; awaiting it waits for the user and the token exchange.
+pub type LoginFuture = Pin<Box<dyn Future<Output = Result<Refreshed, LoginError>> + Send>>;
+
+/// Where client secrets of confidential clients come from (the daemon's store).
+pub trait ClientSecrets: Send + Sync + 'static {
+    /// The client secret stored for `provider`, if any.
+    fn client_secret<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<Secret>> + Send + 'a>>;
 }
 
-impl HttpRefresher {
-    /// A refresher for `providers` (by name).
+/// Why a login could not start or did not complete. Messages never hold a code or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// No provider of that name is configured.
+    #[error(
+        "no provider named {0} is configured (add [providers.{0}] with a client_id to config.toml)"
+    )]
+    UnknownProvider(String),
+    /// The provider lacks what this login needs (an endpoint).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The user (or the provider) denied the authorization.
+    #[error("the authorization was denied")]
+    Denied,
+    /// The login was not completed in time.
+    #[error("the login expired before it was completed")]
+    Expired,
+    /// The login was cancelled.
+    #[error("the login was cancelled")]
+    Cancelled,
+    /// The provider refused or answered something unusable.
+    #[error("the provider refused the login: {0}")]
+    Rejected(String),
+    /// The provider could not be reached; trying again later may work.
+    #[error("the provider is unreachable: {0}")]
+    Unavailable(String),
+}
+
+impl LoginError {
+    /// Whether the same login may succeed if tried again.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            LoginError::Expired | LoginError::Cancelled | LoginError::Unavailable(_)
+        )
+    }
+}
+
+/// A configured provider and its endpoints once discovered.
+#[derive(Debug)]
+struct Known {
+    provider: Provider,
+    resolved: tokio::sync::OnceCell<Endpoints>,
+}
+
+/// Talks to the configured providers.
+pub struct OAuth {
+    providers: BTreeMap<String, Known>,
+    http: TokenHttp,
+    secrets: OnceLock<Arc<dyn ClientSecrets>>,
+}
+
+impl std::fmt::Debug for OAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth")
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The former name of [`OAuth`], which began as a refresher only.
+pub type HttpRefresher = OAuth;
+
+impl OAuth {
+    /// A client for `providers` (by name), with the default request timeout.
     pub fn new(providers: BTreeMap<String, Provider>) -> Result<Self, ProviderError> {
+        Self::with_timeout(providers, DEFAULT_TIMEOUT)
+    }
+
+    /// A client whose every HTTP request to a provider may take at most `timeout`.
+    pub fn with_timeout(
+        providers: BTreeMap<String, Provider>,
+        timeout: Duration,
+    ) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| ProviderError::Http(e.to_string()))?;
         Ok(Self {
-            providers,
+            providers: providers
+                .into_iter()
+                .map(|(name, provider)| {
+                    (
+                        name,
+                        Known {
+                            provider,
+                            resolved: tokio::sync::OnceCell::new(),
+                        },
+                    )
+                })
+                .collect(),
             http: TokenHttp(http),
+            secrets: OnceLock::new(),
         })
     }
 
-    async fn exchange(
-        &self,
-        provider: &Provider,
-        refresh_token: &str,
-    ) -> Result<Refreshed, Attempt> {
-        let client = BasicClient::new(ClientId::new(provider.client_id.clone()))
-            .set_token_uri(provider.token_url.clone())
+    /// Sets where client secrets are looked up (once; later calls are ignored).
+    pub fn set_client_secrets(&self, secrets: Arc<dyn ClientSecrets>) {
+        let _ = self.secrets.set(secrets);
+    }
+
+    /// The configured providers.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values().map(|k| &k.provider)
+    }
+
+    /// A configured provider.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name).map(|k| &k.provider)
+    }
+
+    /// A provider's endpoints, discovering them on first use for an issuer.
+    pub async fn endpoints(&self, name: &str) -> Result<Endpoints, LoginError> {
+        let known = self
+            .providers
+            .get(name)
+            .ok_or_else(|| LoginError::UnknownProvider(name.to_owned()))?;
+        match &known.provider.source {
+            Source::Fixed(endpoints) => Ok((**endpoints).clone()),
+            Source::Issuer(issuer) => known
+                .resolved
+                .get_or_try_init(|| discovery::discover(&self.http.0, name, issuer))
+                .await
+                .cloned()
+                .map_err(LoginError::Unavailable),
+        }
+    }
+
+    /// An `oauth2` client for the provider, with its client secret if one is stored.
+    async fn client(&self, name: &str) -> Result<(OAuthClient, Endpoints), LoginError> {
+        let endpoints = self.endpoints(name).await?;
+        let provider = &self.providers[name].provider;
+        let mut client = BasicClient::new(ClientId::new(provider.client_id.clone()))
+            .set_auth_uri_option(endpoints.authorization.clone().map(AuthUrl::from_url))
+            .set_device_authorization_url_option(
+                endpoints
+                    .device_authorization
+                    .clone()
+                    .map(DeviceAuthorizationUrl::from_url),
+            )
+            .set_revocation_url_option(endpoints.revocation.clone().map(RevocationUrl::from_url))
+            .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
             .set_auth_type(AuthType::RequestBody);
+        if let Some(secrets) = self.secrets.get() {
+            if let Some(secret) = secrets.client_secret(name).await {
+                client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+            }
+        }
+        Ok((client, endpoints))
+    }
+
+    /// The scopes a login asks for: the caller's, else the provider's defaults.
+    pub fn login_scopes_for(&self, name: &str, scopes: &[String]) -> Vec<String> {
+        if !scopes.is_empty() {
+            return scopes.to_vec();
+        }
+        self.provider(name)
+            .map(|p| p.default_scopes.clone())
+            .unwrap_or_default()
+    }
+
+    async fn exchange(&self, provider: &str, refresh_token: &str) -> Result<Refreshed, Attempt> {
+        let (client, _) = self.client(provider).await.map_err(|e| match e {
+            LoginError::Unavailable(reason) => Attempt::Retry {
+                reason,
+                after: None,
+            },
+            other => Attempt::Final(RefreshError::Rejected(other.to_string())),
+        })?;
         let token = RefreshToken::new(refresh_token.to_owned());
         let response = client
             .exchange_refresh_token(&token)
             .request_async(&self.http)
             .await;
         match response {
-            Ok(response) => accept(&response).map_err(Attempt::Final),
+            Ok(response) => tokens::accept(&response).map_err(Attempt::Final),
             Err(RequestTokenError::ServerResponse(error)) => {
                 let code = error.error();
                 Err(Attempt::Final(match code {
@@ -102,6 +277,54 @@ impl HttpRefresher {
     }
 }
 
+/// Turns a failed code or device exchange into a login error.
+fn login_error<TE: oauth2::ErrorResponse>(
+    err: RequestTokenError<HttpFailure, TE>,
+    what: &str,
+) -> LoginError {
+    match err {
+        RequestTokenError::ServerResponse(error) => {
+            // The error code only: descriptions are provider text and may echo input.
+            let code = serde_json::to_value(&error)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "an error".to_owned());
+            match code.as_str() {
+                "access_denied" => LoginError::Denied,
+                "expired_token" => LoginError::Expired,
+                _ => LoginError::Rejected(format!("the {what} answered {}", printable(&code))),
+            }
+        }
+        RequestTokenError::Request(HttpFailure::Status { status, .. }) => {
+            LoginError::Unavailable(format!("the {what} answered HTTP {status}"))
+        }
+        RequestTokenError::Request(HttpFailure::Transport(reason)) => {
+            LoginError::Unavailable(reason)
+        }
+        RequestTokenError::Request(HttpFailure::Redirect(status)) => LoginError::Rejected(format!(
+            "the {what} redirected (HTTP {status}); redirects are not followed"
+        )),
+        RequestTokenError::Parse(..) => {
+            LoginError::Rejected(format!("the {what}'s answer is not valid"))
+        }
+        RequestTokenError::Other(reason) => LoginError::Rejected(reason),
+    }
+}
+
+/// A provider-chosen word made safe to show: short, and only `[A-Za-z0-9_.-]`.
+pub(crate) fn printable(word: &str) -> String {
+    let clean: String = word
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "an error".to_owned()
+    } else {
+        clean
+    }
+}
+
 /// One attempt's failure.
 enum Attempt {
     Retry {
@@ -109,36 +332,6 @@ enum Attempt {
         after: Option<Duration>,
     },
     Final(RefreshError),
-}
-
-/// Checks a token response before anything is written.
-fn accept(response: &oauth2::basic::BasicTokenResponse) -> Result<Refreshed, RefreshError> {
-    let access_token = response.access_token().secret();
-    if access_token.is_empty() {
-        return Err(RefreshError::Rejected("the access token is empty".into()));
-    }
-    if *response.token_type() != BasicTokenType::Bearer {
-        return Err(RefreshError::Rejected(
-            "the token type is not Bearer".into(),
-        ));
-    }
-    let expires_in = match response.expires_in() {
-        None => None,
-        Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_EXPIRES_IN => Some(d.as_secs() as i64),
-        Some(_) => return Err(RefreshError::Rejected("expires_in is out of range".into())),
-    };
-    Ok(Refreshed {
-        access_token: access_token.as_str().into(),
-        refresh_token: response
-            .refresh_token()
-            .map(|t| latchkey_proto::Secret::new(t.secret().clone())),
-        token_type: "Bearer".into(),
-        expires_in,
-        scopes: response
-            .scopes()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
-        id_token: None,
-    })
 }
 
 /// Backoff before attempt `n` (1-based retries): 250 ms doubling, with up to 50 % jitter.
@@ -151,17 +344,16 @@ fn backoff(retry: u32) -> Duration {
     base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
-impl Refresher for HttpRefresher {
+impl Refresher for OAuth {
     fn refresh<'a>(&'a self, request: RefreshRequest<'a>) -> RefreshFuture<'a> {
         Box::pin(async move {
-            let provider = self
-                .providers
-                .get(request.provider)
-                .ok_or(RefreshError::UnknownProvider)?;
+            if !self.providers.contains_key(request.provider) {
+                return Err(RefreshError::UnknownProvider);
+            }
             let mut last = String::new();
             for attempt in 1..=ATTEMPTS {
                 match self
-                    .exchange(provider, request.refresh_token.expose())
+                    .exchange(request.provider, request.refresh_token.expose())
                     .await
                 {
                     Ok(refreshed) => return Ok(refreshed),
@@ -184,4 +376,9 @@ impl Refresher for HttpRefresher {
             Err(RefreshError::Transient(last))
         })
     }
+}
+
+/// A random, unguessable identifier (128 bits, URL-safe), for login ids and connect links.
+pub fn random_id() -> String {
+    oauth2::CsrfToken::new_random().secret().clone()
 }

@@ -43,11 +43,14 @@ pub enum ErrorKind {
     TooLarge,
     /// Something went wrong inside the daemon.
     Internal,
+    /// A login did not complete (denied, expired, cancelled or refused by the provider);
+    /// `data.retryable` says whether starting it again may help.
+    LoginFailed,
 }
 
 impl ErrorKind {
     /// All kinds, in declaration order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotFound,
         ErrorKind::AuthenticationRequired,
         ErrorKind::InsufficientScope,
@@ -58,6 +61,7 @@ impl ErrorKind {
         ErrorKind::PermissionDenied,
         ErrorKind::TooLarge,
         ErrorKind::Internal,
+        ErrorKind::LoginFailed,
     ];
 
     /// The snake_case name used on the wire.
@@ -73,6 +77,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Internal => "internal",
+            ErrorKind::LoginFailed => "login_failed",
         }
     }
 }
@@ -88,7 +93,7 @@ impl fmt::Display for ErrorKind {
 pub struct ErrorData {
     /// What went wrong, for programs.
     pub kind: ErrorKind,
-    /// For `refresh_failed`: whether retrying later may succeed.
+    /// For `refresh_failed` and `login_failed`: whether retrying later may succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
     /// For `insufficient_scope`: the requested scopes the entry lacks.

@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::RpcError;
-use crate::types::{GetParams, KeyParams, SetParams, StatusParams};
+use crate::types::{
+    GetParams, KeyParams, LoginIdParams, LoginParams, ProviderSecretParams, SetParams, StatusParams,
+};
 
 /// A request id as JSON-RPC allows it: a number, a string or null.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,18 @@ pub enum Call {
     Status(StatusParams),
     /// `list`
     List,
+    /// `login`
+    Login(LoginParams),
+    /// `login_wait`
+    LoginWait(LoginIdParams),
+    /// `login_cancel`
+    LoginCancel(LoginIdParams),
+    /// `logout`
+    Logout(KeyParams),
+    /// `providers`
+    Providers,
+    /// `provider_secret`
+    ProviderSecret(ProviderSecretParams),
 }
 
 impl Call {
@@ -57,16 +71,26 @@ impl Call {
             Call::Clear(_) => "clear",
             Call::Status(_) => "status",
             Call::List => "list",
+            Call::Login(_) => "login",
+            Call::LoginWait(_) => "login_wait",
+            Call::LoginCancel(_) => "login_cancel",
+            Call::Logout(_) => "logout",
+            Call::Providers => "providers",
+            Call::ProviderSecret(_) => "provider_secret",
         }
     }
 
     fn params(&self) -> Option<Value> {
         let value = match self {
-            Call::Version | Call::List => return None,
+            Call::Version | Call::List | Call::Providers => return None,
             Call::Get(p) => serde_json::to_value(p),
             Call::Set(p) => serde_json::to_value(p),
             Call::Clear(p) => serde_json::to_value(p),
             Call::Status(p) => serde_json::to_value(p),
+            Call::Login(p) => serde_json::to_value(p),
+            Call::LoginWait(p) | Call::LoginCancel(p) => serde_json::to_value(p),
+            Call::Logout(p) => serde_json::to_value(p),
+            Call::ProviderSecret(p) => serde_json::to_value(p),
         };
         // Serializing these plain structs cannot fail.
         value.ok()
@@ -236,6 +260,12 @@ fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
         "set" => Call::Set(typed_params("set", params)?),
         "clear" => Call::Clear(typed_params("clear", params)?),
         "status" => Call::Status(typed_params("status", params)?),
+        "login" => Call::Login(typed_params("login", params)?),
+        "login_wait" => Call::LoginWait(typed_params("login_wait", params)?),
+        "login_cancel" => Call::LoginCancel(typed_params("login_cancel", params)?),
+        "logout" => Call::Logout(typed_params("logout", params)?),
+        "providers" => Call::Providers,
+        "provider_secret" => Call::ProviderSecret(typed_params("provider_secret", params)?),
         _ => return Err(RpcError::method_not_found()),
     })
 }

@@ -261,3 +261,143 @@ pub struct VersionResult {
     /// The protocol version it speaks.
     pub protocol: u32,
 }
+
+/// Params of `login`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginParams {
+    /// The provider to log in at; the entry is stored under this service name.
+    pub provider: String,
+    /// The account; `"default"` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Scopes to ask for; the provider's defaults when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// A device login (RFC 8628) instead of a browser login.
+    #[serde(default)]
+    pub device: bool,
+}
+
+/// Result of `login`: what the user must open (browser) or type (device).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginStarted {
+    /// Names the pending login for `login_wait` and `login_cancel`.
+    pub login_id: String,
+    /// Browser logins: the URL to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    /// Device logins: where the user enters the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri: Option<String>,
+    /// Device logins: the same URL with the code filled in, if the provider offers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    /// Device logins: the code to enter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_code: Option<String>,
+    /// When the pending login is given up.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Params of `login_wait` and `login_cancel`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginIdParams {
+    /// The id `login` returned.
+    pub login_id: String,
+}
+
+/// Result of `login_cancel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResult {
+    /// Whether a pending login was cancelled.
+    pub cancelled: bool,
+}
+
+/// What the provider said when asked to revoke an entry's tokens at `logout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationOutcome {
+    /// The provider confirmed it.
+    Revoked,
+    /// No answer (timeout, 503): the provider may still honour the tokens.
+    Unconfirmed,
+    /// The provider has no revocation endpoint (or refuses the token type), or the entry is
+    /// not an OAuth entry.
+    Unsupported,
+    /// The provider refused the revocation.
+    Failed,
+}
+
+impl RevocationOutcome {
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationOutcome::Revoked => "revoked",
+            RevocationOutcome::Unconfirmed => "unconfirmed",
+            RevocationOutcome::Unsupported => "unsupported",
+            RevocationOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Result of `logout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutResult {
+    /// Whether the entry was removed.
+    pub removed: bool,
+    /// What the provider said about revoking its tokens.
+    pub revocation: RevocationOutcome,
+}
+
+/// One provider, as `providers` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// Its name, which is also the service its logins are stored under.
+    pub name: String,
+    /// Whether latchkey has a built-in template for it.
+    pub builtin: bool,
+    /// Whether `config.toml` configures it.
+    pub configured: bool,
+    /// Whether it can log in and refresh now (configured and valid).
+    pub usable: bool,
+    /// Login flows it offers (`browser`, `device`); empty until an issuer is discovered.
+    #[serde(default)]
+    pub flows: Vec<String>,
+    /// Whether logout can revoke at it.
+    #[serde(default)]
+    pub revocation: bool,
+    /// The OpenID Connect issuer its endpoints come from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Whether a client secret is stored for it (confidential client).
+    #[serde(default)]
+    pub client_secret: bool,
+    /// Why it is not usable, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Result of `providers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvidersResult {
+    /// Built-in and configured providers.
+    pub providers: Vec<ProviderInfo>,
+}
+
+/// Params of `provider_secret`: stores a confidential client's secret, or removes it when
+/// `secret` is absent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSecretParams {
+    /// The provider.
+    pub provider: String,
+    /// The client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+}
+
+/// Result of `provider_secret`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSecretResult {
+    /// Whether a secret is stored for the provider now.
+    pub stored: bool,
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams};
 use tracing::{debug, warn};
 
-use crate::bundle::{StoredBundle, TokenBundle};
+use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::EntryKey;
@@ -428,5 +428,25 @@ impl TokenService {
             locked: self.inner.store.locked(),
             entries: self.entries().len(),
         }
+    }
+}
+
+impl TokenService {
+    /// The OAuth tokens of an entry, for revoking them at logout; `None` for other kinds.
+    /// Daemon-internal: the refresh token never goes to a client.
+    pub async fn oauth_tokens(&self, key: &EntryKey) -> Result<Option<OAuth2Bundle>, Error> {
+        if self.forget_secrets_if_locked() {
+            return Err(Error::Locked);
+        }
+        let (cached, generation) = {
+            let entries = self.entries();
+            let entry = entries.get(key).ok_or(Error::NotFound)?;
+            (entry.cached.clone(), entry.generation)
+        };
+        let bundle = self.load(key, cached, generation).await?;
+        Ok(match &*bundle {
+            TokenBundle::OAuth2(b) => Some(b.clone()),
+            _ => None,
+        })
     }
 }

@@ -20,6 +20,7 @@ pub enum LatchkeyError {
     PermissionDenied(String),
     TooLarge(String),
     Internal(String),
+    LoginFailed(String),
 }
 
 impl From<RpcError> for LatchkeyError {
@@ -27,6 +28,9 @@ impl From<RpcError> for LatchkeyError {
         let mut message = err.message;
         if !err.data.missing_scopes.is_empty() {
             message = format!("{message}; missing: {}", err.data.missing_scopes.join(" "));
+        }
+        if let Some(url) = &err.data.login_url {
+            message = format!("{message}; log in at {url}");
         }
         match err.data.kind {
             ErrorKind::NotFound => Self::NotFound(message),
@@ -38,6 +42,7 @@ impl From<RpcError> for LatchkeyError {
             ErrorKind::InvalidRequest => Self::InvalidRequest(message),
             ErrorKind::PermissionDenied => Self::PermissionDenied(message),
             ErrorKind::TooLarge => Self::TooLarge(message),
+            ErrorKind::LoginFailed => Self::LoginFailed(message),
             _ => Self::Internal(message),
         }
     }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use latchkey_proto::{Call, GetParams, Id, KeyParams, Request, SetParams, StatusParams};
+use latchkey_proto::{
+    Call, GetParams, Id, KeyParams, LoginIdParams, LoginParams, Request, SetParams, StatusParams,
+};
 use serde_json::Value as Json;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -227,6 +229,89 @@ impl Latchkey {
     ) -> Result<Vec<Dict>, LatchkeyError> {
         let result = self.run(Call::List, &header, connection).await?;
         entries(&result["entries"])
+    }
+
+    /// Starts a login at `provider` (stored under that service name and `account`).
+    /// `options` may hold `scopes` (as) and `device` (b). Returns `{login_id,
+    /// authorization_url}` or, for a device login, `{login_id, verification_uri,
+    /// verification_uri_complete?, user_code, expires_at}`.
+    async fn login(
+        &self,
+        provider: &str,
+        account: &str,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Dict, LatchkeyError> {
+        let mut params = from_dict(&options)?;
+        params["provider"] = Json::from(provider);
+        if let Some(account) = account_or_default(account) {
+            params["account"] = Json::from(account);
+        }
+        let params: LoginParams = serde_json::from_value(params).map_err(|_| {
+            LatchkeyError::InvalidRequest("options may hold scopes (as) and device (b)".into())
+        })?;
+        to_dict(&self.run(Call::Login(params), &header, connection).await?)
+    }
+
+    /// Waits until the login completes and returns the stored entry's metadata (a long
+    /// call: give it a timeout of up to ten minutes).
+    async fn login_wait(
+        &self,
+        login_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Dict, LatchkeyError> {
+        let params = LoginIdParams {
+            login_id: login_id.to_owned(),
+        };
+        let result = self
+            .run(Call::LoginWait(params), &header, connection)
+            .await?;
+        to_dict(&result["entry"])
+    }
+
+    /// Cancels a pending login; true if one was waiting.
+    async fn login_cancel(
+        &self,
+        login_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<bool, LatchkeyError> {
+        let params = LoginIdParams {
+            login_id: login_id.to_owned(),
+        };
+        let result = self
+            .run(Call::LoginCancel(params), &header, connection)
+            .await?;
+        Ok(result["cancelled"].as_bool().unwrap_or(false))
+    }
+
+    /// Revokes an entry's tokens at its provider, then removes it: `{removed (b), revocation
+    /// (s: revoked, unconfirmed, unsupported or failed)}`.
+    async fn logout(
+        &self,
+        service: &str,
+        account: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Dict, LatchkeyError> {
+        let params = KeyParams {
+            service: service.to_owned(),
+            account: account_or_default(account),
+        };
+        to_dict(&self.run(Call::Logout(params), &header, connection).await?)
+    }
+
+    /// Built-in and configured providers: `{name, builtin, configured, usable, flows,
+    /// revocation, issuer?, client_secret, problem?}` each.
+    async fn providers(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<Vec<Dict>, LatchkeyError> {
+        let result = self.run(Call::Providers, &header, connection).await?;
+        entries(&result["providers"])
     }
 
     /// The daemon's version.

@@ -47,7 +47,11 @@ pub(super) async fn run(
             let response = match frame {
                 Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Frame::Line(line) => match Request::parse(&line) {
-                    Ok(request) => handler.handle(request, &peer, &mut audit).await,
+                    // A long call (`login_wait`) must not hold up a shutdown.
+                    Ok(request) => tokio::select! {
+                        response = handler.handle(request, &peer, &mut audit) => response,
+                        () = &mut cancelled => return,
+                    },
                     Err(bad) => {
                         debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
                         Response::err(bad.id, bad.error)
@@ -63,8 +67,11 @@ pub(super) async fn run(
             }
             answered = true;
         }
-        if answered && writer.flush().await.is_err() {
-            return;
+        if answered {
+            if writer.flush().await.is_err() {
+                return;
+            }
+            last_activity = Instant::now();
         }
         let read = tokio::select! {
             read = reader.read(&mut buf) => read,

@@ -1,0 +1,137 @@
+//! `latchkey login`: asks the daemon to start a login, shows the user where to go (opening
+//! the browser unless told not to), waits with a spinner on a terminal, and cancels the
+//! pending login on Ctrl-C. The daemon does the OAuth work and keeps the tokens.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use latchkey_client::{Client, ClientError};
+use latchkey_proto::{LoginParams, LoginStarted, Metadata};
+
+use crate::cli::TransportArg;
+use crate::exit_codes::ExitCode;
+use crate::output::sanitize;
+use crate::Failure;
+
+/// What `login` was asked to do.
+pub struct Request {
+    /// The login.
+    pub params: LoginParams,
+    /// Whether to open a browser.
+    pub open_browser: bool,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// How to reach the daemon.
+    pub transport: TransportArg,
+}
+
+async fn connect(socket: &Path, transport: TransportArg) -> Result<Client, ClientError> {
+    let mut client = match transport {
+        TransportArg::Auto => Client::connect_auto(socket).await?,
+        TransportArg::Socket => Client::connect(socket).await?,
+        TransportArg::Dbus => Client::connect_dbus().await?,
+    };
+    client.version().await?;
+    Ok(client)
+}
+
+/// Opens `url` in the user's browser, without waiting; failures only mean the user opens it.
+fn open_browser(url: &str) -> bool {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+fn show(started: &LoginStarted, open: bool) {
+    let mut err = std::io::stderr().lock();
+    let mut out = std::io::stdout().lock();
+    if let Some(url) = &started.authorization_url {
+        let _ = writeln!(err, "Open this URL in a browser to log in:");
+        // The URL alone on its own line (stdout), for people and for scripts.
+        let _ = writeln!(out, "{url}");
+        let _ = out.flush();
+        if open && open_browser(url) {
+            let _ = writeln!(err, "(a browser was asked to open it)");
+        }
+    } else if let (Some(uri), Some(code)) = (&started.verification_uri, &started.user_code) {
+        let _ = writeln!(
+            err,
+            "On any device, open {} and enter the code: {}",
+            sanitize(uri),
+            sanitize(code)
+        );
+        let direct = started.verification_uri_complete.as_deref().unwrap_or(uri);
+        let _ = writeln!(out, "{direct}");
+        let _ = out.flush();
+        if open && open_browser(direct) {
+            let _ = writeln!(err, "(a browser was asked to open it)");
+        }
+    }
+    let _ = writeln!(
+        err,
+        "The login expires at {}.",
+        started.expires_at.format("%H:%M:%S UTC")
+    );
+}
+
+/// Runs the login; the stored entry once it completes.
+pub fn run(request: Request) -> Result<Metadata, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::failure(e.into()))?;
+    runtime.block_on(async move {
+        let mut client = connect(&request.socket, request.transport).await?;
+        let started = client.login(request.params).await?;
+        show(&started, request.open_browser);
+        let spinner = std::io::stderr().is_terminal();
+        let mut tick = tokio::time::interval(Duration::from_millis(120));
+        let frames = ['|', '/', '-', '\\'];
+        let mut frame = 0usize;
+        let wait = client.login_wait(&started.login_id);
+        tokio::pin!(wait);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut wait => break outcome,
+                _ = tokio::signal::ctrl_c() => {
+                    if spinner {
+                        eprint!("\r");
+                    }
+                    // The waiting connection is busy: cancel over a second one.
+                    let cancelled = match connect(&request.socket, request.transport).await {
+                        Ok(mut other) => other.login_cancel(&started.login_id).await.unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    return Err(Failure {
+                        code: ExitCode::Interrupted,
+                        error: anyhow!(if cancelled {
+                            "interrupted: the pending login was cancelled"
+                        } else {
+                            "interrupted"
+                        }),
+                    });
+                }
+                _ = tick.tick(), if spinner => {
+                    frame = (frame + 1) % frames.len();
+                    eprint!("\r{} waiting for you to finish logging in... ", frames[frame]);
+                    let _ = std::io::stderr().flush();
+                }
+            }
+        };
+        if spinner {
+            eprint!("\r{:50}\r", "");
+        }
+        Ok(outcome?)
+    })
+}

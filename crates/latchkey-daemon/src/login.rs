@@ -1,0 +1,431 @@
+//! Logins run by the daemon: `login` starts one (browser or device) as a task, `login_wait`
+//! waits for its outcome, `login_cancel` ends it, and `logout` revokes then deletes. Pending
+//! logins are single-use, expire after [`LIFETIME`] and are removed afterwards; their codes,
+//! verifiers and tokens stay inside the task.
+//!
+//! Client secrets of confidential clients are entries of their own under the reserved
+//! service [`CLIENT_SECRET_SERVICE`], written only through `provider_secret`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use latchkey_core::{EntryKey, TokenService};
+use latchkey_oauth::{LoginError, OAuth, Revocation};
+use latchkey_proto::{
+    BundleInput, ErrorKind, GetParams, KeyParams, LoginParams, LoginStarted, LogoutResult,
+    Metadata, ProviderInfo, RevocationOutcome, RpcError, Secret, SetParams,
+};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How long a login may wait for the user.
+pub const LIFETIME: Duration = Duration::from_secs(600);
+/// How long a finished login's outcome stays for a late `login_wait`.
+const OUTCOME_KEPT: Duration = Duration::from_secs(60);
+/// Logins pending at once; more are refused.
+const MAX_PENDING: usize = 16;
+/// Services under this prefix belong to the daemon; clients cannot read or write them.
+pub const RESERVED_PREFIX: &str = "latchkey:";
+/// The service whose accounts are provider names and whose entries are client secrets.
+pub const CLIENT_SECRET_SERVICE: &str = "latchkey:client-secret";
+
+type Outcome = Option<Result<Metadata, RpcError>>;
+
+struct Pending {
+    provider: String,
+    account: String,
+    started: LoginStarted,
+    outcome: watch::Receiver<Outcome>,
+    task: tokio::task::AbortHandle,
+}
+
+/// Provider settings refused at start-up, kept to explain them in `providers`.
+pub type Problems = Vec<(String, String)>;
+
+struct Inner {
+    service: TokenService,
+    oauth: Option<Arc<OAuth>>,
+    problems: Problems,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// The daemon's logins. Cheap to clone.
+#[derive(Clone)]
+pub struct Logins {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Logins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logins").finish_non_exhaustive()
+    }
+}
+
+fn login_failed(err: &LoginError) -> RpcError {
+    let mut rpc = match err {
+        LoginError::UnknownProvider(_) | LoginError::Unsupported(_) => {
+            RpcError::new(ErrorKind::InvalidRequest, err.to_string())
+        }
+        _ => RpcError::new(ErrorKind::LoginFailed, err.to_string()),
+    };
+    if rpc.data.kind == ErrorKind::LoginFailed {
+        rpc.data.retryable = Some(err.retryable());
+    }
+    rpc
+}
+
+/// Whether `service` is reserved for the daemon's own entries.
+pub fn reserved(service: &str) -> bool {
+    service.starts_with(RESERVED_PREFIX)
+}
+
+fn invalid(message: impl Into<String>) -> RpcError {
+    RpcError::new(ErrorKind::InvalidRequest, message)
+}
+
+impl Logins {
+    /// Logins for `service` through `oauth` (none configured: every login is refused).
+    pub fn new(service: TokenService, oauth: Option<Arc<OAuth>>, problems: Problems) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                service,
+                oauth,
+                problems,
+                pending: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.inner.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The OAuth client, if any provider is configured.
+    pub fn oauth(&self) -> Option<&Arc<OAuth>> {
+        self.inner.oauth.as_ref()
+    }
+
+    /// Starts a login; its outcome is stored as the entry (provider, account).
+    pub async fn start(&self, params: &LoginParams) -> Result<LoginStarted, RpcError> {
+        let key = EntryKey::new(&params.provider, params.account.as_deref())
+            .map_err(|e| invalid(e.to_string()))?;
+        if reserved(key.service()) {
+            return Err(invalid("that name is reserved for latchkey's own use"));
+        }
+        let oauth = self
+            .inner
+            .oauth
+            .as_ref()
+            .filter(|o| o.provider(key.service()).is_some())
+            .ok_or_else(|| login_failed(&LoginError::UnknownProvider(key.service().to_owned())))?;
+        if self.pending().len() >= MAX_PENDING {
+            return Err(invalid(format!(
+                "{MAX_PENDING} logins are already pending; finish or cancel one first"
+            )));
+        }
+        let provider = key.service().to_owned();
+        let login_id = latchkey_oauth::random_id();
+        let expires_at = Utc::now() + chrono::Duration::from_std(LIFETIME).unwrap_or_default();
+        let (started, flow) = if params.device {
+            let (device, flow) = oauth
+                .start_device(&provider, &params.scopes, LIFETIME)
+                .await
+                .map_err(|e| login_failed(&e))?;
+            let expires_at =
+                Utc::now() + chrono::Duration::from_std(device.expires_in).unwrap_or_default();
+            (
+                LoginStarted {
+                    login_id: login_id.clone(),
+                    authorization_url: None,
+                    verification_uri: Some(device.verification_uri),
+                    verification_uri_complete: device.verification_uri_complete,
+                    user_code: Some(device.user_code),
+                    expires_at,
+                },
+                flow,
+            )
+        } else {
+            let (browser, flow) = oauth
+                .start_browser(&provider, &params.scopes, LIFETIME)
+                .await
+                .map_err(|e| login_failed(&e))?;
+            (
+                LoginStarted {
+                    login_id: login_id.clone(),
+                    authorization_url: Some(browser.authorization_url),
+                    verification_uri: None,
+                    verification_uri_complete: None,
+                    user_code: None,
+                    expires_at,
+                },
+                flow,
+            )
+        };
+        let (tx, rx) = watch::channel(None);
+        let this = self.clone();
+        let id = login_id.clone();
+        let requested = oauth.login_scopes_for(&provider, &params.scopes);
+        let account = key.account().to_owned();
+        let task = tokio::spawn(async move {
+            let outcome = match flow.await {
+                Ok(tokens) => {
+                    let bundle = BundleInput::Oauth2 {
+                        access_token: tokens.access_token,
+                        refresh_token: tokens.refresh_token,
+                        token_type: Some(tokens.token_type),
+                        expires_at: None,
+                        expires_in: tokens.expires_in,
+                        scopes: tokens.scopes.unwrap_or(requested),
+                        id_token: tokens.id_token,
+                        provider: Some(key.service().to_owned()),
+                    };
+                    this.inner
+                        .service
+                        .set(SetParams {
+                            service: key.service().to_owned(),
+                            account: Some(key.account().to_owned()),
+                            bundle,
+                        })
+                        .await
+                        .map_err(|e| e.to_rpc())
+                }
+                Err(err) => Err(login_failed(&err)),
+            };
+            let result = match &outcome {
+                Ok(_) => "ok",
+                Err(e) => e.data.kind.as_str(),
+            };
+            info!(target: "latchkey::audit", method = "login", entry = %key, result, "login finished");
+            let _ = tx.send(Some(outcome));
+            tokio::time::sleep(OUTCOME_KEPT).await;
+            this.pending().remove(&id);
+        });
+        self.pending().insert(
+            login_id,
+            Pending {
+                provider,
+                account,
+                started: started.clone(),
+                outcome: rx,
+                task: task.abort_handle(),
+            },
+        );
+        // The task also ends a login nobody completes: the flow gives up after LIFETIME.
+        Ok(started)
+    }
+
+    /// A pending browser login for (provider, account), if one is still waiting.
+    pub fn waiting_browser_login(&self, provider: &str, account: &str) -> Option<LoginStarted> {
+        self.pending()
+            .values()
+            .find(|p| {
+                p.provider == provider
+                    && p.account == account
+                    && p.started.authorization_url.is_some()
+                    && p.outcome.borrow().is_none()
+            })
+            .map(|p| p.started.clone())
+    }
+
+    /// Waits for a login's outcome.
+    pub async fn wait(&self, login_id: &str) -> Result<Metadata, RpcError> {
+        let mut outcome = self
+            .pending()
+            .get(login_id)
+            .map(|p| p.outcome.clone())
+            .ok_or_else(|| {
+                RpcError::new(
+                    ErrorKind::NotFound,
+                    "no login with that id (it may have finished or expired)",
+                )
+            })?;
+        let done = match outcome.wait_for(Option::is_some).await {
+            Ok(done) => done.clone(),
+            Err(_) => None,
+        };
+        done.unwrap_or_else(|| Err(login_failed(&LoginError::Cancelled)))
+    }
+
+    /// Cancels a pending login; `true` if there was one still waiting.
+    pub fn cancel(&self, login_id: &str) -> bool {
+        let Some(pending) = self.pending().remove(login_id) else {
+            return false;
+        };
+        let waiting = pending.outcome.borrow().is_none();
+        pending.task.abort();
+        waiting
+    }
+
+    /// Revokes an entry's tokens at its provider, then deletes it.
+    pub async fn logout(&self, params: KeyParams) -> Result<LogoutResult, RpcError> {
+        let key = EntryKey::new(&params.service, params.account.as_deref())
+            .map_err(|e| invalid(e.to_string()))?;
+        let service = &self.inner.service;
+        let tokens = match service.oauth_tokens(&key).await {
+            Ok(tokens) => tokens,
+            Err(latchkey_core::Error::NotFound) => {
+                return Ok(LogoutResult {
+                    removed: false,
+                    revocation: RevocationOutcome::Unsupported,
+                })
+            }
+            Err(err) => return Err(err.to_rpc()),
+        };
+        let revocation = match (&tokens, &self.inner.oauth) {
+            (Some(bundle), Some(oauth)) => match bundle.provider.as_deref() {
+                Some(provider) if oauth.provider(provider).is_some() => {
+                    let access = (!bundle.access_token.is_empty()).then_some(&bundle.access_token);
+                    oauth
+                        .revoke(provider, bundle.refresh_token.as_ref(), access)
+                        .await
+                }
+                _ => Revocation::Unsupported,
+            },
+            _ => Revocation::Unsupported,
+        };
+        let revocation = match revocation {
+            Revocation::Revoked => RevocationOutcome::Revoked,
+            Revocation::Unconfirmed => RevocationOutcome::Unconfirmed,
+            Revocation::Unsupported => RevocationOutcome::Unsupported,
+            Revocation::Failed => RevocationOutcome::Failed,
+        };
+        let removed = service
+            .clear(KeyParams {
+                service: key.service().to_owned(),
+                account: Some(key.account().to_owned()),
+            })
+            .await
+            .map_err(|e| e.to_rpc())?;
+        Ok(LogoutResult {
+            removed,
+            revocation,
+        })
+    }
+
+    /// Stores (or with `None`, removes) a confidential client's secret.
+    pub async fn set_client_secret(
+        &self,
+        provider: &str,
+        secret: Option<Secret>,
+    ) -> Result<bool, RpcError> {
+        EntryKey::new(CLIENT_SECRET_SERVICE, Some(provider)).map_err(|e| invalid(e.to_string()))?;
+        let service = &self.inner.service;
+        match secret {
+            Some(key) if !key.is_empty() => {
+                service
+                    .set(SetParams {
+                        service: CLIENT_SECRET_SERVICE.to_owned(),
+                        account: Some(provider.to_owned()),
+                        bundle: BundleInput::ApiKey { key },
+                    })
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                Ok(true)
+            }
+            Some(_) => Err(invalid("the client secret is empty")),
+            None => {
+                service
+                    .clear(KeyParams {
+                        service: CLIENT_SECRET_SERVICE.to_owned(),
+                        account: Some(provider.to_owned()),
+                    })
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Built-in and configured providers, and what each can do.
+    pub async fn providers(&self) -> Vec<ProviderInfo> {
+        let mut names: Vec<String> = latchkey_oauth::BUILTIN
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        if let Some(oauth) = &self.inner.oauth {
+            names.extend(oauth.providers().map(|p| p.name.clone()));
+        }
+        names.extend(self.inner.problems.iter().map(|(n, _)| n.clone()));
+        names.sort();
+        names.dedup();
+        let secrets = self.inner.service.status(&latchkey_proto::StatusParams {
+            service: Some(CLIENT_SECRET_SERVICE.to_owned()),
+            account: None,
+        });
+        let mut out = Vec::new();
+        for name in names {
+            let builtin = latchkey_oauth::BUILTIN.contains(&name.as_str());
+            let provider = self.inner.oauth.as_ref().and_then(|o| o.provider(&name));
+            let problem = self
+                .inner
+                .problems
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, p)| p.clone());
+            let mut info = ProviderInfo {
+                name: name.clone(),
+                builtin,
+                configured: provider.is_some() || problem.is_some(),
+                usable: provider.is_some(),
+                flows: Vec::new(),
+                revocation: false,
+                issuer: None,
+                client_secret: secrets.iter().any(|m| m.account == name),
+                problem: problem.or_else(|| {
+                    provider.is_none().then(|| {
+                        format!("not configured: add [providers.{name}] with a client_id to config.toml")
+                    })
+                }),
+            };
+            if let Some(provider) = provider {
+                let endpoints = match &provider.source {
+                    latchkey_oauth::Source::Fixed(e) => Some((**e).clone()),
+                    latchkey_oauth::Source::Issuer(issuer) => {
+                        info.issuer = Some(issuer.to_string());
+                        None
+                    }
+                };
+                if let Some(e) = endpoints {
+                    if e.authorization.is_some() {
+                        info.flows.push("browser".into());
+                    }
+                    if e.device_authorization.is_some() {
+                        info.flows.push("device".into());
+                    }
+                    info.revocation = e.revocation.is_some();
+                }
+            }
+            out.push(info);
+        }
+        out
+    }
+}
+
+/// Looks client secrets up in the daemon's own store, for the OAuth client.
+pub struct StoredClientSecrets(pub TokenService);
+
+impl latchkey_oauth::ClientSecrets for StoredClientSecrets {
+    fn client_secret<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Secret>> + Send + 'a>> {
+        Box::pin(async move {
+            let params = GetParams {
+                service: CLIENT_SECRET_SERVICE.to_owned(),
+                account: Some(provider.to_owned()),
+                scopes: Vec::new(),
+                min_valid_secs: None,
+            };
+            match self.0.get(&params).await {
+                Ok(result) => Some(result.secret),
+                Err(latchkey_core::Error::NotFound) => None,
+                Err(err) => {
+                    warn!(provider, error = %err, "cannot read the provider's client secret");
+                    None
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! The browser login: authorization code + PKCE (S256) with a loopback redirect (RFC 8252).
+//!
+//! A listener on 127.0.0.1 at a random port waits for the one redirect that carries the
+//! login's `state`. Requests to other paths, without a `state` or with another one, are
+//! answered with an error page and leave the login waiting; the first request with the right
+//! `state` consumes it (single use) and the listener closes. The code is then exchanged with
+//! the PKCE verifier, which never leaves this task.
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::{login_error, printable, LoginError, LoginFuture, OAuth};
+
+/// The path of the redirect URI.
+const CALLBACK_PATH: &str = "/callback";
+/// How long one connection to the redirect listener may stay open.
+const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
+
+/// A started browser login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrowserLogin {
+    /// Where the user's browser goes to authorize.
+    pub authorization_url: String,
+    /// The loopback redirect URI the provider sends the browser back to.
+    pub redirect_uri: String,
+}
+
+/// What the redirect brought.
+enum Arrival {
+    Code(String),
+    Error(String),
+}
+
+/// The page shown once the login is decided.
+type PageSender = oneshot::Sender<Result<(), String>>;
+
+struct Waiting {
+    state: String,
+    /// Taken by the first request with the right state.
+    slot: Mutex<Option<oneshot::Sender<(Arrival, PageSender)>>>,
+}
+
+impl OAuth {
+    /// Starts a browser login at `provider` for `scopes` (the provider's defaults when empty).
+    /// The returned future completes with the tokens, or fails when the user denies, the
+    /// provider refuses, or `lifetime` passes.
+    pub async fn start_browser(
+        &self,
+        provider: &str,
+        scopes: &[String],
+        lifetime: Duration,
+    ) -> Result<(BrowserLogin, LoginFuture), LoginError> {
+        let (client, endpoints) = self.client(provider).await?;
+        if endpoints.authorization.is_none() {
+            return Err(LoginError::Unsupported(format!(
+                "provider {provider} has no authorization endpoint; use a device login"
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| LoginError::Unavailable(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| LoginError::Unavailable(e.to_string()))?
+            .port();
+        let redirect_uri = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
+        let client = client.set_redirect_uri(
+            RedirectUrl::new(redirect_uri.clone())
+                .map_err(|e| LoginError::Unavailable(e.to_string()))?,
+        );
+        let scopes = self.login_scopes_for(provider, scopes);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .map_err(|e| LoginError::Unsupported(e.to_string()))?
+            .add_scopes(scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge);
+        let extra = &self.providers[provider].provider.extra_auth_params;
+        for (name, value) in extra {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
+        // OpenID Connect Core §11: offline_access needs prompt=consent.
+        if scopes.iter().any(|s| s == "offline_access") && !extra.iter().any(|(k, _)| k == "prompt")
+        {
+            request = request.add_extra_param("prompt", "consent");
+        }
+        let (url, state) = request.url();
+        let http = self.http.clone();
+        let waiting = Arc::new(Waiting {
+            state: state.secret().clone(),
+            slot: Mutex::new(None),
+        });
+        let future = Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            *waiting.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            let arrival = tokio::select! {
+                arrived = rx => arrived.map_err(|_| LoginError::Cancelled),
+                () = accept(listener, Arc::clone(&waiting)) => Err(LoginError::Unavailable("the redirect listener failed".into())),
+                () = tokio::time::sleep(lifetime) => Err(LoginError::Expired),
+            };
+            // The listener is closed here: a replayed redirect finds nobody listening.
+            let (arrival, page) = arrival?;
+            let outcome = match arrival {
+                Arrival::Error(code) if code == "access_denied" => Err(LoginError::Denied),
+                Arrival::Error(code) => Err(LoginError::Rejected(format!(
+                    "the authorization endpoint answered {code}"
+                ))),
+                Arrival::Code(code) => client
+                    .exchange_code(AuthorizationCode::new(code))
+                    .set_pkce_verifier(verifier)
+                    .request_async(&http)
+                    .await
+                    .map_err(|e| login_error(e, "token endpoint"))
+                    .and_then(|response| {
+                        crate::tokens::accept(&response)
+                            .map_err(|e| LoginError::Rejected(e.to_string()))
+                    }),
+            };
+            let _ = page.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            outcome
+        }) as LoginFuture;
+        Ok((
+            BrowserLogin {
+                authorization_url: url.to_string(),
+                redirect_uri,
+            },
+            future,
+        ))
+    }
+}
+
+/// Serves connections to the redirect listener until the future is dropped.
+async fn accept(listener: tokio::net::TcpListener, waiting: Arc<Waiting>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                debug!(error = %err, "redirect listener accept failed");
+                continue;
+            }
+        };
+        let waiting = Arc::clone(&waiting);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let waiting = Arc::clone(&waiting);
+                async move { Ok::<_, std::convert::Infallible>(callback(&waiting, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
+        });
+    }
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>latchkey: {title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+/// Constant-time comparison, so the state cannot be guessed byte by byte from timings.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != hyper::Method::GET || request.uri().path() != CALLBACK_PATH {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This address is not part of a latchkey login.",
+        );
+    }
+    let mut state = None;
+    let mut code = None;
+    let mut error = None;
+    for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "state" => state = Some(value.into_owned()),
+            "code" => code = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if !state.as_deref().is_some_and(|s| same(s, &waiting.state)) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not this login",
+            "This sign-in response does not match the pending latchkey login, which is still waiting.",
+        );
+    }
+    let arrival = match (code, error) {
+        (_, Some(error)) => Arrival::Error(printable(&error)),
+        (Some(code), None) if !code.is_empty() => Arrival::Code(code),
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Incomplete response",
+                "The sign-in response carries neither a code nor an error.",
+            )
+        }
+    };
+    let Some(slot) = waiting
+        .slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Already used",
+            "This sign-in response was already used.",
+        );
+    };
+    let (page_tx, page_rx) = oneshot::channel();
+    if slot.send((arrival, page_tx)).is_err() {
+        return page(
+            StatusCode::GONE,
+            "Login ended",
+            "The latchkey login is no longer waiting.",
+        );
+    }
+    match tokio::time::timeout(CONNECTION_LIMIT, page_rx).await {
+        Ok(Ok(Ok(()))) => page(
+            StatusCode::OK,
+            "Signed in",
+            "latchkey has your new token. You can close this tab.",
+        ),
+        Ok(Ok(Err(reason))) => page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            &html_escape(&reason),
+        ),
+        _ => page(
+            StatusCode::OK,
+            "Signed in",
+            "latchkey is finishing the login. You can close this tab.",
+        ),
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn states_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+    }
+}
