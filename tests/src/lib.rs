@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+pub mod http;
 pub mod oauth_server;
 
 /// How long any start-up may take before a test fails.

@@ -44,6 +44,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderSpec>,
     /// How long one HTTP request to a provider may take.
     pub http_timeout: Duration,
+    /// How long a login waits for the user.
+    pub login_timeout: Duration,
 }
 
 /// The `config.toml` file. Every key is optional; unknown sections (such as `providers`, used
@@ -73,6 +75,8 @@ pub struct FileConfig {
 pub struct OauthSection {
     /// How long one HTTP request to a provider may take, in seconds (default 15).
     pub timeout_secs: Option<u64>,
+    /// How long a login waits for the user, in seconds (default 600).
+    pub login_timeout_secs: Option<u64>,
 }
 
 /// `[store]` in `config.toml`.
@@ -218,6 +222,15 @@ impl Config {
                 "oauth.timeout_secs must be between 1 and 300".into(),
             ));
         }
+        let login_timeout = file
+            .oauth
+            .login_timeout_secs
+            .map_or(crate::login::LIFETIME, Duration::from_secs);
+        if login_timeout.is_zero() || login_timeout > Duration::from_secs(3600) {
+            return Err(ConfigError::Value(
+                "oauth.login_timeout_secs must be between 1 and 3600".into(),
+            ));
+        }
         Ok(Self {
             socket,
             backend,
@@ -225,6 +238,7 @@ impl Config {
             limits,
             providers: file.providers,
             http_timeout,
+            login_timeout,
         })
     }
 }

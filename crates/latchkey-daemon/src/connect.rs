@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use latchkey_proto::LoginParams;
 use tracing::{debug, info};
 
-use crate::login::{Logins, LIFETIME};
+use crate::login::Logins;
 
 /// Links remembered at once; the oldest is dropped past this.
 const MAX_LINKS: usize = 64;
@@ -77,7 +77,8 @@ impl Connect {
             .map_err(|e| debug!(error = %e, "cannot start the login-link server"))
             .ok()?;
         let mut links = self.links();
-        links.retain(|_, l| l.created.elapsed() < LIFETIME);
+        let lifetime = self.inner.logins.lifetime();
+        links.retain(|_, l| l.created.elapsed() < lifetime);
         let existing = links
             .iter()
             .find(|(_, l)| l.provider == service && l.account == account && l.scopes == scopes)
@@ -121,7 +122,7 @@ impl Connect {
         let link = token.and_then(|token| {
             self.links()
                 .get(&token)
-                .filter(|l| l.created.elapsed() < LIFETIME)
+                .filter(|l| l.created.elapsed() < self.inner.logins.lifetime())
                 .map(|l| (l.provider.clone(), l.account.clone(), l.scopes.clone()))
         });
         let Some((provider, account, scopes)) = link else {

@@ -20,7 +20,7 @@ use latchkey_proto::{
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// How long a login may wait for the user.
+/// How long a login waits for the user unless configured otherwise.
 pub const LIFETIME: Duration = Duration::from_secs(600);
 /// How long a finished login's outcome stays for a late `login_wait`.
 const OUTCOME_KEPT: Duration = Duration::from_secs(60);
@@ -48,6 +48,7 @@ struct Inner {
     service: TokenService,
     oauth: Option<Arc<OAuth>>,
     problems: Problems,
+    lifetime: Duration,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -86,16 +87,28 @@ fn invalid(message: impl Into<String>) -> RpcError {
 }
 
 impl Logins {
-    /// Logins for `service` through `oauth` (none configured: every login is refused).
-    pub fn new(service: TokenService, oauth: Option<Arc<OAuth>>, problems: Problems) -> Self {
+    /// Logins for `service` through `oauth` (none configured: every login is refused), each
+    /// waiting at most `lifetime` for the user.
+    pub fn new(
+        service: TokenService,
+        oauth: Option<Arc<OAuth>>,
+        problems: Problems,
+        lifetime: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 service,
                 oauth,
                 problems,
+                lifetime,
                 pending: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// How long a login waits for the user.
+    pub fn lifetime(&self) -> Duration {
+        self.inner.lifetime
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -127,10 +140,11 @@ impl Logins {
         }
         let provider = key.service().to_owned();
         let login_id = latchkey_oauth::random_id();
-        let expires_at = Utc::now() + chrono::Duration::from_std(LIFETIME).unwrap_or_default();
+        let lifetime = self.inner.lifetime;
+        let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
         let (started, flow) = if params.device {
             let (device, flow) = oauth
-                .start_device(&provider, &params.scopes, LIFETIME)
+                .start_device(&provider, &params.scopes, lifetime)
                 .await
                 .map_err(|e| login_failed(&e))?;
             let expires_at =
@@ -148,7 +162,7 @@ impl Logins {
             )
         } else {
             let (browser, flow) = oauth
-                .start_browser(&provider, &params.scopes, LIFETIME)
+                .start_browser(&provider, &params.scopes, lifetime)
                 .await
                 .map_err(|e| login_failed(&e))?;
             (
@@ -212,7 +226,7 @@ impl Logins {
                 task: task.abort_handle(),
             },
         );
-        // The task also ends a login nobody completes: the flow gives up after LIFETIME.
+        // The task also ends a login nobody completes: the flow gives up after `lifetime`.
         Ok(started)
     }
 

@@ -131,7 +131,7 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
         oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
     }
     let entries = service.store_info().entries;
-    let logins = Logins::new(service.clone(), oauth, problems);
+    let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
     let handler = Handler::new(service, logins);
     let bus = if transports.dbus {
         match dbus::serve(handler.clone(), store_name.to_owned(), shutdown.clone()).await {
