@@ -350,6 +350,11 @@ impl TokenServer {
         false
     }
 
+    /// Every authorization code, PKCE verifier and device code presented at the token endpoint.
+    pub fn grants_seen(&self) -> Vec<String> {
+        self.state().grants_seen.clone()
+    }
+
     /// Whether `token` is an access token issued here and not revoked (expiry is not checked).
     pub fn access_token_valid(&self, token: &str) -> bool {
         let state = self.state();
@@ -536,6 +541,9 @@ struct State {
     user_codes: HashMap<String, String>,
     /// Bumped for every random value drawn.
     draws: u64,
+    /// Every authorization code, PKCE verifier and device code presented at the token
+    /// endpoint, so tests can look for them where they must never appear.
+    grants_seen: Vec<String>,
 }
 
 impl State {
@@ -558,6 +566,7 @@ impl State {
             access_tokens: HashMap::new(),
             issued: 0,
             codes: HashMap::new(),
+            grants_seen: Vec::new(),
             device_codes: HashMap::new(),
             user_codes: HashMap::new(),
             draws: 0,
@@ -794,6 +803,10 @@ impl State {
         let Some(presented) = params.get("code") else {
             return invalid_request("code is missing");
         };
+        self.grants_seen.push(presented.to_owned());
+        if let Some(verifier) = params.get("code_verifier") {
+            self.grants_seen.push(verifier.to_owned());
+        }
         let Some(code) = self.codes.get_mut(presented) else {
             return invalid_grant("unknown authorization code");
         };
@@ -838,6 +851,9 @@ impl State {
         let Some(presented) = params.get("device_code") else {
             return invalid_request("device_code is missing");
         };
+        if !self.grants_seen.iter().any(|g| g == presented) {
+            self.grants_seen.push(presented.to_owned());
+        }
         let force_slow_down = self.force_slow_down_next;
         let Some(device) = self.device_codes.get_mut(presented) else {
             return invalid_grant("unknown device code");

@@ -92,6 +92,11 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         .build()
         .map_err(|e| crate::failure(e.into()))?;
     runtime.block_on(async move {
+        // Listen for Ctrl-C before anything is shown: a user (or a test) reacting to the URL
+        // must find the handler in place.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.socket, request.transport).await?;
         let started = client.login(request.params).await?;
         show(&started, request.open_browser);
@@ -104,7 +109,7 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         let outcome = loop {
             tokio::select! {
                 outcome = &mut wait => break outcome,
-                _ = tokio::signal::ctrl_c() => {
+                _ = interrupt.recv() => {
                     if spinner {
                         eprint!("\r");
                     }

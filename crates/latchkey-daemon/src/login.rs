@@ -184,18 +184,20 @@ impl Logins {
         let account = key.account().to_owned();
         let task = tokio::spawn(async move {
             let outcome = match flow.await {
-                Ok(tokens) => {
+                Ok(completed) => {
+                    let tokens = &completed.tokens;
                     let bundle = BundleInput::Oauth2 {
-                        access_token: tokens.access_token,
-                        refresh_token: tokens.refresh_token,
-                        token_type: Some(tokens.token_type),
+                        access_token: tokens.access_token.clone(),
+                        refresh_token: tokens.refresh_token.clone(),
+                        token_type: Some(tokens.token_type.clone()),
                         expires_at: None,
                         expires_in: tokens.expires_in,
-                        scopes: tokens.scopes.unwrap_or(requested),
-                        id_token: tokens.id_token,
+                        scopes: tokens.scopes.clone().unwrap_or(requested),
+                        id_token: tokens.id_token.clone(),
                         provider: Some(key.service().to_owned()),
                     };
-                    this.inner
+                    let stored = this
+                        .inner
                         .service
                         .set(SetParams {
                             service: key.service().to_owned(),
@@ -203,7 +205,14 @@ impl Logins {
                             bundle,
                         })
                         .await
-                        .map_err(|e| e.to_rpc())
+                        .map_err(|e| e.to_rpc());
+                    completed.finish(
+                        stored
+                            .as_ref()
+                            .map(|_| ())
+                            .map_err(|e| format!("latchkey could not store the tokens: {}", e.message)),
+                    );
+                    stored
                 }
                 Err(err) => Err(login_failed(&err)),
             };

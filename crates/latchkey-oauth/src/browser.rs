@@ -17,7 +17,7 @@ use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::{login_error, printable, LoginError, LoginFuture, OAuth};
+use crate::{login_error, printable, Completed, LoginError, LoginFuture, OAuth};
 
 /// The path of the redirect URI.
 const CALLBACK_PATH: &str = "/callback";
@@ -124,8 +124,16 @@ impl OAuth {
                             .map_err(|e| LoginError::Rejected(e.to_string()))
                     }),
             };
-            let _ = page.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            outcome
+            match outcome {
+                Ok(tokens) => Ok(Completed {
+                    tokens,
+                    page: Some(page),
+                }),
+                Err(err) => {
+                    let _ = page.send(Err(err.to_string()));
+                    Err(err)
+                }
+            }
         }) as LoginFuture;
         Ok((
             BrowserLogin {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oauth2::Scope;
 
-use crate::{login_error, LoginError, LoginFuture, OAuth};
+use crate::{login_error, Completed, LoginError, LoginFuture, OAuth};
 
 /// The longest wait between polls after network errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -65,7 +65,9 @@ impl OAuth {
                 .request_async(&http, tokio::time::sleep, Some(expires_in))
                 .await
                 .map_err(|e| login_error(e, "token endpoint"))?;
-            crate::tokens::accept(&response).map_err(|e| LoginError::Rejected(e.to_string()))
+            let tokens = crate::tokens::accept(&response)
+                .map_err(|e| LoginError::Rejected(e.to_string()))?;
+            Ok(Completed { tokens, page: None })
         }) as LoginFuture;
         Ok((started, future))
     }

@@ -52,7 +52,26 @@ type OAuthClient =
     BasicClient<EndpointMaybeSet, EndpointMaybeSet, EndpointNotSet, EndpointMaybeSet, EndpointSet>;
 
 /// A login that has started; awaiting it waits for the user and the token exchange.
-pub type LoginFuture = Pin<Box<dyn Future<Output = Result<Refreshed, LoginError>> + Send>>;
+pub type LoginFuture = Pin<Box<dyn Future<Output = Result<Completed, LoginError>> + Send>>;
+
+/// The tokens of a completed login. A browser that is still waiting for its page is answered
+/// by [`Completed::finish`], once the caller has stored the tokens (or failed to).
+#[derive(Debug)]
+pub struct Completed {
+    /// The tokens.
+    pub tokens: Refreshed,
+    page: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Completed {
+    /// Tells the waiting browser (if any) whether the login ended well; `Err` carries a
+    /// message for people.
+    pub fn finish(mut self, outcome: Result<(), String>) {
+        if let Some(page) = self.page.take() {
+            let _ = page.send(outcome);
+        }
+    }
+}
 
 /// Where client secrets of confidential clients come from (the daemon's store).
 pub trait ClientSecrets: Send + Sync + 'static {
@@ -209,12 +228,15 @@ impl OAuth {
             .set_revocation_url_option(endpoints.revocation.clone().map(RevocationUrl::from_url))
             .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
             .set_auth_type(AuthType::RequestBody);
-        if let Some(secrets) = self.secrets.get() {
-            if let Some(secret) = secrets.client_secret(name).await {
-                client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
-            }
+        if let Some(secret) = self.client_secret(name).await {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
         }
         Ok((client, endpoints))
+    }
+
+    /// The stored client secret of a confidential client.
+    async fn client_secret(&self, name: &str) -> Option<Secret> {
+        self.secrets.get()?.client_secret(name).await
     }
 
     /// The scopes a login asks for: the caller's, else the provider's defaults.

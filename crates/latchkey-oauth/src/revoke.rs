@@ -1,16 +1,14 @@
 //! Revocation at logout (RFC 7009): the refresh token first (which ends the whole grant at
 //! most providers), then the access token, each reported honestly.
+//!
+//! The request is a plain form POST sent with reqwest: the `oauth2` crate refuses revocation
+//! endpoints that are not https, which would leave loopback providers (and the tests' server)
+//! without revocation.
 
 use latchkey_proto::Secret;
-use oauth2::basic::BasicRevocationErrorResponse;
-use oauth2::{
-    AccessToken, RefreshToken, RequestTokenError, RevocationErrorResponseType,
-    StandardRevocableToken,
-};
 use serde::Serialize;
 use tracing::debug;
 
-use crate::http_client::HttpFailure;
 use crate::OAuth;
 
 /// What the provider said about the revocation.
@@ -47,56 +45,78 @@ impl OAuth {
         refresh_token: Option<&Secret>,
         access_token: Option<&Secret>,
     ) -> Revocation {
-        let client = match self.client(provider).await {
-            Ok((client, endpoints)) if endpoints.revocation.is_some() => client,
-            Ok(_) => return Revocation::Unsupported,
+        let url = match self.endpoints(provider).await {
+            Ok(endpoints) => match endpoints.revocation {
+                Some(url) => url,
+                None => return Revocation::Unsupported,
+            },
             Err(crate::LoginError::Unavailable(_)) => return Revocation::Unconfirmed,
             Err(_) => return Revocation::Unsupported,
         };
-        let mut tokens = Vec::new();
-        if let Some(refresh) = refresh_token {
-            tokens.push(StandardRevocableToken::RefreshToken(RefreshToken::new(
-                refresh.expose().to_owned(),
-            )));
-        }
-        if let Some(access) = access_token {
-            tokens.push(StandardRevocableToken::AccessToken(AccessToken::new(
-                access.expose().to_owned(),
-            )));
-        }
-        let had_refresh = refresh_token.is_some();
+        let Some(client_id) = self.provider(provider).map(|p| p.client_id.clone()) else {
+            return Revocation::Unsupported;
+        };
+        let client_secret = self.client_secret(provider).await;
+        let tokens = [
+            refresh_token.map(|t| (t, "refresh_token")),
+            access_token.map(|t| (t, "access_token")),
+        ];
         let mut outcome = None::<Revocation>;
-        for (i, token) in tokens.into_iter().enumerate() {
-            let result = match client.revoke_token(token) {
-                Ok(request) => classify(request.request_async(&self.http).await),
-                Err(_) => Revocation::Unsupported,
-            };
+        for (token, hint) in tokens.into_iter().flatten() {
+            let mut form = vec![
+                ("token", token.expose()),
+                ("token_type_hint", hint),
+                ("client_id", client_id.as_str()),
+            ];
+            if let Some(secret) = &client_secret {
+                form.push(("client_secret", secret.expose()));
+            }
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            let result = self
+                .http
+                .0
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(body)
+                .send()
+                .await;
+            let mut result = classify(result).await;
             // Revoking the refresh token ends the grant; a provider that then refuses the
-            // access token's type has not left anything usable for long.
-            let result = if i == 1 && had_refresh && result == Revocation::Unsupported {
-                Revocation::Revoked
-            } else {
-                result
-            };
-            debug!(provider, outcome = result.as_str(), "revocation answered");
+            // access token's type has left nothing usable for long.
+            if hint == "access_token" && refresh_token.is_some() && result == Revocation::Unsupported
+            {
+                result = Revocation::Revoked;
+            }
+            debug!(provider, token = hint, outcome = result.as_str(), "revocation answered");
             outcome = Some(outcome.map_or(result, |o| o.max(result)));
         }
         outcome.unwrap_or(Revocation::Revoked)
     }
 }
 
-fn classify(
-    result: Result<(), RequestTokenError<HttpFailure, BasicRevocationErrorResponse>>,
-) -> Revocation {
-    match result {
-        Ok(()) => Revocation::Revoked,
-        Err(RequestTokenError::ServerResponse(error)) => match error.error() {
-            RevocationErrorResponseType::UnsupportedTokenType => Revocation::Unsupported,
-            _ => Revocation::Failed,
-        },
-        Err(RequestTokenError::Request(HttpFailure::Status { status: 503, .. }))
-        | Err(RequestTokenError::Request(HttpFailure::Status { status: 429, .. }))
-        | Err(RequestTokenError::Request(HttpFailure::Transport(_))) => Revocation::Unconfirmed,
-        Err(_) => Revocation::Failed,
+async fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Revocation {
+    let response = match result {
+        Ok(response) => response,
+        Err(_) => return Revocation::Unconfirmed,
+    };
+    let status = response.status().as_u16();
+    match status {
+        200..=299 => Revocation::Revoked,
+        429 | 500..=599 => Revocation::Unconfirmed,
+        400 => {
+            let body = response.bytes().await.unwrap_or_default();
+            let error = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+            if error.as_deref() == Some("unsupported_token_type") {
+                Revocation::Unsupported
+            } else {
+                Revocation::Failed
+            }
+        }
+        _ => Revocation::Failed,
     }
 }

@@ -2,10 +2,13 @@
 //! D-Bus session bus and a real gnome-keyring. One test binary; each test builds its own world.
 
 mod cli;
+mod clock;
 mod concurrency;
+mod crash;
 mod dbus;
 mod install;
 mod keychain;
 mod leaks;
+mod login;
 mod oauth;
 mod protocol;

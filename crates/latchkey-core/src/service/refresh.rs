@@ -184,6 +184,9 @@ impl TokenService {
             entry.cached = Some(Arc::clone(&bundle));
             entry.generation += 1;
             entry.last_used_at = Some(now);
+            // A success ends any cool-down: a clock that later comes back near an old
+            // failure must not revive it.
+            entry.refresh_failed_at = None;
         }
         if let Err(err) = written {
             warn!(entry = ?key, error = %err, "refreshed token not saved to the keychain; kept in memory");
