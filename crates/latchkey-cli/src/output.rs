@@ -68,7 +68,11 @@ pub fn entries_table(entries: &[Metadata]) -> String {
                 sanitize(&e.service),
                 sanitize(&e.account),
                 e.kind.as_str().to_owned(),
-                e.state.as_str().to_owned(),
+                if e.unsaved {
+                    format!("{} (unsaved: retrying)", e.state.as_str())
+                } else {
+                    e.state.as_str().to_owned()
+                },
                 expires(e),
                 refresh(e),
                 if e.scopes.is_empty() {

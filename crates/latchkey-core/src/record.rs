@@ -100,6 +100,7 @@ impl EntryRecord {
             last_used_at,
             last_refreshed_at: self.last_refreshed_at,
             state: self.state(now),
+            unsaved: false,
         }
     }
 }

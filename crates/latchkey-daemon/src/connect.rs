@@ -186,8 +186,14 @@ async fn serve(connect: Connect) -> std::io::Result<SocketAddr> {
     info!(%address, "login links served");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of descriptors, say: wait a little instead of spinning.
+                    debug!(error = %err, "login-link accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let connect = connect.clone();
             tokio::spawn(async move {

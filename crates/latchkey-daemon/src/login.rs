@@ -206,12 +206,9 @@ impl Logins {
                         })
                         .await
                         .map_err(|e| e.to_rpc());
-                    completed.finish(
-                        stored
-                            .as_ref()
-                            .map(|_| ())
-                            .map_err(|e| format!("latchkey could not store the tokens: {}", e.message)),
-                    );
+                    completed.finish(stored.as_ref().map(|_| ()).map_err(|e| {
+                        format!("latchkey could not store the tokens: {}", e.message)
+                    }));
                     stored
                 }
                 Err(err) => Err(login_failed(&err)),

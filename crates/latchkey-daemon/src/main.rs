@@ -130,6 +130,7 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     if let Some(oauth) = &oauth {
         oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
     }
+    tokio::spawn(save_unsaved_periodically(service.clone(), shutdown.clone()));
     let entries = service.store_info().entries;
     let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
     let handler = Handler::new(service, logins);
@@ -190,6 +191,19 @@ fn oauth(config: &Config) -> Result<(Option<Arc<latchkey_oauth::OAuth>>, Problem
     );
     let oauth = latchkey_oauth::OAuth::with_timeout(providers, config.http_timeout)?;
     Ok((Some(Arc::new(oauth)), problems))
+}
+
+/// Writes again, every few seconds, refreshed tokens the keychain refused to save.
+async fn save_unsaved_periodically(service: TokenService, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                service.save_unsaved().await;
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

@@ -151,7 +151,9 @@ async fn accept(listener: tokio::net::TcpListener, waiting: Arc<Waiting>) {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
+                // Out of descriptors, say: wait a little instead of spinning.
                 debug!(error = %err, "redirect listener accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };

@@ -78,7 +78,10 @@ impl OAuth {
                 .http
                 .0
                 .post(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
                 .header(reqwest::header::ACCEPT, "application/json")
                 .body(body)
                 .send()
@@ -86,11 +89,18 @@ impl OAuth {
             let mut result = classify(result).await;
             // Revoking the refresh token ends the grant; a provider that then refuses the
             // access token's type has left nothing usable for long.
-            if hint == "access_token" && refresh_token.is_some() && result == Revocation::Unsupported
+            if hint == "access_token"
+                && refresh_token.is_some()
+                && result == Revocation::Unsupported
             {
                 result = Revocation::Revoked;
             }
-            debug!(provider, token = hint, outcome = result.as_str(), "revocation answered");
+            debug!(
+                provider,
+                token = hint,
+                outcome = result.as_str(),
+                "revocation answered"
+            );
             outcome = Some(outcome.map_or(result, |o| o.max(result)));
         }
         outcome.unwrap_or(Revocation::Revoked)

@@ -89,6 +89,10 @@ pub struct Metadata {
     pub last_refreshed_at: Option<DateTime<Utc>>,
     /// Whether it can serve now.
     pub state: State,
+    /// The daemon refreshed it but could not save the new tokens to the keychain yet; it keeps
+    /// them in memory and retries. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsaved: bool,
 }
 
 /// Names an entry: `service` plus an optional `account` (default `"default"`).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
 use crate::clock::Clock;
@@ -79,6 +79,9 @@ struct Entry {
     /// When a refresh last failed for a reason that may pass; callers in the following
     /// cool-down do not ask the provider again.
     refresh_failed_at: Option<DateTime<Utc>>,
+    /// A refreshed document the store refused to save: kept (never dropped, it may hold the
+    /// only copy of a rotated refresh token) and written again by `save_unsaved`.
+    unsaved: Option<crate::store::SecretBytes>,
 }
 
 impl Entry {
@@ -90,6 +93,7 @@ impl Entry {
             generation,
             refreshing: Arc::default(),
             refresh_failed_at: None,
+            unsaved: None,
         }
     }
 }
@@ -411,8 +415,47 @@ impl TokenService {
                         .as_deref()
                         .is_none_or(|a| e.record.key.account() == a)
             })
-            .map(|e| e.record.metadata(now, e.last_used_at))
+            .map(|e| {
+                let mut metadata = e.record.metadata(now, e.last_used_at);
+                metadata.unsaved = e.unsaved.is_some();
+                metadata
+            })
             .collect()
+    }
+
+    /// Writes again every refreshed document the store refused; the number still unsaved.
+    pub async fn save_unsaved(&self) -> usize {
+        if self.entries().values().all(|e| e.unsaved.is_none()) {
+            return 0;
+        }
+        let _writing = self.inner.writes.lock().await;
+        let pending: Vec<_> = self
+            .entries()
+            .iter()
+            .filter_map(|(key, e)| {
+                e.unsaved
+                    .clone()
+                    .map(|doc| (key.clone(), doc, e.record.clone(), e.generation))
+            })
+            .collect();
+        let mut left = 0;
+        for (key, document, record, generation) in pending {
+            match self.inner.store.write(&key, &document, &record).await {
+                Ok(()) => {
+                    if let Some(entry) = self.entries().get_mut(&key) {
+                        if entry.generation == generation {
+                            entry.unsaved = None;
+                        }
+                    }
+                    info!(entry = ?key, "refreshed token saved to the keychain on retry");
+                }
+                Err(err) => {
+                    left += 1;
+                    debug!(entry = ?key, error = %err, "refreshed token still not saved");
+                }
+            }
+        }
+        left
     }
 
     /// Every entry, from memory only.

@@ -33,7 +33,7 @@ impl TokenService {
         let _one_at_a_time = gate.lock().await;
         // While we waited, another caller may have refreshed (or cleared) the entry.
         let now = self.now();
-        let (record, cached, generation, failed_at) = {
+        let (record, cached, generation, failed_at, unsaved) = {
             let entries = self.entries();
             let entry = entries.get(key).ok_or(Error::NotFound)?;
             (
@@ -41,6 +41,7 @@ impl TokenService {
                 entry.cached.clone(),
                 entry.generation,
                 entry.refresh_failed_at,
+                entry.unsaved.clone(),
             )
         };
         if record.needs_login {
@@ -75,8 +76,12 @@ impl TokenService {
                 retryable: true,
             });
         }
-        // The store holds the newest refresh token (another writer may have stored one).
-        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        // The store holds the newest refresh token (another writer may have stored one),
+        // unless the last refresh could not be saved: then memory holds it.
+        let doc = match unsaved {
+            Some(doc) => doc,
+            None => self.inner.store.read(key).await?.ok_or(Error::NotFound)?,
+        };
         let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
         let TokenBundle::OAuth2(old) = &stored.bundle else {
             return Err(Error::AuthenticationRequired {
@@ -178,7 +183,8 @@ impl TokenService {
         let bundle = Arc::new(refreshed.bundle);
         let written = self.inner.store.write(key, &document, &new_record).await;
         // The provider may have rotated the refresh token: the new bundle is kept in memory
-        // even if the store failed, or the next refresh would present a spent token.
+        // even if the store failed (or the next refresh would present a spent token), marked
+        // unsaved, shown in status, and written again by `save_unsaved`.
         if let Some(entry) = self.entries().get_mut(key) {
             entry.record = new_record;
             entry.cached = Some(Arc::clone(&bundle));
@@ -187,12 +193,16 @@ impl TokenService {
             // A success ends any cool-down: a clock that later comes back near an old
             // failure must not revive it.
             entry.refresh_failed_at = None;
+            entry.unsaved = written.is_err().then(|| document.clone());
         }
-        if let Err(err) = written {
-            warn!(entry = ?key, error = %err, "refreshed token not saved to the keychain; kept in memory");
-            return Err(err.into());
+        match written {
+            Ok(()) => info!(entry = ?key, "refreshed"),
+            Err(err) => warn!(
+                entry = ?key,
+                error = %err,
+                "refreshed token not saved to the keychain; kept in memory and retried"
+            ),
         }
-        info!(entry = ?key, "refreshed");
         self.announce(key.clone(), ChangeKind::Refreshed);
         Ok(result_of(&bundle))
     }
