@@ -400,14 +400,15 @@ impl Logins {
                 }),
             };
             if let Some(provider) = provider {
-                let endpoints = match &provider.source {
-                    latchkey_oauth::Source::Fixed(e) => Some((**e).clone()),
-                    latchkey_oauth::Source::Issuer(issuer) => {
-                        info.issuer = Some(issuer.to_string());
-                        None
-                    }
-                };
-                if let Some(e) = endpoints {
+                if let latchkey_oauth::Source::Issuer(issuer) = &provider.source {
+                    info.issuer = Some(issuer.to_string());
+                }
+                let known = self
+                    .inner
+                    .oauth
+                    .as_ref()
+                    .and_then(|o| o.known_endpoints(&name));
+                if let Some(e) = known {
                     if e.authorization.is_some() {
                         info.flows.push("browser".into());
                     }

@@ -213,6 +213,16 @@ impl OAuth {
         }
     }
 
+    /// A provider's endpoints if known without asking the network: configured, or already
+    /// discovered.
+    pub fn known_endpoints(&self, name: &str) -> Option<Endpoints> {
+        let known = self.providers.get(name)?;
+        match &known.provider.source {
+            Source::Fixed(endpoints) => Some((**endpoints).clone()),
+            Source::Issuer(_) => known.resolved.get().cloned(),
+        }
+    }
+
     /// An `oauth2` client for the provider, with its client secret if one is stored.
     async fn client(&self, name: &str) -> Result<(OAuthClient, Endpoints), LoginError> {
         let endpoints = self.endpoints(name).await?;

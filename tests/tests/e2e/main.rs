@@ -10,5 +10,7 @@ mod install;
 mod keychain;
 mod leaks;
 mod login;
+mod logout;
 mod oauth;
 mod protocol;
+mod providers;
