@@ -3,15 +3,17 @@
 //! `clear`. The token endpoint here is an in-process `Refresher` that rotates refresh tokens
 //! and refuses a reused one, like a strict provider; the HTTP side is tested on its own.
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, TimeZone, Utc};
+use common::Flaky;
 use latchkey_core::{
-    EntryKey, EntryRecord, Error, Listed, ManualClock, RefreshError, RefreshFuture, RefreshRequest,
-    Refreshed, Refresher, SecretBytes, Store, StoreError, StoreFuture, StoredBundle, TokenBundle,
-    TokenService,
+    EntryKey, Error, ManualClock, RefreshError, RefreshFuture, RefreshRequest, Refreshed,
+    Refresher, Store, StoredBundle, TokenBundle, TokenService,
 };
 use latchkey_proto::{BundleInput, GetParams, KeyParams, SetParams, State};
 use latchkey_store::memory::MemoryStore;
@@ -337,50 +339,11 @@ async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
     );
 }
 
-/// The memory store, whose writes fail while `failing` is set (a keychain that errors).
-#[derive(Default)]
-struct FailingWrites {
-    inner: MemoryStore,
-    failing: AtomicBool,
-}
-
-impl Store for FailingWrites {
-    fn name(&self) -> &'static str {
-        "failing-writes"
-    }
-    fn persistent(&self) -> bool {
-        true
-    }
-    fn locked(&self) -> Option<bool> {
-        None
-    }
-    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
-        self.inner.list()
-    }
-    fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
-        self.inner.read(key)
-    }
-    fn write<'a>(
-        &'a self,
-        key: &'a EntryKey,
-        document: &'a SecretBytes,
-        record: &'a EntryRecord,
-    ) -> StoreFuture<'a, ()> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(StoreError::Backend("the keychain refused".into())) });
-        }
-        self.inner.write(key, document, record)
-    }
-    fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
-        self.inner.remove(key)
-    }
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_refresh_the_store_refuses_is_kept_shown_used_and_saved_later() {
-    let failing = Arc::new(FailingWrites::default());
+    let failing = Arc::new(Flaky::default());
     let (service, provider, clock, store) = setup_with(failing.clone(), 3600).await;
-    failing.failing.store(true, Ordering::SeqCst);
+    failing.fail_writes.store(true, Ordering::SeqCst);
     clock.advance(Duration::hours(2));
     // The new token is served; the rotated refresh token lives in memory only, and says so.
     let token = service.get(&get()).await.unwrap();
@@ -395,7 +358,7 @@ async fn a_refresh_the_store_refuses_is_kept_shown_used_and_saved_later() {
     // Retrying while the keychain still refuses keeps it; once it accepts, it is saved.
     assert_eq!(service.save_unsaved().await, 1);
     assert!(service.list()[0].unsaved);
-    failing.failing.store(false, Ordering::SeqCst);
+    failing.fail_writes.store(false, Ordering::SeqCst);
     assert_eq!(service.save_unsaved().await, 0);
     assert!(!service.list()[0].unsaved);
     assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-2");

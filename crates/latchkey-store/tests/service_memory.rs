@@ -1,13 +1,13 @@
 //! The TokenService's rules, exercised over the memory backend with a hand-set clock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use latchkey_core::{
-    EntryKey, EntryRecord, Error, Listed, ManualClock, SecretBytes, Store, StoreError, StoreFuture,
-    TokenService,
-};
+use common::Flaky;
+use latchkey_core::{EntryKey, Error, ManualClock, Store, TokenService};
 use latchkey_proto::{BundleInput, GetParams, KeyParams, Kind, SetParams, State, StatusParams};
 use latchkey_store::memory::MemoryStore;
 
@@ -209,55 +209,9 @@ async fn status_filters_and_reopens_from_the_store() {
     assert_eq!(reopened.store_info().entries, 3);
 }
 
-/// A memory store whose writes and reads can be made to fail, to check what the service keeps.
-struct Flaky {
-    inner: MemoryStore,
-    fail_writes: AtomicBool,
-    locked: AtomicBool,
-}
-
-impl Store for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn persistent(&self) -> bool {
-        true
-    }
-    fn locked(&self) -> Option<bool> {
-        Some(self.locked.load(Ordering::SeqCst))
-    }
-    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
-        self.inner.list()
-    }
-    fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
-        if self.locked.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(StoreError::Locked) });
-        }
-        self.inner.read(key)
-    }
-    fn write<'a>(
-        &'a self,
-        key: &'a EntryKey,
-        document: &'a SecretBytes,
-        record: &'a EntryRecord,
-    ) -> StoreFuture<'a, ()> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(StoreError::Backend("injected".into())) });
-        }
-        self.inner.write(key, document, record)
-    }
-    fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
-        self.inner.remove(key)
-    }
-}
-
 #[tokio::test]
 async fn failed_write_keeps_the_old_entry() {
-    let store = Arc::new(Flaky {
-        inner: MemoryStore::new(),
-        fail_writes: AtomicBool::new(false),
-        locked: AtomicBool::new(false),
-    });
+    let store = Arc::new(Flaky::default());
     let svc = service_with(store.clone(), clock()).await;
     svc.set(oauth("gh", 3600, &["repo"])).await.unwrap();
     let before = svc.list();
@@ -282,11 +236,7 @@ async fn failed_write_keeps_the_old_entry() {
 
 #[tokio::test]
 async fn locking_drops_cached_secrets_but_not_metadata() {
-    let store = Arc::new(Flaky {
-        inner: MemoryStore::new(),
-        fail_writes: AtomicBool::new(false),
-        locked: AtomicBool::new(false),
-    });
+    let store = Arc::new(Flaky::default());
     let svc = service_with(store.clone(), clock()).await;
     svc.set(oauth("gh", 3600, &[])).await.unwrap();
     assert!(svc.get(&get("gh", &[])).await.is_ok());
