@@ -1,0 +1,166 @@
+//! The HTTP plumbing: the accept loop, reading a request's body, routing it to its endpoint
+//! under the state's lock (counting it, answering a queued fault, checking method and form),
+//! and turning a fault into a reply or a dropped connection.
+
+use std::io;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+
+use super::reply::{invalid_request, json_reply, page, reply, Reply};
+use super::request::{is_form, Params};
+use super::state::State;
+use super::{Endpoint, Fault, Shared, DEVICE_CODE_GRANT, MAX_BODY};
+
+pub(super) async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        let stream = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request| serve(Arc::clone(&shared), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// What a request gets: a reply, or a fault at the connection level.
+enum Outcome {
+    Reply(Reply),
+    Hang,
+    Reset,
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        Self::Reply(reply)
+    }
+}
+
+/// Answers one request. An `Err` makes hyper close the connection without a response.
+async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply, io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Ok(page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large.",
+            ))
+        }
+    };
+    let outcome = shared.state.lock().unwrap().handle(&parts, &body);
+    match outcome {
+        Outcome::Reply(reply) => Ok(reply),
+        Outcome::Hang => {
+            let mut stop = shared.shutdown.subscribe();
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            Err(io::Error::other("hang fault: the server stopped"))
+        }
+        Outcome::Reset => Err(io::Error::other("reset fault")),
+    }
+}
+
+impl State {
+    fn handle(&mut self, parts: &Parts, body: &[u8]) -> Outcome {
+        let path = parts.uri.path();
+        if path == "/device" {
+            return self.verification_page(parts).into();
+        }
+        let Some(endpoint) = Endpoint::from_path(path) else {
+            return page(StatusCode::NOT_FOUND, "No such page.").into();
+        };
+        self.counters.requests[endpoint.index()] += 1;
+        let post = parts.method == Method::POST;
+        let params = if post {
+            Params::parse(body)
+        } else {
+            Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        };
+        match endpoint {
+            Endpoint::Token if post => match params.get("grant_type") {
+                Some("refresh_token") => self.counters.refresh_requests += 1,
+                Some("authorization_code") => self.counters.code_exchanges += 1,
+                Some(DEVICE_CODE_GRANT) => self.counters.device_polls += 1,
+                _ => {}
+            },
+            Endpoint::Revocation if post => self.counters.revocation_requests += 1,
+            _ => {}
+        }
+        if let Some(fault) = self.faults[endpoint.index()].pop_front() {
+            return fault_outcome(fault);
+        }
+        if parts.method != endpoint.method() {
+            let mut reply = page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.");
+            reply.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_str(endpoint.method().as_str()).unwrap(),
+            );
+            return reply.into();
+        }
+        if post {
+            if !is_form(&parts.headers) {
+                return invalid_request("the body must be application/x-www-form-urlencoded")
+                    .into();
+            }
+            if let Some(name) = params.repeated() {
+                return invalid_request(&format!("{name} is repeated")).into();
+            }
+        }
+        match endpoint {
+            Endpoint::Token => self.token(&parts.headers, &params),
+            Endpoint::Revocation => self.revoke(&parts.headers, &params),
+            Endpoint::DeviceAuthorization => self.device_authorization(&parts.headers, &params),
+            Endpoint::Authorize => self.authorize(&params),
+            Endpoint::Discovery => self.discovery(),
+        }
+        .into()
+    }
+}
+
+fn fault_outcome(fault: Fault) -> Outcome {
+    let reply = match fault {
+        Fault::Status(code) => json_reply(StatusCode::from_u16(code).unwrap(), &json!({})),
+        Fault::TooManyRequests(secs) => {
+            let mut reply = json_reply(StatusCode::TOO_MANY_REQUESTS, &json!({}));
+            reply
+                .headers_mut()
+                .insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
+            reply
+        }
+        Fault::Garbage => reply(
+            StatusCode::OK,
+            "application/json",
+            "<html>surprise</html>".into(),
+        ),
+        Fault::MissingAccessToken => json_reply(
+            StatusCode::OK,
+            &json!({ "token_type": "Bearer", "expires_in": 3600 }),
+        ),
+        Fault::UnknownTokenType => json_reply(
+            StatusCode::OK,
+            &json!({ "access_token": "x", "token_type": "MAC", "expires_in": 3600 }),
+        ),
+        Fault::InvalidGrant => json_reply(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_grant" }),
+        ),
+        Fault::Hang => return Outcome::Hang,
+        Fault::Reset => return Outcome::Reset,
+    };
+    reply.into()
+}
