@@ -266,7 +266,15 @@ async fn transient_failures_serve_a_still_valid_token_else_fail_retryably() {
         other => panic!("expected refresh_failed, got {other:?}"),
     }
     assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-0");
-    // It recovers when the provider does.
+    // A refusal starts a cool-down too: the provider is not asked on every get.
+    let calls = provider.calls.load(Ordering::SeqCst);
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(!retryable),
+        other => panic!("expected refresh_failed, got {other:?}"),
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), calls);
+    // It recovers when the provider does, after the cool-down.
+    clock.advance(Duration::seconds(31));
     assert_eq!(
         service.get(&get()).await.unwrap().secret.expose(),
         "access-4"
@@ -299,6 +307,52 @@ async fn a_refresh_racing_clear_never_brings_the_entry_back() {
     assert_eq!(in_flight.await.unwrap(), Err(Error::NotFound));
     assert!(stored(&store).await.is_none());
     assert!(service.list().is_empty());
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refresh_racing_logout_and_a_new_login_never_overwrites_the_new_login() {
+    let (service, provider, clock, store) = setup(3600).await;
+    let hold = Arc::new(tokio::sync::Notify::new());
+    *provider.hold.lock().unwrap() = Some(hold.clone());
+    clock.advance(Duration::hours(2));
+    let in_flight = {
+        let service = service.clone();
+        tokio::spawn(async move { service.get(&get()).await })
+    };
+    while provider.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Logout, then a new login of the same entry, while the old grant's refresh is out.
+    let key = KeyParams {
+        service: "gh".into(),
+        account: None,
+    };
+    assert!(service.clear(key).await.unwrap());
+    service
+        .set(SetParams {
+            service: "gh".into(),
+            account: None,
+            bundle: BundleInput::Oauth2 {
+                access_token: "new-login-access".into(),
+                refresh_token: Some("new-login-refresh".into()),
+                token_type: None,
+                expires_at: None,
+                expires_in: Some(3600),
+                scopes: vec!["repo".into()],
+                id_token: None,
+                provider: Some("github".into()),
+            },
+        })
+        .await
+        .unwrap();
+    hold.notify_one();
+    let _ = in_flight.await.unwrap();
+    assert_eq!(
+        refresh_token(&stored(&store).await.unwrap()),
+        "new-login-refresh"
+    );
+    let token = service.get(&get()).await.unwrap();
+    assert_eq!(token.secret.expose(), "new-login-access");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -112,6 +112,11 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
         Fault::MissingAccessToken,
         Fault::UnknownTokenType,
     ] {
+        // A fresh `set` each time: a refusal starts a cool-down for the entry it hit.
+        assert!(env
+            .cli(s, &["set", "api", "--bundle"], EXPIRED)
+            .status
+            .success());
         server.fail_next(std::slice::from_ref(&fault));
         let out = env.cli(s, &["get", "api", "--json"], "");
         assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
@@ -120,7 +125,16 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
             "RTOKEN-0",
             "{fault:?}"
         );
+        // During the cool-down the provider is not asked again.
+        let before = server.refresh_requests();
+        let out = env.cli(s, &["get", "api"], "");
+        assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
+        assert_eq!(server.refresh_requests(), before, "{fault:?}");
     }
+    assert!(env
+        .cli(s, &["set", "api", "--bundle"], EXPIRED)
+        .status
+        .success());
     // A 503 and a 429 with Retry-After are retried inside one get.
     server.fail_next(&[Fault::Status(503), Fault::TooManyRequests(1)]);
     let before = server.refresh_requests();

@@ -72,13 +72,15 @@ struct Entry {
     last_used_at: Option<DateTime<Utc>>,
     /// The secret, once read; `None` until read and after the keychain locks.
     cached: Option<Arc<TokenBundle>>,
-    /// Bumped on every write, so a slow read never caches an older bundle over a newer one.
+    /// A fresh number on every write, from one counter that never goes back (not per entry:
+    /// an entry cleared and stored again must not repeat a number a slow refresh still holds).
+    /// A slow read or refresh never caches or writes an older bundle over a newer one.
     generation: u64,
     /// Held while the entry refreshes: one refresh per entry at a time, whoever asks.
     refreshing: Arc<tokio::sync::Mutex<()>>,
-    /// When a refresh last failed for a reason that may pass; callers in the following
-    /// cool-down do not ask the provider again.
-    refresh_failed_at: Option<DateTime<Utc>>,
+    /// When a refresh last failed, and whether the failure may pass; callers in the
+    /// following cool-down do not ask the provider again.
+    refresh_failed_at: Option<(DateTime<Utc>, bool)>,
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
@@ -109,6 +111,8 @@ struct Inner {
     changes: tokio::sync::broadcast::Sender<Change>,
     /// Talks to token endpoints; without one, expired tokens need a new `set`.
     refresher: Option<Arc<dyn Refresher>>,
+    /// The source of entry generations.
+    generations: std::sync::atomic::AtomicU64,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -165,13 +169,15 @@ impl TokenService {
                 },
                 None => continue,
             };
-            entries.insert(item.key, Entry::new(record, None, 0));
+            let generation = entries.len() as u64 + 1;
+            entries.insert(item.key, Entry::new(record, None, generation));
         }
         debug!(
             store = store.name(),
             entries = entries.len(),
             "service opened"
         );
+        let generation_start = entries.len() as u64 + 1;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -180,6 +186,7 @@ impl TokenService {
                 writes: tokio::sync::Mutex::new(()),
                 changes: tokio::sync::broadcast::channel(256).0,
                 refresher,
+                generations: std::sync::atomic::AtomicU64::new(generation_start),
             }),
         })
     }
@@ -203,6 +210,13 @@ impl TokenService {
 
     fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// A generation never handed out before.
+    fn next_generation(&self) -> u64 {
+        self.inner
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Drops every cached secret if the keychain reports itself locked; returns whether it is.
@@ -368,11 +382,11 @@ impl TokenService {
         let now = self.now();
         let bundle = TokenBundle::from_input(params.bundle, now).map_err(Error::InvalidBundle)?;
         let _writing = self.inner.writes.lock().await;
-        let (previous, last_used_at, generation) = {
+        let (previous, last_used_at) = {
             let entries = self.entries();
             match entries.get(&key) {
-                Some(e) => (Some(e.record.clone()), e.last_used_at, e.generation),
-                None => (None, None, 0),
+                Some(e) => (Some(e.record.clone()), e.last_used_at),
+                None => (None, None),
             }
         };
         let record = EntryRecord::describe(key.clone(), &bundle, now, previous.as_ref());
@@ -380,7 +394,7 @@ impl TokenService {
         self.inner.store.write(&key, &document, &record).await?;
         let metadata = record.metadata(now, last_used_at);
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(bundle));
-        let mut entry = Entry::new(record, last_used_at, generation + 1);
+        let mut entry = Entry::new(record, last_used_at, self.next_generation());
         entry.cached = cached;
         self.entries().insert(key.clone(), entry);
         self.announce(key, ChangeKind::Set);

@@ -10,8 +10,8 @@ use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
 
-/// After a refresh fails for a reason that may pass, how long callers are answered from what
-/// is known instead of asking the provider again: no storm against a provider that is down.
+/// After a refresh fails, how long callers are answered from what is known instead of asking
+/// the provider again: no storm against a provider that is down or refusing.
 const COOL_DOWN: i64 = 30;
 use crate::bundle::{StoredBundle, TokenBundle};
 use crate::error::Error;
@@ -62,9 +62,10 @@ impl TokenService {
             }
             Freshness::Refresh => {}
         }
-        let cooling =
-            failed_at.is_some_and(|at| now >= at && now - at < Duration::seconds(COOL_DOWN));
-        if cooling {
+        let cooling = failed_at
+            .filter(|(at, _)| now >= *at && now - *at < Duration::seconds(COOL_DOWN))
+            .map(|(_, retryable)| retryable);
+        if let Some(retryable) = cooling {
             let still_valid = record.expires_at.is_some_and(|at| at > now + min);
             if still_valid {
                 let bundle = self.load(key, cached, generation).await?;
@@ -72,8 +73,12 @@ impl TokenService {
                 return Ok(result_of(&bundle));
             }
             return Err(Error::RefreshFailed {
-                reason: "the token endpoint failed moments ago; try again shortly".into(),
-                retryable: true,
+                reason: if retryable {
+                    "the token endpoint failed moments ago; try again shortly".into()
+                } else {
+                    "the token endpoint refused the refresh moments ago".into()
+                },
+                retryable,
             });
         }
         // The store holds the newest refresh token (another writer may have stored one),
@@ -106,9 +111,17 @@ impl TokenService {
             .await;
         debug!(entry = ?key, ok = outcome.is_ok(), "token endpoint answered");
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
-        if matches!(outcome, Err(RefreshError::Transient(_))) {
+        // Failures that may pass, and refusals that will not (an unusable answer, a
+        // misconfigured client), both start a cool-down: no request per `get` to a provider
+        // that keeps failing.
+        let failed = match &outcome {
+            Err(RefreshError::Transient(_)) => Some(true),
+            Err(RefreshError::Rejected(_)) => Some(false),
+            _ => None,
+        };
+        if let Some(retryable) = failed {
             if let Some(entry) = self.entries().get_mut(key) {
-                entry.refresh_failed_at = Some(now);
+                entry.refresh_failed_at = Some((now, retryable));
             }
         }
         match outcome {
@@ -188,7 +201,7 @@ impl TokenService {
         if let Some(entry) = self.entries().get_mut(key) {
             entry.record = new_record;
             entry.cached = Some(Arc::clone(&bundle));
-            entry.generation += 1;
+            entry.generation = self.next_generation();
             entry.last_used_at = Some(now);
             // A success ends any cool-down: a clock that later comes back near an old
             // failure must not revive it.
@@ -226,7 +239,8 @@ impl TokenService {
         if let Some(entry) = self.entries().get_mut(key) {
             entry.record = new_record;
             entry.cached = None;
-            entry.generation += 1;
+            entry.generation = self.next_generation();
+            entry.unsaved = None;
         }
         info!(entry = ?key, "the provider refused the refresh token: needs login");
         Ok(())
