@@ -1,17 +1,19 @@
 //! Login links: when `get` finds no usable token for a configured provider, its
 //! `authentication_required` error carries a `login_url` — a loopback address served here
 //! that starts (or rejoins) a browser login and redirects to the provider, so an agent can
-//! hand the user one link. Links hold an unguessable token, name one entry, and expire after
-//! the login lifetime; the server starts on the first link and listens on 127.0.0.1 only.
+//! hand the user one link. Links hold an unguessable token, name one entry and its scopes,
+//! start at most one login (opening the link again rejoins it while it waits; once it is over
+//! the link is spent), and expire after the login lifetime. The server starts on the first
+//! link and listens on 127.0.0.1 only.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use latchkey_oauth::loopback::{self, Reply};
 use latchkey_proto::LoginParams;
 use tracing::{debug, info};
 
@@ -19,14 +21,14 @@ use crate::login::Logins;
 
 /// Links remembered at once; the oldest is dropped past this.
 const MAX_LINKS: usize = 64;
-/// How long one connection may stay open.
-const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 
 struct Link {
     provider: String,
     account: String,
     scopes: Vec<String>,
     created: Instant,
+    /// The login this link started, once opened.
+    login: Option<String>,
 }
 
 struct Inner {
@@ -79,9 +81,15 @@ impl Connect {
         let mut links = self.links();
         let lifetime = self.inner.logins.lifetime();
         links.retain(|_, l| l.created.elapsed() < lifetime);
+        let logins = &self.inner.logins;
         let existing = links
             .iter()
-            .find(|(_, l)| l.provider == service && l.account == account && l.scopes == scopes)
+            .find(|(_, l)| {
+                l.provider == service
+                    && l.account == account
+                    && l.scopes == scopes
+                    && l.login.as_deref().is_none_or(|id| logins.is_waiting(id))
+            })
             .map(|(token, _)| token.clone());
         let token = match existing {
             Some(token) => token,
@@ -103,6 +111,7 @@ impl Connect {
                         account: account.to_owned(),
                         scopes: scopes.to_vec(),
                         created: Instant::now(),
+                        login: None,
                     },
                 );
                 token
@@ -112,71 +121,73 @@ impl Connect {
     }
 
     /// Answers one request to the link server.
-    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(&self, request: Request<Incoming>) -> Reply {
         let token = request
             .uri()
             .path()
             .strip_prefix("/login/")
             .filter(|_| request.method() == hyper::Method::GET)
             .map(str::to_owned);
-        let link = token.and_then(|token| {
+        let lifetime = self.inner.logins.lifetime();
+        let found = token.as_ref().and_then(|token| {
             self.links()
-                .get(&token)
-                .filter(|l| l.created.elapsed() < self.inner.logins.lifetime())
-                .map(|l| (l.provider.clone(), l.account.clone(), l.scopes.clone()))
+                .get(token)
+                .filter(|l| l.created.elapsed() < lifetime)
+                .map(|l| {
+                    (
+                        l.provider.clone(),
+                        l.account.clone(),
+                        l.scopes.clone(),
+                        l.login.clone(),
+                    )
+                })
         });
-        let Some((provider, account, scopes)) = link else {
+        let (Some(token), Some((provider, account, scopes, login))) = (token, found) else {
             return page(
                 StatusCode::NOT_FOUND,
                 "This login link is unknown or has expired. Ask for the token again to get a new one.",
             );
         };
         let logins = &self.inner.logins;
-        let started = match logins.waiting_browser_login(&provider, &account) {
-            Some(started) => Ok(started),
-            None => {
-                logins
-                    .start(&LoginParams {
-                        provider: provider.clone(),
-                        account: Some(account.clone()),
-                        scopes,
-                        device: false,
-                    })
-                    .await
-            }
-        };
-        match started.map(|s| s.authorization_url) {
-            Ok(Some(url)) => {
+        if let Some(login_id) = login {
+            // The login this link started: rejoin it while it waits; afterwards it is spent.
+            return match logins.waiting_login(&login_id, &provider, &account, &scopes) {
+                Some(started) => match started.authorization_url {
+                    Some(url) => loopback::redirect(&url),
+                    None => page(StatusCode::BAD_GATEWAY, "The login did not start."),
+                },
+                None => page(
+                    StatusCode::GONE,
+                    "This login link was used. Ask for the token again to get a new one.",
+                ),
+            };
+        }
+        let started = logins
+            .start(&LoginParams {
+                provider: provider.clone(),
+                account: Some(account.clone()),
+                scopes,
+                device: false,
+            })
+            .await;
+        match started {
+            Ok(started) => {
+                if let Some(link) = self.links().get_mut(&token) {
+                    link.login = Some(started.login_id.clone());
+                }
                 info!(target: "latchkey::audit", method = "login_link", entry = %format!("{provider}/{account}"), result = "ok");
-                Response::builder()
-                    .status(StatusCode::FOUND)
-                    .header("location", url)
-                    .header("cache-control", "no-store")
-                    .header("referrer-policy", "no-referrer")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap_or_default()
+                match started.authorization_url {
+                    Some(url) => loopback::redirect(&url),
+                    None => page(StatusCode::BAD_GATEWAY, "The login did not start."),
+                }
             }
-            Ok(None) => page(StatusCode::BAD_GATEWAY, "The login did not start."),
             Err(err) => page(StatusCode::BAD_GATEWAY, &err.message),
         }
     }
 }
 
-fn page(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let text = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>latchkey</title></head>\
-         <body><h1>latchkey</h1><p>{text}</p></body></html>"
-    );
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/html; charset=utf-8")
-        .header("cache-control", "no-store")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_default()
+fn page(status: StatusCode, text: &str) -> Reply {
+    loopback::page(status, "login", text)
 }
 
 /// Starts the link server on 127.0.0.1 at a random port; it runs as long as the daemon.
@@ -184,29 +195,9 @@ async fn serve(connect: Connect) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let address = listener.local_addr()?;
     info!(%address, "login links served");
-    tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Out of descriptors, say: wait a little instead of spinning.
-                    debug!(error = %err, "login-link accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let connect = connect.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let connect = connect.clone();
-                    async move { Ok::<_, std::convert::Infallible>(connect.answer(request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
-            });
-        }
-    });
+    tokio::spawn(loopback::serve(listener, move |request| {
+        let connect = connect.clone();
+        async move { connect.answer(request).await }
+    }));
     Ok(address)
 }

@@ -33,12 +33,54 @@ pub const CLIENT_SECRET_SERVICE: &str = "latchkey:client-secret";
 
 type Outcome = Option<Result<Metadata, RpcError>>;
 
+/// Where a login is; changed under its mutex so a cancel and a completion cannot both win.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for the user (or the provider).
+    Waiting,
+    /// Cancelled while waiting; whatever the flow brings is dropped.
+    Cancelled,
+    /// The tokens arrived and are being stored, or are stored: too late to cancel.
+    Storing,
+}
+
 struct Pending {
     provider: String,
     account: String,
+    scopes: Vec<String>,
     started: LoginStarted,
     outcome: watch::Receiver<Outcome>,
-    task: tokio::task::AbortHandle,
+    stage: Arc<Mutex<Stage>>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// A place among the [`MAX_PENDING`] logins that may wait at once; given back on drop.
+struct Slot(Arc<Inner>);
+
+impl Slot {
+    fn take(inner: &Arc<Inner>) -> Option<Self> {
+        inner
+            .waiting
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| (n < MAX_PENDING).then_some(n + 1),
+            )
+            .ok()
+            .map(|_| Self(Arc::clone(inner)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn stage(stage: &Mutex<Stage>) -> std::sync::MutexGuard<'_, Stage> {
+    stage.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Provider settings refused at start-up, kept to explain them in `providers`.
@@ -50,6 +92,8 @@ struct Inner {
     problems: Problems,
     lifetime: Duration,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Logins waiting for the user now (finished ones no longer count).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// The daemon's logins. Cheap to clone.
@@ -102,6 +146,7 @@ impl Logins {
                 problems,
                 lifetime,
                 pending: Mutex::new(HashMap::new()),
+                waiting: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -133,11 +178,12 @@ impl Logins {
             .as_ref()
             .filter(|o| o.provider(key.service()).is_some())
             .ok_or_else(|| login_failed(&LoginError::UnknownProvider(key.service().to_owned())))?;
-        if self.pending().len() >= MAX_PENDING {
-            return Err(invalid(format!(
+        // The place is taken before any network wait, so bursts cannot overshoot the cap.
+        let slot = Slot::take(&self.inner).ok_or_else(|| {
+            invalid(format!(
                 "{MAX_PENDING} logins are already pending; finish or cancel one first"
-            )));
-        }
+            ))
+        })?;
         let provider = key.service().to_owned();
         let login_id = latchkey_oauth::random_id();
         let lifetime = self.inner.lifetime;
@@ -182,8 +228,31 @@ impl Logins {
         let id = login_id.clone();
         let requested = oauth.login_scopes_for(&provider, &params.scopes);
         let account = key.account().to_owned();
-        let task = tokio::spawn(async move {
-            let outcome = match flow.await {
+        let stage_of_task = Arc::new(Mutex::new(Stage::Waiting));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (task_stage, task_cancel) = (Arc::clone(&stage_of_task), cancel.clone());
+        tokio::spawn(async move {
+            let arrived = tokio::select! {
+                arrived = flow => arrived,
+                () = task_cancel.cancelled() => Err(LoginError::Cancelled),
+            };
+            drop(slot);
+            // Once the tokens are here, storing them finishes even if a cancel comes now.
+            let arrived = {
+                let mut stage = stage(&task_stage);
+                match (*stage, arrived) {
+                    (Stage::Cancelled, Ok(completed)) => {
+                        completed.finish(Err("the login was cancelled".into()));
+                        Err(LoginError::Cancelled)
+                    }
+                    (_, Ok(completed)) => {
+                        *stage = Stage::Storing;
+                        Ok(completed)
+                    }
+                    (_, Err(err)) => Err(err),
+                }
+            };
+            let outcome = match arrived {
                 Ok(completed) => {
                     let tokens = &completed.tokens;
                     let bundle = BundleInput::Oauth2 {
@@ -227,26 +296,38 @@ impl Logins {
             Pending {
                 provider,
                 account,
+                scopes: params.scopes.clone(),
                 started: started.clone(),
                 outcome: rx,
-                task: task.abort_handle(),
+                stage: stage_of_task,
+                cancel,
             },
         );
         // The task also ends a login nobody completes: the flow gives up after `lifetime`.
         Ok(started)
     }
 
-    /// A pending browser login for (provider, account), if one is still waiting.
-    pub fn waiting_browser_login(&self, provider: &str, account: &str) -> Option<LoginStarted> {
+    /// Whether the login `login_id` is still waiting for the user.
+    pub fn is_waiting(&self, login_id: &str) -> bool {
         self.pending()
-            .values()
-            .find(|p| {
-                p.provider == provider
-                    && p.account == account
-                    && p.started.authorization_url.is_some()
-                    && p.outcome.borrow().is_none()
-            })
-            .map(|p| p.started.clone())
+            .get(login_id)
+            .is_some_and(|p| *stage(&p.stage) == Stage::Waiting && p.outcome.borrow().is_none())
+    }
+
+    /// The start of a login that is still waiting, if it logs (provider, account) in with
+    /// `scopes`.
+    pub fn waiting_login(
+        &self,
+        login_id: &str,
+        provider: &str,
+        account: &str,
+        scopes: &[String],
+    ) -> Option<LoginStarted> {
+        let pending = self.pending();
+        let p = pending.get(login_id)?;
+        (p.provider == provider && p.account == account && p.scopes == scopes)
+            .then(|| p.started.clone())
+            .filter(|_| *stage(&p.stage) == Stage::Waiting && p.outcome.borrow().is_none())
     }
 
     /// Waits for a login's outcome.
@@ -268,14 +349,20 @@ impl Logins {
         done.unwrap_or_else(|| Err(login_failed(&LoginError::Cancelled)))
     }
 
-    /// Cancels a pending login; `true` if there was one still waiting.
+    /// Cancels a pending login; `true` if it was still waiting (a login whose tokens have
+    /// arrived is stored regardless, and `false` says so).
     pub fn cancel(&self, login_id: &str) -> bool {
-        let Some(pending) = self.pending().remove(login_id) else {
+        let pending = self.pending();
+        let Some(p) = pending.get(login_id) else {
             return false;
         };
-        let waiting = pending.outcome.borrow().is_none();
-        pending.task.abort();
-        waiting
+        let mut stage = stage(&p.stage);
+        if *stage != Stage::Waiting || p.outcome.borrow().is_some() {
+            return false;
+        }
+        *stage = Stage::Cancelled;
+        p.cancel.cancel();
+        true
     }
 
     /// Revokes an entry's tokens at its provider, then deletes it.

@@ -15,14 +15,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use tokio::sync::oneshot;
-use tracing::debug;
 
 use crate::{login_error, printable, Completed, LoginError, LoginFuture, OAuth};
 
 /// The path of the redirect URI.
 const CALLBACK_PATH: &str = "/callback";
-/// How long one connection to the redirect listener may stay open.
-const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
+/// How long the browser's page waits for the tokens to be exchanged and stored.
+const PAGE_WAIT: Duration = Duration::from_secs(20);
 
 /// A started browser login.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +102,13 @@ impl OAuth {
             *waiting.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
             let arrival = tokio::select! {
                 arrived = rx => arrived.map_err(|_| LoginError::Cancelled),
-                () = accept(listener, Arc::clone(&waiting)) => Err(LoginError::Unavailable("the redirect listener failed".into())),
+                () = crate::loopback::serve(listener, {
+                    let waiting = Arc::clone(&waiting);
+                    move |request| {
+                        let waiting = Arc::clone(&waiting);
+                        async move { callback(&waiting, request).await }
+                    }
+                }) => Err(LoginError::Unavailable("the redirect listener failed".into())),
                 () = tokio::time::sleep(lifetime) => Err(LoginError::Expired),
             };
             // The listener is closed here: a replayed redirect finds nobody listening.
@@ -145,44 +150,8 @@ impl OAuth {
     }
 }
 
-/// Serves connections to the redirect listener until the future is dropped.
-async fn accept(listener: tokio::net::TcpListener, waiting: Arc<Waiting>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of descriptors, say: wait a little instead of spinning.
-                debug!(error = %err, "redirect listener accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let waiting = Arc::clone(&waiting);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let waiting = Arc::clone(&waiting);
-                async move { Ok::<_, std::convert::Infallible>(callback(&waiting, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
-        });
-    }
-}
-
 fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
-    let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>latchkey: {title}</title></head>\
-         <body><h1>{title}</h1><p>{text}</p></body></html>"
-    );
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/html; charset=utf-8")
-        .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_default()
+    crate::loopback::page(status, title, text)
 }
 
 /// Constant-time comparison, so the state cannot be guessed byte by byte from timings.
@@ -251,30 +220,19 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
             "The latchkey login is no longer waiting.",
         );
     }
-    match tokio::time::timeout(CONNECTION_LIMIT, page_rx).await {
+    match tokio::time::timeout(PAGE_WAIT, page_rx).await {
         Ok(Ok(Ok(()))) => page(
             StatusCode::OK,
             "Signed in",
             "latchkey has your new token. You can close this tab.",
         ),
-        Ok(Ok(Err(reason))) => page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            &html_escape(&reason),
-        ),
+        Ok(Ok(Err(reason))) => page(StatusCode::BAD_REQUEST, "Sign-in failed", &reason),
         _ => page(
             StatusCode::OK,
-            "Signed in",
-            "latchkey is finishing the login. You can close this tab.",
+            "Sign-in received",
+            "latchkey is no longer waiting for this answer; `latchkey status` shows whether the login completed.",
         ),
     }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod browser;
 mod device;
 mod discovery;
 mod http_client;
+pub mod loopback;
 mod provider;
 mod revoke;
 mod tokens;

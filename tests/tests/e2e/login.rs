@@ -439,6 +439,8 @@ fn get_of_a_provider_without_a_token_offers_a_login_link_that_works() {
     assert_eq!(hops.last().unwrap().status, 200, "{:?}", hops.last());
     // The page is answered once the tokens are stored, so the entry is there now.
     assert!(server.access_token_valid(&get_token(&env, &daemon.socket, "test")));
+    // The link started one login; now that it is over, the link is spent.
+    assert_eq!(http::get(&link).status, 410);
     // An unknown link is refused.
     let bogus = http::get(&format!("{}x", link));
     assert_eq!(bogus.status, 404);
