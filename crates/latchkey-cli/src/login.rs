@@ -25,6 +25,8 @@ pub struct Request {
     pub socket: PathBuf,
     /// How to reach the daemon.
     pub transport: TransportArg,
+    /// Whether stdout is kept for the JSON result (the URL then goes to stderr).
+    pub json: bool,
 }
 
 async fn connect(socket: &Path, transport: TransportArg) -> Result<Client, ClientError> {
@@ -53,9 +55,13 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-fn show(started: &LoginStarted, open: bool) {
+fn show(started: &LoginStarted, open: bool, json: bool) {
     let mut err = std::io::stderr().lock();
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if let Some(url) = &started.authorization_url {
         let _ = writeln!(err, "Open this URL in a browser to log in:");
         // The URL alone on its own line (stdout), for people and for scripts.
@@ -99,7 +105,7 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
                 .map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.socket, request.transport).await?;
         let started = client.login(request.params).await?;
-        show(&started, request.open_browser);
+        show(&started, request.open_browser, request.json);
         let spinner = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(120));
         let frames = ['|', '/', '-', '\\'];

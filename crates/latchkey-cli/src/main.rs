@@ -223,6 +223,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 open_browser: !no_browser,
                 socket: socket_path(&cli),
                 transport: cli.transport,
+                json: *json,
             })?;
             if *json {
                 print_json(&entry)?;

@@ -383,7 +383,10 @@ impl Logins {
         let revocation = match (&tokens, &self.inner.oauth) {
             (Some(bundle), Some(oauth)) => match bundle.provider.as_deref() {
                 Some(provider) if oauth.provider(provider).is_some() => {
-                    let access = (!bundle.access_token.is_empty()).then_some(&bundle.access_token);
+                    // An expired access token is not sent: nothing is left to revoke.
+                    let live = bundle.expires_at.is_none_or(|at| at > Utc::now());
+                    let access =
+                        (live && !bundle.access_token.is_empty()).then_some(&bundle.access_token);
                     oauth
                         .revoke(provider, bundle.refresh_token.as_ref(), access)
                         .await

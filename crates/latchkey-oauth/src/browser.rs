@@ -87,7 +87,9 @@ impl OAuth {
             request = request.add_extra_param(name.clone(), value.clone());
         }
         // OpenID Connect Core §11: offline_access needs prompt=consent.
-        if scopes.iter().any(|s| s == "offline_access") && !extra.iter().any(|(k, _)| k == "prompt")
+        if self.providers[provider].provider.offline_needs_consent
+            && scopes.iter().any(|s| s == "offline_access")
+            && !extra.iter().any(|(k, _)| k == "prompt")
         {
             request = request.add_extra_param("prompt", "consent");
         }

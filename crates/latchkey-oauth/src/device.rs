@@ -49,21 +49,45 @@ impl OAuth {
             .await
             .map_err(|e| login_error(e, "device authorization endpoint"))?;
         let expires_in = details.expires_in().min(lifetime);
+        // What the user is shown and may open: checked like any endpoint, never raw.
+        let verification_uri =
+            crate::provider::checked_url(provider, "verification_uri", details.verification_uri())
+                .map_err(|e| LoginError::Rejected(e.to_string()))?
+                .to_string();
+        let verification_uri_complete = details
+            .verification_uri_complete()
+            .and_then(|u| {
+                crate::provider::checked_url(provider, "verification_uri_complete", u.secret()).ok()
+            })
+            .map(|u| u.to_string());
+        let user_code = details.user_code().secret().clone();
+        if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control) {
+            return Err(LoginError::Rejected(
+                "the user code is not printable".into(),
+            ));
+        }
+        let details = with_sane_interval(details)?;
         let started = DeviceLogin {
-            verification_uri: details.verification_uri().to_string(),
-            verification_uri_complete: details
-                .verification_uri_complete()
-                .map(|u| u.secret().clone()),
-            user_code: details.user_code().secret().clone(),
+            verification_uri,
+            verification_uri_complete,
+            user_code,
             expires_in,
         };
         let http = self.http.clone();
         let future = Box::pin(async move {
-            let response = client
+            // The poll loop's deadline runs on a monotonic clock: a wall clock jumping by hours
+            // neither ends the login at once nor keeps it polling for hours.
+            let (base, started) = (chrono::Utc::now(), std::time::Instant::now());
+            let monotonic =
+                move || base + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+            let poll = client
                 .exchange_device_access_token(&details)
+                .set_time_fn(monotonic)
                 .set_max_backoff_interval(MAX_BACKOFF)
-                .request_async(&http, tokio::time::sleep, Some(expires_in))
+                .request_async(&http, tokio::time::sleep, Some(expires_in));
+            let response = tokio::time::timeout(expires_in + MAX_BACKOFF, poll)
                 .await
+                .map_err(|_| LoginError::Expired)?
                 .map_err(|e| login_error(e, "token endpoint"))?;
             let tokens = crate::tokens::accept(&response)
                 .map_err(|e| LoginError::Rejected(e.to_string()))?;
@@ -72,3 +96,21 @@ impl OAuth {
         Ok((started, future))
     }
 }
+
+/// The device response with a polling interval of at least one second: a provider saying 0
+/// (or nothing, which the `oauth2` crate reads as 5 s) must not make the daemon spin.
+fn with_sane_interval(
+    details: oauth2::StandardDeviceAuthorizationResponse,
+) -> Result<oauth2::StandardDeviceAuthorizationResponse, LoginError> {
+    if details.interval() >= Duration::from_secs(1) {
+        return Ok(details);
+    }
+    let mut value = serde_json::to_value(&details)
+        .map_err(|_| LoginError::Rejected("the device answer is not valid".into()))?;
+    value["interval"] = serde_json::json!(DEFAULT_INTERVAL);
+    serde_json::from_value(value)
+        .map_err(|_| LoginError::Rejected("the device answer is not valid".into()))
+}
+
+/// RFC 8628 §3.2: the interval when a provider gives none.
+const DEFAULT_INTERVAL: u64 = 5;

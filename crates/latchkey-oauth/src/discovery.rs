@@ -16,9 +16,6 @@ struct Document {
     device_authorization_endpoint: Option<String>,
 }
 
-/// The largest discovery document read.
-const MAX_DOCUMENT: usize = 256 * 1024;
-
 fn same_issuer(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -50,15 +47,9 @@ pub(crate) async fn discover(
             response.status().as_u16()
         ));
     }
-    let body = response.bytes().await.map_err(|e| {
-        format!(
-            "discovery at the issuer failed: {}",
-            crate::http_client::describe(&e)
-        )
-    })?;
-    if body.len() > MAX_DOCUMENT {
-        return Err("the issuer's discovery document is too large".into());
-    }
+    let body = crate::http_client::read_capped(response)
+        .await
+        .map_err(|e| format!("discovery at the issuer failed: {e}"))?;
     let doc: Document = serde_json::from_slice(&body)
         .map_err(|_| "the issuer's discovery document is not valid".to_owned())?;
     // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched from.

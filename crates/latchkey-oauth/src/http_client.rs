@@ -63,17 +63,69 @@ pub(crate) async fn send(
             retry_after,
         });
     }
-    let mut builder = http::Response::builder().status(status);
+    let mut builder = http::Response::builder();
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| HttpFailure::Transport(describe(&e)))?;
+    let body = read_capped(response).await?;
+    // Some providers (GitHub) answer token-endpoint errors with 200 and an `error` member;
+    // RFC 6749 §5.2 says 400, which is what the `oauth2` crate reads errors from.
+    let status = if status == http::StatusCode::OK && is_error_body(&body) {
+        http::StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     builder
-        .body(body.to_vec())
+        .status(status)
+        .body(body)
         .map_err(|e| HttpFailure::Transport(e.to_string()))
+}
+
+/// The largest response body read from a provider.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+
+/// Reads a response body, refusing one larger than [`MAX_BODY`].
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, HttpFailure> {
+    let too_large = || HttpFailure::Transport("the answer is too large".into());
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| HttpFailure::Transport(describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A JSON object with an `error` member and no `access_token`.
+fn is_error_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|o| {
+        o.get("error").is_some_and(|e| e.is_string()) && !o.contains_key("access_token")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_error_body;
+
+    #[test]
+    fn errors_in_a_200_are_recognised() {
+        assert!(is_error_body(br#"{"error":"authorization_pending"}"#));
+        assert!(!is_error_body(
+            br#"{"access_token":"x","token_type":"bearer"}"#
+        ));
+        assert!(!is_error_body(b"<html>"));
+    }
 }
 
 /// A failure's kind, without the URL's query or any body.

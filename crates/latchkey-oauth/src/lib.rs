@@ -279,7 +279,14 @@ impl OAuth {
                 let code = error.error();
                 Err(Attempt::Final(match code {
                     BasicErrorResponseType::InvalidGrant => RefreshError::InvalidGrant,
-                    other => RefreshError::Rejected(format!("the provider answered {other}")),
+                    // GitHub's name for a refresh token it no longer honours.
+                    BasicErrorResponseType::Extension(e) if e == "bad_refresh_token" => {
+                        RefreshError::InvalidGrant
+                    }
+                    other => RefreshError::Rejected(format!(
+                        "the provider answered {}",
+                        printable(other.as_ref())
+                    )),
                 }))
             }
             Err(RequestTokenError::Request(failure)) => match failure {

@@ -39,6 +39,12 @@ pub enum ProviderError {
         /// The provider.
         name: String,
     },
+    /// Both an issuer and explicit endpoints.
+    #[error("provider {name}: set either issuer (endpoints by discovery) or explicit endpoints, not both")]
+    IssuerAndEndpoints {
+        /// The provider.
+        name: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -102,6 +108,9 @@ pub struct Provider {
     pub extra_auth_params: Vec<(String, String)>,
     /// Whether the settings came from a built-in template.
     pub builtin: bool,
+    /// Whether asking for `offline_access` adds `prompt=consent` (OpenID Connect Core §11);
+    /// Microsoft issues refresh tokens without it.
+    pub offline_needs_consent: bool,
 }
 
 /// A built-in template.
@@ -227,60 +236,70 @@ impl Provider {
                 name: name.to_owned(),
             })?;
         let template = template(name);
-        let source =
-            if let Some(issuer) = spec.issuer.as_deref().filter(|_| spec.token_url.is_none()) {
-                Source::Issuer(checked_url(name, "issuer", issuer)?)
-            } else {
-                let token = match (spec.token_url.as_deref(), template.as_ref()) {
-                    (Some(url), _) => checked_url(name, "token_url", url)?,
-                    (None, Some(t)) => checked_url(name, "token_url", t.token)?,
-                    (None, None) => {
-                        return Err(ProviderError::NoEndpoints {
-                            name: name.to_owned(),
-                        })
-                    }
-                };
-                // Explicit endpoints replace the template's; without a token_url of its own a
-                // provider keeps every template endpoint it does not override.
-                let from_template = spec.token_url.is_none();
-                fn pick<'a>(
-                    own: Option<&'a str>,
-                    builtin: Option<&'a str>,
-                    inherit: bool,
-                ) -> Option<&'a str> {
-                    own.or(if inherit { builtin } else { None })
+        let explicit = [
+            &spec.authorization_url,
+            &spec.token_url,
+            &spec.revocation_url,
+            &spec.device_authorization_url,
+        ];
+        if spec.issuer.is_some() && explicit.iter().any(|e| e.is_some()) {
+            return Err(ProviderError::IssuerAndEndpoints {
+                name: name.to_owned(),
+            });
+        }
+        let source = if let Some(issuer) = spec.issuer.as_deref() {
+            Source::Issuer(checked_url(name, "issuer", issuer)?)
+        } else {
+            let token = match (spec.token_url.as_deref(), template.as_ref()) {
+                (Some(url), _) => checked_url(name, "token_url", url)?,
+                (None, Some(t)) => checked_url(name, "token_url", t.token)?,
+                (None, None) => {
+                    return Err(ProviderError::NoEndpoints {
+                        name: name.to_owned(),
+                    })
                 }
-                Source::Fixed(Box::new(Endpoints {
-                    authorization: optional(
-                        name,
-                        "authorization_url",
-                        pick(
-                            spec.authorization_url.as_deref(),
-                            template.as_ref().map(|t| t.authorization),
-                            from_template,
-                        ),
-                    )?,
-                    token,
-                    revocation: optional(
-                        name,
-                        "revocation_url",
-                        pick(
-                            spec.revocation_url.as_deref(),
-                            template.as_ref().and_then(|t| t.revocation),
-                            from_template,
-                        ),
-                    )?,
-                    device_authorization: optional(
-                        name,
-                        "device_authorization_url",
-                        pick(
-                            spec.device_authorization_url.as_deref(),
-                            template.as_ref().and_then(|t| t.device),
-                            from_template,
-                        ),
-                    )?,
-                }))
             };
+            // Explicit endpoints replace the template's; without a token_url of its own a
+            // provider keeps every template endpoint it does not override.
+            let from_template = spec.token_url.is_none();
+            fn pick<'a>(
+                own: Option<&'a str>,
+                builtin: Option<&'a str>,
+                inherit: bool,
+            ) -> Option<&'a str> {
+                own.or(if inherit { builtin } else { None })
+            }
+            Source::Fixed(Box::new(Endpoints {
+                authorization: optional(
+                    name,
+                    "authorization_url",
+                    pick(
+                        spec.authorization_url.as_deref(),
+                        template.as_ref().map(|t| t.authorization),
+                        from_template,
+                    ),
+                )?,
+                token,
+                revocation: optional(
+                    name,
+                    "revocation_url",
+                    pick(
+                        spec.revocation_url.as_deref(),
+                        template.as_ref().and_then(|t| t.revocation),
+                        from_template,
+                    ),
+                )?,
+                device_authorization: optional(
+                    name,
+                    "device_authorization_url",
+                    pick(
+                        spec.device_authorization_url.as_deref(),
+                        template.as_ref().and_then(|t| t.device),
+                        from_template,
+                    ),
+                )?,
+            }))
+        };
         let default_scopes = match (&spec.scopes, &template) {
             (Some(scopes), _) => scopes.clone(),
             (None, Some(t)) => t.scopes.iter().map(|s| (*s).to_owned()).collect(),
@@ -302,6 +321,7 @@ impl Provider {
             default_scopes,
             extra_auth_params,
             builtin: template.is_some(),
+            offline_needs_consent: name != "microsoft",
         })
     }
 }

@@ -87,11 +87,12 @@ impl OAuth {
                 .send()
                 .await;
             let mut result = classify(result).await;
-            // Revoking the refresh token ends the grant; a provider that then refuses the
-            // access token's type has left nothing usable for long.
+            // Revoking the refresh token ends the grant and, at most providers, its access
+            // tokens (RFC 7009 §2.1): one that then refuses the access token (its type, or as
+            // already invalid, as Google does) has left nothing usable.
             if hint == "access_token"
-                && refresh_token.is_some()
-                && result == Revocation::Unsupported
+                && outcome == Some(Revocation::Revoked)
+                && matches!(result, Revocation::Unsupported | Revocation::Failed)
             {
                 result = Revocation::Revoked;
             }
@@ -117,7 +118,9 @@ async fn classify(result: Result<reqwest::Response, reqwest::Error>) -> Revocati
         200..=299 => Revocation::Revoked,
         429 | 500..=599 => Revocation::Unconfirmed,
         400 => {
-            let body = response.bytes().await.unwrap_or_default();
+            let body = crate::http_client::read_capped(response)
+                .await
+                .unwrap_or_default();
             let error = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));

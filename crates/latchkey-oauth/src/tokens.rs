@@ -33,7 +33,33 @@ pub(crate) fn accept(response: &BasicTokenResponse) -> Result<Refreshed, Refresh
         expires_in,
         scopes: response
             .scopes()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
+            .and_then(|scopes| granted(scopes.iter().map(|s| s.as_str()))),
         id_token: None,
     })
+}
+
+/// The granted scopes as a provider wrote them: space separated (RFC 6749 §3.3) or, as GitHub
+/// does, comma separated. An empty list means the provider did not say, so the requested
+/// scopes stand (RFC 6749 §5.1).
+fn granted<'a>(words: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
+    let scopes: Vec<String> = words
+        .flat_map(|w| w.split([',', ' ']))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!scopes.is_empty()).then_some(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::granted;
+
+    #[test]
+    fn scopes_split_on_spaces_and_commas() {
+        assert_eq!(
+            granted(["repo,gist", "read:org"].into_iter()),
+            Some(vec!["repo".into(), "gist".into(), "read:org".into()])
+        );
+        assert_eq!(granted([""].into_iter()), None);
+    }
 }
