@@ -114,6 +114,17 @@ fn is_error_body(body: &[u8]) -> bool {
     })
 }
 
+/// A failure's kind, without the URL's query or any body.
+pub(crate) fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_connect() {
+        "cannot connect".into()
+    } else {
+        "the connection failed".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_error_body;
@@ -125,16 +136,5 @@ mod tests {
             br#"{"access_token":"x","token_type":"bearer"}"#
         ));
         assert!(!is_error_body(b"<html>"));
-    }
-}
-
-/// A failure's kind, without the URL's query or any body.
-pub(crate) fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".into()
-    } else if err.is_connect() {
-        "cannot connect".into()
-    } else {
-        "the connection failed".into()
     }
 }
