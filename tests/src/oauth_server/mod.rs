@@ -252,6 +252,13 @@ impl TokenServer {
         self.state().settings.device_expires_in = secs;
     }
 
+    /// Answers at the token endpoint as GitHub does: errors (`authorization_pending`,
+    /// `slow_down`, ...) with status 200, a spent refresh token as `bad_refresh_token`, and
+    /// granted scopes separated by commas.
+    pub fn set_github_style(&self) {
+        self.state().settings.github_style = true;
+    }
+
     /// The polling interval of device codes issued from now on (default 1 s).
     pub fn set_device_interval(&self, secs: u64) {
         self.state().settings.device_interval = secs;

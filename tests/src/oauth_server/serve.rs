@@ -63,8 +63,16 @@ async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply,
             ))
         }
     };
-    let outcome = shared.state.lock().unwrap().handle(&parts, &body);
+    let (outcome, github_style) = {
+        let mut state = shared.state.lock().unwrap();
+        let outcome = state.handle(&parts, &body);
+        (
+            outcome,
+            state.settings.github_style && parts.uri.path() == "/token",
+        )
+    };
     match outcome {
+        Outcome::Reply(reply) if github_style => Ok(as_github_would(reply).await),
         Outcome::Reply(reply) => Ok(reply),
         Outcome::Hang => {
             let mut stop = shared.shutdown.subscribe();
@@ -163,4 +171,34 @@ fn fault_outcome(fault: Fault) -> Outcome {
         Fault::Reset => return Outcome::Reset,
     };
     reply.into()
+}
+
+/// The token endpoint's answer as GitHub writes it: errors with status 200, a spent refresh
+/// token called `bad_refresh_token`, scopes separated by commas.
+async fn as_github_would(reply: Reply) -> Reply {
+    let (mut parts, body) = reply.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Reply::from_parts(parts, http_body_util::Full::new(bytes));
+    };
+    if value.get("error").is_some() {
+        parts.status = StatusCode::OK;
+        if value["error"] == "invalid_grant" {
+            value["error"] = json!("bad_refresh_token");
+        }
+    }
+    if let Some(scope) = value
+        .get("scope")
+        .and_then(|s| s.as_str())
+        .map(|s| s.replace(' ', ","))
+    {
+        value["scope"] = json!(scope);
+    }
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Reply::from_parts(parts, http_body_util::Full::new(body.into()))
 }

@@ -40,6 +40,8 @@ pub(super) struct Settings {
     pub(super) expires_in: u64,
     pub(super) device_expires_in: u64,
     pub(super) device_interval: u64,
+    /// Token-endpoint answers as GitHub writes them (see `serve::as_github_would`).
+    pub(super) github_style: bool,
 }
 
 #[derive(Default)]
@@ -87,6 +89,7 @@ impl State {
                 expires_in: 3600,
                 device_expires_in: 600,
                 device_interval: 1,
+                github_style: false,
             },
             counters: Counters::default(),
             faults: Default::default(),

@@ -506,3 +506,60 @@ fn no_code_verifier_or_token_reaches_the_log_or_any_output() {
     }
     assert_eq!(server.requests(Endpoint::Revocation), 2, "{outputs}");
 }
+
+#[test]
+fn a_provider_answering_like_github_works_for_device_logins_scopes_and_dead_tokens() {
+    let server = TokenServer::start();
+    server.set_github_style();
+    let env = TestEnv::with_keyring();
+    let daemon = start(&env, &server, "", "info");
+    let started = rpc(
+        &daemon.socket,
+        "login",
+        json!({"provider": "test", "device": true, "scopes": ["repo", "gist"]}),
+    );
+    let waiter = wait_in_background(
+        &daemon.socket,
+        started["result"]["login_id"].as_str().unwrap(),
+    );
+    // Approve only once the daemon has been told "authorization_pending" with a 200.
+    let deadline = std::time::Instant::now() + latchkey_tests::START_TIMEOUT;
+    while server.device_polls() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never polled"
+        );
+        std::thread::yield_now();
+    }
+    server.approve_device(started["result"]["user_code"].as_str().unwrap());
+    let done = waiter.join().unwrap();
+    // Granted as "gist,repo": two scopes, not one.
+    assert_eq!(
+        done["result"]["entry"]["scopes"],
+        json!(["gist", "repo"]),
+        "{done}"
+    );
+    assert!(server.device_polls() >= 2);
+    let out = env.cli(&daemon.socket, &["get", "test", "--scope", "gist"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A refresh token GitHub no longer honours ("bad_refresh_token", with a 200): needs login.
+    let dead = r#"{"kind":"oauth2","access_token":"old","refresh_token":"RTOKEN-unknown","expires_at":"2001-01-01T00:00:00Z","provider":"test"}"#;
+    assert!(env
+        .cli(
+            &daemon.socket,
+            &["set", "test", "-a", "dead", "--bundle"],
+            dead
+        )
+        .status
+        .success());
+    let out = env.cli(&daemon.socket, &["get", "test", "-a", "dead"], "");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let status = env.cli(
+        &daemon.socket,
+        &["status", "test", "-a", "dead", "--json"],
+        "",
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["entries"][0]["state"], "needs_login", "{status}");
+}
