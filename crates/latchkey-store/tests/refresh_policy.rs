@@ -356,6 +356,34 @@ async fn a_refresh_racing_logout_and_a_new_login_never_overwrites_the_new_login(
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refusal_after_another_writer_refreshed_is_not_a_needs_login() {
+    let (service, provider, clock, store) = setup(3600).await;
+    // Another writer (outside this daemon) refreshed: the keychain holds a newer token than
+    // the one cached, and the provider has spent the cached one.
+    let key = EntryKey::new("gh", None).unwrap();
+    let mut bundle = stored(&store).await.unwrap();
+    if let TokenBundle::OAuth2(b) = &mut bundle {
+        b.refresh_token = Some("refresh-elsewhere".into());
+    }
+    let record = latchkey_core::EntryRecord::describe(key.clone(), &bundle, start(), None);
+    store
+        .write(&key, &StoredBundle::new(bundle).to_document(), &record)
+        .await
+        .unwrap();
+    provider.spent.lock().unwrap().insert("refresh-0".into());
+    clock.advance(Duration::hours(2));
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(retryable),
+        other => panic!("expected a retryable refresh_failed, got {other:?}"),
+    }
+    assert_ne!(service.list()[0].state, State::NeedsLogin);
+    // The next get reads the keychain and refreshes with the newer token.
+    let token = service.get(&get()).await.unwrap();
+    assert!(token.secret.expose().starts_with("access-"));
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
     let (service, provider, clock, _store) = setup(3600).await;
     // Inside the window, still valid: everyone gets the old token, the provider is asked once.

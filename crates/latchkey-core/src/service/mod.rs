@@ -71,7 +71,7 @@ struct Entry {
     record: EntryRecord,
     last_used_at: Option<DateTime<Utc>>,
     /// The secret, once read; `None` until read and after the keychain locks.
-    cached: Option<Arc<TokenBundle>>,
+    cached: Option<Arc<StoredBundle>>,
     /// A fresh number on every write, from one counter that never goes back (not per entry:
     /// an entry cleared and stored again must not repeat a number a slow refresh still holds).
     /// A slow read or refresh never caches or writes an older bundle over a newer one.
@@ -281,7 +281,7 @@ impl TokenService {
         };
         let bundle = self.load(&key, cached, generation).await?;
         self.touch(&key, now);
-        Ok(result_of(&bundle))
+        Ok(result_of(&bundle.bundle))
     }
 
     /// Whether a record can serve as is, should be refreshed first, or cannot serve.
@@ -309,15 +309,14 @@ impl TokenService {
     async fn load(
         &self,
         key: &EntryKey,
-        cached: Option<Arc<TokenBundle>>,
+        cached: Option<Arc<StoredBundle>>,
         generation: u64,
-    ) -> Result<Arc<TokenBundle>, Error> {
+    ) -> Result<Arc<StoredBundle>, Error> {
         if let Some(bundle) = cached {
             return Ok(bundle);
         }
         let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
-        let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
-        let bundle = Arc::new(stored.bundle);
+        let bundle = Arc::new(StoredBundle::from_document(&doc).map_err(Error::Corrupt)?);
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(key) {
             if entry.generation == generation && self.inner.store.locked() != Some(true) {
@@ -325,6 +324,20 @@ impl TokenService {
             }
         }
         Ok(bundle)
+    }
+
+    /// The refreshed document waiting to be saved, if any.
+    fn unsaved_copy(&self, key: &EntryKey) -> Option<crate::store::SecretBytes> {
+        self.entries().get(key).and_then(|e| e.unsaved.clone())
+    }
+
+    /// Drops the cached secret of an entry unless it was written since `generation`.
+    fn forget_cached(&self, key: &EntryKey, generation: u64) {
+        if let Some(entry) = self.entries().get_mut(key) {
+            if entry.generation == generation {
+                entry.cached = None;
+            }
+        }
     }
 
     fn touch(&self, key: &EntryKey, now: DateTime<Utc>) {
@@ -390,10 +403,11 @@ impl TokenService {
             }
         };
         let record = EntryRecord::describe(key.clone(), &bundle, now, previous.as_ref());
-        let document = StoredBundle::new(bundle.clone()).to_document();
+        let stored = StoredBundle::new(bundle);
+        let document = stored.to_document();
         self.inner.store.write(&key, &document, &record).await?;
         let metadata = record.metadata(now, last_used_at);
-        let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(bundle));
+        let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(stored));
         let mut entry = Entry::new(record, last_used_at, self.next_generation());
         entry.cached = cached;
         self.entries().insert(key.clone(), entry);
@@ -501,7 +515,7 @@ impl TokenService {
             (entry.cached.clone(), entry.generation)
         };
         let bundle = self.load(key, cached, generation).await?;
-        Ok(match &*bundle {
+        Ok(match &bundle.bundle {
             TokenBundle::OAuth2(b) => Some(b.clone()),
             _ => None,
         })

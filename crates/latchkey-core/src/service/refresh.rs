@@ -53,7 +53,7 @@ impl TokenService {
             Freshness::Fresh => {
                 let bundle = self.load(key, cached, generation).await?;
                 self.touch(key, now);
-                return Ok(result_of(&bundle));
+                return Ok(result_of(&bundle.bundle));
             }
             Freshness::Expired => {
                 return Err(Error::AuthenticationRequired {
@@ -70,7 +70,7 @@ impl TokenService {
             if still_valid {
                 let bundle = self.load(key, cached, generation).await?;
                 self.touch(key, now);
-                return Ok(result_of(&bundle));
+                return Ok(result_of(&bundle.bundle));
             }
             return Err(Error::RefreshFailed {
                 reason: if retryable {
@@ -81,13 +81,24 @@ impl TokenService {
                 retryable,
             });
         }
-        // The store holds the newest refresh token (another writer may have stored one),
-        // unless the last refresh could not be saved: then memory holds it.
-        let doc = match unsaved {
-            Some(doc) => doc,
-            None => self.inner.store.read(key).await?.ok_or(Error::NotFound)?,
+        // Every write goes through this service (generations guard the races), so the cached
+        // bundle is the newest; without one the store is read. A refreshed bundle the store
+        // refused lives only in memory. A refusal of the refresh token is checked against the
+        // store below before the entry is marked.
+        let (stored, from_store) = match (unsaved, cached) {
+            (Some(doc), _) => (
+                StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
+                false,
+            ),
+            (None, Some(cached)) => ((*cached).clone(), false),
+            (None, None) => {
+                let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+                (
+                    StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
+                    true,
+                )
+            }
         };
-        let stored = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
         let TokenBundle::OAuth2(old) = &stored.bundle else {
             return Err(Error::AuthenticationRequired {
                 reason: "the entry holds no OAuth token to refresh",
@@ -103,13 +114,19 @@ impl TokenService {
             });
         };
         debug!(entry = ?key, provider, "refreshing");
+        let asking = std::time::Instant::now();
         let outcome = refresher
             .refresh(RefreshRequest {
                 provider,
                 refresh_token,
             })
             .await;
-        debug!(entry = ?key, ok = outcome.is_ok(), "token endpoint answered");
+        debug!(
+            entry = ?key,
+            ok = outcome.is_ok(),
+            ms = format!("{:.1}", asking.elapsed().as_secs_f64() * 1e3),
+            "token endpoint answered"
+        );
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
         // Failures that may pass, and refusals that will not (an unusable answer, a
         // misconfigured client), both start a cool-down: no request per `get` to a provider
@@ -144,7 +161,26 @@ impl TokenService {
                     .await
             }
             Err(RefreshError::InvalidGrant) => {
-                self.mark_needs_login(key, &record, generation, &doc)
+                // Re-read the store first: a writer outside this daemon may have refreshed.
+                if !from_store && self.unsaved_copy(key).is_none() {
+                    let presented = refresh_token.expose();
+                    let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+                    let in_store = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
+                    let changed = match &in_store.bundle {
+                        TokenBundle::OAuth2(b) => {
+                            b.refresh_token.as_ref().map(|t| t.expose()) != Some(presented)
+                        }
+                        _ => true,
+                    };
+                    if changed {
+                        self.forget_cached(key, generation);
+                        return Err(Error::RefreshFailed {
+                            reason: "the stored token changed meanwhile; try again".into(),
+                            retryable: true,
+                        });
+                    }
+                }
+                self.mark_needs_login(key, &record, generation, &stored.to_document())
                     .await?;
                 Err(Error::AuthenticationRequired {
                     reason: "the provider refused the refresh token; log in again",
@@ -152,7 +188,7 @@ impl TokenService {
             }
             Err(err) if still_valid => {
                 warn!(entry = ?key, error = %err, "refresh failed; serving the still valid token");
-                let bundle = Arc::new(stored.bundle);
+                let bundle = Arc::new(stored.bundle.clone());
                 self.touch(key, now);
                 Ok(result_of(&bundle))
             }
@@ -193,8 +229,10 @@ impl TokenService {
             EntryRecord::describe(key.clone(), &refreshed.bundle, now, Some(record));
         new_record.last_refreshed_at = Some(now);
         let document = refreshed.to_document();
-        let bundle = Arc::new(refreshed.bundle);
+        let bundle = Arc::new(refreshed);
+        let saving = std::time::Instant::now();
         let written = self.inner.store.write(key, &document, &new_record).await;
+        let save_ms = saving.elapsed().as_secs_f64() * 1e3;
         // The provider may have rotated the refresh token: the new bundle is kept in memory
         // even if the store failed (or the next refresh would present a spent token), marked
         // unsaved, shown in status, and written again by `save_unsaved`.
@@ -209,7 +247,7 @@ impl TokenService {
             entry.unsaved = written.is_err().then(|| document.clone());
         }
         match written {
-            Ok(()) => info!(entry = ?key, "refreshed"),
+            Ok(()) => info!(entry = ?key, save_ms = format!("{save_ms:.1}"), "refreshed"),
             Err(err) => warn!(
                 entry = ?key,
                 error = %err,
@@ -217,7 +255,7 @@ impl TokenService {
             ),
         }
         self.announce(key.clone(), ChangeKind::Refreshed);
-        Ok(result_of(&bundle))
+        Ok(result_of(&bundle.bundle))
     }
 
     /// Records that the provider refused the refresh token.
