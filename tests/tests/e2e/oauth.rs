@@ -195,3 +195,54 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
     assert!(!logs.contains("RTOKEN"), "a refresh token reached the log");
     assert!(!logs.contains("ATOKEN"), "an access token reached the log");
 }
+
+#[test]
+fn a_token_endpoint_that_hangs_or_resets_fails_the_refresh_retryably_and_in_bounded_time() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    let env = TestEnv::with_keyring();
+    let config = env.root().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[oauth]\ntimeout_secs = 1\n[providers.test]\ntoken_url = \"{}\"\nclient_id = \"latchkey-test\"\n",
+            server.token_url()
+        ),
+    )
+    .unwrap();
+    let daemon = env.start_daemon(&["--config", config.to_str().unwrap()]);
+    let s = &daemon.socket;
+    let get =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n";
+    for faults in [
+        vec![Fault::Reset, Fault::Reset, Fault::Reset],
+        vec![Fault::Hang, Fault::Hang, Fault::Hang],
+    ] {
+        // A fresh `set` ends the previous failure's cool-down.
+        assert!(env
+            .cli(s, &["set", "api", "--bundle"], EXPIRED)
+            .status
+            .success());
+        server.fail_next(&faults);
+        let before = server.refresh_requests();
+        let started = std::time::Instant::now();
+        let answer = latchkey_tests::raw_exchange(s, get, 1);
+        assert_eq!(
+            answer[0]["error"]["data"]["kind"], "refresh_failed",
+            "{faults:?}"
+        );
+        assert_eq!(answer[0]["error"]["data"]["retryable"], true);
+        assert_eq!(server.refresh_requests(), before + 3, "three attempts");
+        // Three attempts of at most 1 s each plus backoff: well inside the read timeout.
+        assert!(started.elapsed() < START_TIMEOUT, "{:?}", started.elapsed());
+        assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-0");
+    }
+    // The provider is back: the next refresh (after a new set) works.
+    assert!(env
+        .cli(s, &["set", "api", "--bundle"], EXPIRED)
+        .status
+        .success());
+    let out = env.cli(s, &["get", "api"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
+}
