@@ -11,6 +11,8 @@ use latchkey_tests::oauth_server::{Endpoint, TokenServer};
 use latchkey_tests::{bin, raw_exchange, signal, stderr, stdout, Daemon, TestEnv};
 use serde_json::{json, Value};
 
+use super::support::daemon_with_config;
+
 /// A provider `test` with every endpoint of the server.
 fn config(server: &TokenServer, extra: &str) -> String {
     format!(
@@ -24,9 +26,7 @@ fn config(server: &TokenServer, extra: &str) -> String {
 }
 
 fn start(env: &TestEnv, server: &TokenServer, extra: &str, log: &str) -> Daemon {
-    let path = env.root().join("config.toml");
-    std::fs::write(&path, config(server, extra)).unwrap();
-    env.start_daemon_with(&["--config", path.to_str().unwrap()], &[("RUST_LOG", log)])
+    daemon_with_config(env, &config(server, extra), log)
 }
 
 /// One request on a fresh connection; the whole response object.

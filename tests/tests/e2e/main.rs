@@ -14,3 +14,4 @@ mod logout;
 mod oauth;
 mod protocol;
 mod providers;
+mod support;

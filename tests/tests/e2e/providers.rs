@@ -12,7 +12,7 @@ use latchkey_tests::{http, stderr, stdout, TestEnv, START_TIMEOUT};
 use serde_json::{json, Value};
 use zbus::zvariant::{OwnedValue, Value as ZValue};
 
-use super::logout::{browser_login, daemon_with_config, provider_section, Rpc};
+use super::support::{browser_login, daemon_with_config, provider_section, Rpc};
 
 const BUILTINS: [&str; 5] = ["discord", "github", "gitlab", "google", "microsoft"];
 
