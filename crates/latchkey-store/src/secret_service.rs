@@ -10,6 +10,10 @@
 //! The store never unlocks the collection (that would prompt). It watches the collection's
 //! `Locked` property so that `locked()` is a cheap read, and checks the item itself before
 //! reading a secret.
+//!
+//! When the Secret Service goes away (the keyring daemon stops or restarts, taking the
+//! encrypted session with it), calls fail as `Unavailable` and the connection is dropped; the
+//! next call connects again, so the daemon recovers by itself when the service returns.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,20 +34,34 @@ pub const SCHEMA: &str = "dev.latchkey.Entry";
 /// How long connecting to the Secret Service may take before the daemon gives up on it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The Secret Service backend.
-pub struct SecretServiceStore {
+/// One connection to the service: the encrypted session, the default collection, and the
+/// task following its lock state.
+struct Connection {
     // Keeps the session (and its key) alive for `collection`.
     _service: Arc<oo7::dbus::Service>,
     collection: Collection,
-    index: IndexFile,
-    locked: Arc<AtomicBool>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for SecretServiceStore {
+impl Drop for Connection {
     fn drop(&mut self) {
         self.watcher.abort();
     }
+}
+
+/// The Secret Service backend.
+pub struct SecretServiceStore {
+    /// The live connection; `None` after the service went away, until the next call.
+    connection: tokio::sync::RwLock<Option<Arc<Connection>>>,
+    index: IndexFile,
+    locked: Arc<AtomicBool>,
+}
+
+/// What reading an item found.
+enum Found {
+    Missing,
+    Locked,
+    Secret(SecretBytes),
 }
 
 fn attributes(key: &EntryKey) -> HashMap<&str, &str> {
@@ -59,6 +77,16 @@ fn attributes(key: &EntryKey) -> HashMap<&str, &str> {
 fn classify(err: SsError) -> StoreError {
     match err {
         SsError::Service(ServiceError::IsLocked(_)) | SsError::Dismissed => StoreError::Locked,
+        SsError::ZBus(zbus::Error::FDO(fdo))
+        | SsError::Service(ServiceError::ZBus(zbus::Error::FDO(fdo))) => {
+            StoreError::Unavailable(format!(
+                "the Secret Service is not answering ({})",
+                zbus::DBusError::name(&*fdo)
+            ))
+        }
+        SsError::Service(ServiceError::NoSession(_)) => {
+            StoreError::Unavailable("the Secret Service lost latchkey's session".into())
+        }
         SsError::ZBus(zbus::Error::InputOutput(_))
         | SsError::Service(ServiceError::ZBus(zbus::Error::InputOutput(_))) => {
             StoreError::Unavailable("the connection to the Secret Service was lost".into())
@@ -77,55 +105,104 @@ fn classify(err: SsError) -> StoreError {
     }
 }
 
+/// Connects to the Secret Service on the session bus with an encrypted session and opens the
+/// default collection; `locked` follows its lock state from then on.
+async fn open(locked: &Arc<AtomicBool>) -> Result<Connection, StoreError> {
+    let connecting = async {
+        let service = Arc::new(oo7::dbus::Service::encrypted().await.map_err(classify)?);
+        let collection = match service.with_alias("default").await.map_err(classify)? {
+            Some(collection) => collection,
+            None => {
+                return Err(StoreError::Unavailable(
+                    "the Secret Service has no default collection".into(),
+                ))
+            }
+        };
+        Ok::<_, StoreError>((service, collection))
+    };
+    let (service, collection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable("the Secret Service did not answer in time".into())
+        })??;
+    let is_locked = collection.is_locked().await.map_err(classify)?;
+    locked.store(is_locked, Ordering::SeqCst);
+    let watcher = tokio::spawn(watch_lock(
+        Arc::clone(&service),
+        collection.path().to_owned().into(),
+        Arc::clone(locked),
+    ));
+    Ok(Connection {
+        _service: service,
+        collection,
+        watcher,
+    })
+}
+
 impl SecretServiceStore {
     /// Connects to the Secret Service on the session bus with an encrypted session, opens the
     /// default collection and loads the index at `index`.
     pub async fn connect(index: IndexFile) -> Result<Self, StoreError> {
-        let connecting = async {
-            let service = Arc::new(oo7::dbus::Service::encrypted().await.map_err(classify)?);
-            let collection = match service.with_alias("default").await.map_err(classify)? {
-                Some(collection) => collection,
-                None => {
-                    return Err(StoreError::Unavailable(
-                        "the Secret Service has no default collection".into(),
-                    ))
-                }
-            };
-            Ok::<_, StoreError>((service, collection))
-        };
-        let (service, collection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable("the Secret Service did not answer in time".into())
-            })??;
-        let is_locked = collection.is_locked().await.map_err(classify)?;
-        let locked = Arc::new(AtomicBool::new(is_locked));
-        let watcher = tokio::spawn(watch_lock(
-            Arc::clone(&service),
-            collection.path().to_owned().into(),
-            Arc::clone(&locked),
-        ));
-        info!(locked = is_locked, index = %index.path().display(), "connected to the Secret Service");
+        let locked = Arc::new(AtomicBool::new(false));
+        let connection = open(&locked).await?;
+        info!(
+            locked = locked.load(Ordering::SeqCst),
+            index = %index.path().display(),
+            "connected to the Secret Service"
+        );
         Ok(Self {
-            _service: service,
-            collection,
+            connection: tokio::sync::RwLock::new(Some(Arc::new(connection))),
             index,
             locked,
-            watcher,
         })
     }
 
-    async fn items(&self, key: &EntryKey) -> Result<Vec<oo7::dbus::Item>, StoreError> {
-        self.collection
-            .search_items(&attributes(key))
-            .await
-            .map_err(classify)
+    /// The live connection, connecting again if the last one was lost.
+    async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
+        if let Some(connection) = self.connection.read().await.as_ref() {
+            return Ok(Arc::clone(connection));
+        }
+        let mut slot = self.connection.write().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(Arc::clone(connection));
+        }
+        let connection = Arc::new(open(&self.locked).await?);
+        info!("connected to the Secret Service again");
+        *slot = Some(Arc::clone(&connection));
+        Ok(connection)
     }
 
-    async fn collection_locked(&self) -> Result<bool, StoreError> {
-        let locked = self.collection.is_locked().await.map_err(classify)?;
-        self.locked.store(locked, Ordering::SeqCst);
-        Ok(locked)
+    /// Runs `op` on the live connection. A failure that means the service or its session is
+    /// gone drops the connection; `op` then runs once more on a new one (a keyring that
+    /// restarted while the daemon was idle costs nothing). Every operation here may run twice:
+    /// reads, `CreateItem` with replace, and deletes are idempotent.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Arc<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SsError>>,
+    {
+        let mut retried = false;
+        loop {
+            let connection = self.connection().await?;
+            let err = match op(Arc::clone(&connection)).await {
+                Ok(value) => return Ok(value),
+                Err(err) => classify(err),
+            };
+            if !matches!(err, StoreError::Unavailable(_)) {
+                return Err(err);
+            }
+            {
+                let mut slot = self.connection.write().await;
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &connection)) {
+                    *slot = None;
+                    warn!(error = %err, "lost the Secret Service; connecting again");
+                }
+            }
+            if retried {
+                return Err(err);
+            }
+            retried = true;
+        }
     }
 }
 
@@ -175,14 +252,26 @@ impl Store for SecretServiceStore {
     fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
         Box::pin(async move {
             let indexed = self.index.all();
-            let items = match self
-                .collection
-                .search_items(&HashMap::from([("xdg:schema", SCHEMA)]))
-                .await
-            {
+            let listing = self
+                .run(|c| async move {
+                    let items = c
+                        .collection
+                        .search_items(&HashMap::from([("xdg:schema", SCHEMA)]))
+                        .await?;
+                    let mut found = Vec::new();
+                    for item in items {
+                        match item.attributes().await {
+                            Ok(attrs) => found.push(attrs),
+                            Err(err) => debug!(error = %classify(err), "skipping an item whose attributes are unreadable"),
+                        }
+                    }
+                    Ok(found)
+                })
+                .await;
+            let items = match listing {
                 Ok(items) => items,
                 Err(err) => {
-                    warn!(error = %classify(err), "cannot list keychain items; serving the index as it is");
+                    warn!(error = %err, "cannot list keychain items; serving the index as it is");
                     return Ok(indexed
                         .into_iter()
                         .map(|r| Listed {
@@ -194,14 +283,7 @@ impl Store for SecretServiceStore {
             };
             let mut present = HashSet::new();
             let mut listed = Vec::new();
-            for item in items {
-                let attrs = match item.attributes().await {
-                    Ok(attrs) => attrs,
-                    Err(err) => {
-                        debug!(error = %classify(err), "skipping an item whose attributes are unreadable");
-                        continue;
-                    }
-                };
+            for attrs in items {
                 let (Some(service), Some(account)) = (attrs.get("service"), attrs.get("account"))
                 else {
                     continue;
@@ -224,19 +306,30 @@ impl Store for SecretServiceStore {
 
     fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
         Box::pin(async move {
-            let items = self.items(key).await?;
-            let Some(item) = items.first() else {
-                return Ok(None);
-            };
-            if items.len() > 1 {
-                warn!(entry = ?key, count = items.len(), "several keychain items for one entry; using the first");
+            let found = self
+                .run(|c| async move {
+                    let items = c.collection.search_items(&attributes(key)).await?;
+                    let Some(item) = items.first() else {
+                        return Ok(Found::Missing);
+                    };
+                    if items.len() > 1 {
+                        warn!(entry = ?key, count = items.len(), "several keychain items for one entry; using the first");
+                    }
+                    if item.is_locked().await? {
+                        return Ok(Found::Locked);
+                    }
+                    let secret = item.secret().await?;
+                    Ok(Found::Secret(Zeroizing::new(secret.as_bytes().to_vec())))
+                })
+                .await?;
+            match found {
+                Found::Missing => Ok(None),
+                Found::Locked => {
+                    self.locked.store(true, Ordering::SeqCst);
+                    Err(StoreError::Locked)
+                }
+                Found::Secret(secret) => Ok(Some(secret)),
             }
-            if item.is_locked().await.map_err(classify)? {
-                self.locked.store(true, Ordering::SeqCst);
-                return Err(StoreError::Locked);
-            }
-            let secret = item.secret().await.map_err(classify)?;
-            Ok(Some(Zeroizing::new(secret.as_bytes().to_vec())))
         })
     }
 
@@ -247,22 +340,25 @@ impl Store for SecretServiceStore {
         record: &'a EntryRecord,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            if self.collection_locked().await? {
-                return Err(StoreError::Locked);
-            }
             let text = std::str::from_utf8(document)
                 .map_err(|_| StoreError::Backend("the document is not UTF-8".into()))?;
             let label = format!("latchkey: {} ({})", key.service(), key.account());
-            self.collection
-                .create_item(
-                    &label,
-                    &attributes(key),
-                    oo7::Secret::text(text),
-                    true,
-                    None,
-                )
-                .await
-                .map_err(classify)?;
+            let label = &label;
+            let written = self
+                .run(|c| async move {
+                    if c.collection.is_locked().await? {
+                        return Ok(false);
+                    }
+                    c.collection
+                        .create_item(label, &attributes(key), oo7::Secret::text(text), true, None)
+                        .await?;
+                    Ok(true)
+                })
+                .await?;
+            if !written {
+                self.locked.store(true, Ordering::SeqCst);
+                return Err(StoreError::Locked);
+            }
             if let Err(err) = self.index.put(record.clone()).await {
                 // The secret is stored; the index heals on the next listing.
                 warn!(error = %err, "entry stored but the index was not updated");
@@ -273,12 +369,15 @@ impl Store for SecretServiceStore {
 
     fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let items = self.items(key).await?;
-            let mut removed = false;
-            for item in &items {
-                item.delete(None).await.map_err(classify)?;
-                removed = true;
-            }
+            let removed = self
+                .run(|c| async move {
+                    let items = c.collection.search_items(&attributes(key)).await?;
+                    for item in &items {
+                        item.delete(None).await?;
+                    }
+                    Ok(!items.is_empty())
+                })
+                .await?;
             if let Err(err) = self.index.remove(key).await {
                 warn!(error = %err, "entry removed but the index was not updated");
             }

@@ -249,3 +249,45 @@ fn locked_keychain_still_answers_status_and_list_and_get_fails_fast() {
     assert_eq!(env.cli(&s, &["get", "cold"], "").status.code(), Some(6));
     drop(daemon);
 }
+
+#[test]
+fn the_daemon_reconnects_when_the_keyring_comes_back() {
+    let mut env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&[]);
+    let s = &daemon.socket;
+    assert!(env.cli(s, &["set", "before"], "k-before").status.success());
+
+    // gnome-keyring goes away (killed and reaped): writes fail as unavailable, nothing hangs.
+    drop(env.keyring.take());
+    let out = env.cli(s, &["set", "during"], "k-during");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    // It comes back (same keyring files, unlocked): the daemon uses it again by itself.
+    env.keyring = Some(Keyring::start(env.bus(), env.root()));
+    let out = env.cli(s, &["set", "after"], "k-after");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found = secret_tool(&env, &["lookup", "service", "after", "account", "default"]);
+    let found: Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(
+        found["key"], "k-after",
+        "the new item landed in the new keyring"
+    );
+    let entries = status_json(&env, s)["entries"].clone();
+    let names: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["after", "before"]);
+    let out = env.cli(s, &["get", "before"], "");
+    assert_eq!(stdout(&out).trim(), "k-before");
+
+    // A restart while the daemon is idle is not even seen: the stale session fails once,
+    // the store connects again and the same call goes through.
+    drop(env.keyring.take());
+    env.keyring = Some(Keyring::start(env.bus(), env.root()));
+    let out = env.cli(s, &["set", "later"], "k-later");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(daemon.logs().contains("connecting again"));
+}
