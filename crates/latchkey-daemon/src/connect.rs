@@ -19,6 +19,8 @@ use tracing::{debug, info};
 
 use crate::login::Logins;
 
+/// Marks a link whose login is being started.
+const STARTING: &str = "";
 /// Links remembered at once; the oldest is dropped past this.
 const MAX_LINKS: usize = 64;
 
@@ -129,18 +131,22 @@ impl Connect {
             .filter(|_| request.method() == hyper::Method::GET)
             .map(str::to_owned);
         let lifetime = self.inner.logins.lifetime();
+        // Looked up and, if unused, claimed in one step: two opens at once start one login.
         let found = token.as_ref().and_then(|token| {
-            self.links()
-                .get(token)
-                .filter(|l| l.created.elapsed() < lifetime)
-                .map(|l| {
-                    (
-                        l.provider.clone(),
-                        l.account.clone(),
-                        l.scopes.clone(),
-                        l.login.clone(),
-                    )
-                })
+            let mut links = self.links();
+            let link = links
+                .get_mut(token)
+                .filter(|l| l.created.elapsed() < lifetime)?;
+            let login = link.login.clone();
+            if login.is_none() {
+                link.login = Some(STARTING.to_owned());
+            }
+            Some((
+                link.provider.clone(),
+                link.account.clone(),
+                link.scopes.clone(),
+                login,
+            ))
         });
         let (Some(token), Some((provider, account, scopes, login))) = (token, found) else {
             return page(
@@ -149,6 +155,12 @@ impl Connect {
             );
         };
         let logins = &self.inner.logins;
+        if login.as_deref() == Some(STARTING) {
+            return page(
+                StatusCode::CONFLICT,
+                "This login is starting; reload the page in a moment.",
+            );
+        }
         if let Some(login_id) = login {
             // The login this link started: rejoin it while it waits; afterwards it is spent.
             return match logins.waiting_login(&login_id, &provider, &account, &scopes) {
@@ -181,7 +193,13 @@ impl Connect {
                     None => page(StatusCode::BAD_GATEWAY, "The login did not start."),
                 }
             }
-            Err(err) => page(StatusCode::BAD_GATEWAY, &err.message),
+            Err(err) => {
+                // Nothing started: the link may be tried again.
+                if let Some(link) = self.links().get_mut(&token) {
+                    link.login = None;
+                }
+                page(StatusCode::BAD_GATEWAY, &err.message)
+            }
         }
     }
 }

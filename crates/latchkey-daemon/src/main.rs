@@ -158,10 +158,18 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     );
     tokio::spawn(watch_signals(shutdown.clone()));
     match listener {
-        Some(listener) => ipc::serve(listener, handler, config.limits, shutdown).await,
+        Some(listener) => ipc::serve(listener, handler.clone(), config.limits, shutdown).await,
         None => shutdown.cancelled().await,
     }
     drop(bus);
+    // A rotated refresh token only memory holds gets one last chance to reach the keychain.
+    let left = handler.service().save_unsaved().await;
+    if left > 0 {
+        warn!(
+            entries = left,
+            "refreshed tokens the keychain refused are lost at shutdown; those entries will need a login"
+        );
+    }
     info!("latchkeyd stopped");
     Ok(())
 }

@@ -445,3 +445,25 @@ async fn a_refresh_the_store_refuses_is_kept_shown_used_and_saved_later() {
     assert!(!service.list()[0].unsaved);
     assert_eq!(refresh_token(&stored(&store).await.unwrap()), "refresh-2");
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_unsaved_refresh_survives_the_keychain_locking_and_unlocking() {
+    let flaky = Arc::new(Flaky::default());
+    let (service, _provider, clock, _store) = setup_with(flaky.clone(), 3600).await;
+    flaky.fail_writes.store(true, Ordering::SeqCst);
+    clock.advance(Duration::hours(2));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-1"
+    );
+    // The keychain locks (cached secrets are dropped) and unlocks again: the refreshed token,
+    // which only memory holds, is still the one served, not the older one in the store.
+    flaky.locked.store(true, Ordering::SeqCst);
+    assert_eq!(service.get(&get()).await, Err(Error::Locked));
+    flaky.locked.store(false, Ordering::SeqCst);
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-1"
+    );
+    assert!(service.list()[0].unsaved);
+}

@@ -315,7 +315,12 @@ impl TokenService {
         if let Some(bundle) = cached {
             return Ok(bundle);
         }
-        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        // A refreshed bundle the store refused is newer than what the store holds.
+        let unsaved = self.unsaved_copy(key);
+        let doc = match unsaved {
+            Some(doc) => doc,
+            None => self.inner.store.read(key).await?.ok_or(Error::NotFound)?,
+        };
         let bundle = Arc::new(StoredBundle::from_document(&doc).map_err(Error::Corrupt)?);
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(key) {
@@ -395,11 +400,15 @@ impl TokenService {
         let now = self.now();
         let bundle = TokenBundle::from_input(params.bundle, now).map_err(Error::InvalidBundle)?;
         let _writing = self.inner.writes.lock().await;
-        let (previous, last_used_at) = {
+        let (previous, last_used_at, gate) = {
             let entries = self.entries();
             match entries.get(&key) {
-                Some(e) => (Some(e.record.clone()), e.last_used_at),
-                None => (None, None),
+                Some(e) => (
+                    Some(e.record.clone()),
+                    e.last_used_at,
+                    Some(Arc::clone(&e.refreshing)),
+                ),
+                None => (None, None, None),
             }
         };
         let record = EntryRecord::describe(key.clone(), &bundle, now, previous.as_ref());
@@ -410,6 +419,11 @@ impl TokenService {
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(stored));
         let mut entry = Entry::new(record, last_used_at, self.next_generation());
         entry.cached = cached;
+        // The same gate: callers already waiting to refresh this entry and new ones stay in
+        // one line, so the new bundle is never refreshed twice at once.
+        if let Some(gate) = gate {
+            entry.refreshing = gate;
+        }
         self.entries().insert(key.clone(), entry);
         self.announce(key, ChangeKind::Set);
         Ok(metadata)

@@ -92,6 +92,15 @@ impl TokenService {
             ),
             (None, Some(cached)) => ((*cached).clone(), false),
             (None, None) => {
+                // Read under the write lock, so a `set` cannot land between this read and the
+                // generation it belongs to (its refresh token would be spent and then lost).
+                let _writing = self.inner.writes.lock().await;
+                if self.entries().get(key).map(|e| e.generation) != Some(generation) {
+                    return Err(Error::RefreshFailed {
+                        reason: "the entry changed while refreshing; try again".into(),
+                        retryable: true,
+                    });
+                }
                 let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
                 (
                     StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
@@ -133,7 +142,9 @@ impl TokenService {
         // that keeps failing.
         let failed = match &outcome {
             Err(RefreshError::Transient(_)) => Some(true),
-            Err(RefreshError::Rejected(_)) => Some(false),
+            // A refused refresh token too: if marking the entry fails below, callers must not
+            // present the dead token to the provider on every get.
+            Err(RefreshError::Rejected(_) | RefreshError::InvalidGrant) => Some(false),
             _ => None,
         };
         if let Some(retryable) = failed {
@@ -173,7 +184,12 @@ impl TokenService {
                         _ => true,
                     };
                     if changed {
+                        // Not a dead token: another writer's newer one. Read it next time,
+                        // without a cool-down.
                         self.forget_cached(key, generation);
+                        if let Some(entry) = self.entries().get_mut(key) {
+                            entry.refresh_failed_at = None;
+                        }
                         return Err(Error::RefreshFailed {
                             reason: "the stored token changed meanwhile; try again".into(),
                             retryable: true,
