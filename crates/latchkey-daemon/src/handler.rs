@@ -89,11 +89,6 @@ impl Handler {
         }
     }
 
-    /// The logins.
-    pub fn logins(&self) -> &Logins {
-        &self.logins
-    }
-
     /// `get`, with a login link when the entry needs a login at a configured provider.
     async fn get(&self, params: &latchkey_proto::GetParams) -> Result<Box<RawValue>, RpcError> {
         not_reserved(&params.service)?;
@@ -147,6 +142,62 @@ impl Handler {
         }
     }
 
+    /// Runs one call; the result as JSON text, or the error to send.
+    async fn dispatch(&self, call: &Call) -> Result<Box<RawValue>, RpcError> {
+        match call {
+            Call::Version => encode(VersionResult {
+                version: VERSION.to_owned(),
+                protocol: PROTOCOL_VERSION,
+            }),
+            Call::Get(params) => self.get(params).await,
+            Call::Set(params) => {
+                not_reserved(&params.service)?;
+                let entry = self
+                    .service
+                    .set(params.clone())
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                encode(SetResult { entry })
+            }
+            Call::Clear(params) => {
+                not_reserved(&params.service)?;
+                let removed = self
+                    .service
+                    .clear(params.clone())
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                encode(ClearResult { removed })
+            }
+            Call::Status(params) => encode(StatusResult {
+                entries: self.service.status(params),
+                daemon: self.daemon_info(),
+            }),
+            Call::List => encode(ListResult {
+                entries: self.service.list(),
+            }),
+            Call::Login(params) => encode(self.logins.start(params).await?),
+            Call::LoginWait(params) => encode(SetResult {
+                entry: self.logins.wait(&params.login_id).await?,
+            }),
+            Call::LoginCancel(params) => encode(CancelResult {
+                cancelled: self.logins.cancel(&params.login_id),
+            }),
+            Call::Logout(params) => {
+                not_reserved(&params.service)?;
+                encode(self.logins.logout(params.clone()).await?)
+            }
+            Call::Providers => encode(ProvidersResult {
+                providers: self.logins.providers().await,
+            }),
+            Call::ProviderSecret(params) => encode(ProviderSecretResult {
+                stored: self
+                    .logins
+                    .set_client_secret(&params.provider, params.secret.clone())
+                    .await?,
+            }),
+        }
+    }
+
     /// Runs one request for `peer`; `memory` is the connection's audit memory.
     pub async fn handle(
         &self,
@@ -155,65 +206,7 @@ impl Handler {
         memory: &mut AuditMemory,
     ) -> Response {
         let method = request.call.method();
-        let outcome: Result<Box<RawValue>, RpcError> = match &request.call {
-            Call::Version => encode(VersionResult {
-                version: VERSION.to_owned(),
-                protocol: PROTOCOL_VERSION,
-            }),
-            Call::Get(params) => self.get(params).await,
-            Call::Set(params) => match not_reserved(&params.service) {
-                Ok(()) => match self.service.set(params.clone()).await {
-                    Ok(entry) => encode(SetResult { entry }),
-                    Err(e) => Err(e.to_rpc()),
-                },
-                Err(e) => Err(e),
-            },
-            Call::Clear(params) => match not_reserved(&params.service) {
-                Ok(()) => match self.service.clear(params.clone()).await {
-                    Ok(removed) => encode(ClearResult { removed }),
-                    Err(e) => Err(e.to_rpc()),
-                },
-                Err(e) => Err(e),
-            },
-            Call::Status(params) => encode(StatusResult {
-                entries: self.service.status(params),
-                daemon: self.daemon_info(),
-            }),
-            Call::List => encode(ListResult {
-                entries: self.service.list(),
-            }),
-            Call::Login(params) => match self.logins.start(params).await {
-                Ok(started) => encode(started),
-                Err(e) => Err(e),
-            },
-            Call::LoginWait(params) => match self.logins.wait(&params.login_id).await {
-                Ok(entry) => encode(SetResult { entry }),
-                Err(e) => Err(e),
-            },
-            Call::LoginCancel(params) => encode(CancelResult {
-                cancelled: self.logins.cancel(&params.login_id),
-            }),
-            Call::Logout(params) => match not_reserved(&params.service) {
-                Ok(()) => match self.logins.logout(params.clone()).await {
-                    Ok(result) => encode(result),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-            Call::Providers => encode(ProvidersResult {
-                providers: self.logins.providers().await,
-            }),
-            Call::ProviderSecret(params) => {
-                match self
-                    .logins
-                    .set_client_secret(&params.provider, params.secret.clone())
-                    .await
-                {
-                    Ok(stored) => encode(ProviderSecretResult { stored }),
-                    Err(e) => Err(e),
-                }
-            }
-        };
+        let outcome = self.dispatch(&request.call).await;
         if let (Call::Get(params), Ok(_)) = (&request.call, &outcome) {
             if !memory.first_read(&params.service, params.account.as_deref()) {
                 return Response {

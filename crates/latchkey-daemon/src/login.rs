@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use latchkey_core::{EntryKey, TokenService};
-use latchkey_oauth::{LoginError, OAuth, Revocation};
+use latchkey_oauth::{LoginError, OAuth};
 use latchkey_proto::{
     BundleInput, ErrorKind, GetParams, KeyParams, LoginParams, LoginStarted, LogoutResult,
     Metadata, ProviderInfo, RevocationOutcome, RpcError, Secret, SetParams,
@@ -45,8 +45,7 @@ enum Stage {
 }
 
 struct Pending {
-    provider: String,
-    account: String,
+    key: EntryKey,
     scopes: Vec<String>,
     started: LoginStarted,
     outcome: watch::Receiver<Outcome>,
@@ -227,7 +226,7 @@ impl Logins {
         let this = self.clone();
         let id = login_id.clone();
         let requested = oauth.login_scopes_for(&provider, &params.scopes);
-        let account = key.account().to_owned();
+        let entry = key.clone();
         let stage_of_task = Arc::new(Mutex::new(Stage::Waiting));
         let cancel = tokio_util::sync::CancellationToken::new();
         let (task_stage, task_cancel) = (Arc::clone(&stage_of_task), cancel.clone());
@@ -294,8 +293,7 @@ impl Logins {
         self.pending().insert(
             login_id,
             Pending {
-                provider,
-                account,
+                key: entry,
                 scopes: params.scopes.clone(),
                 started: started.clone(),
                 outcome: rx,
@@ -325,7 +323,7 @@ impl Logins {
     ) -> Option<LoginStarted> {
         let pending = self.pending();
         let p = pending.get(login_id)?;
-        (p.provider == provider && p.account == account && p.scopes == scopes)
+        (p.key.service() == provider && p.key.account() == account && p.scopes == scopes)
             .then(|| p.started.clone())
             .filter(|_| *stage(&p.stage) == Stage::Waiting && p.outcome.borrow().is_none())
     }
@@ -391,15 +389,9 @@ impl Logins {
                         .revoke(provider, bundle.refresh_token.as_ref(), access)
                         .await
                 }
-                _ => Revocation::Unsupported,
+                _ => RevocationOutcome::Unsupported,
             },
-            _ => Revocation::Unsupported,
-        };
-        let revocation = match revocation {
-            Revocation::Revoked => RevocationOutcome::Revoked,
-            Revocation::Unconfirmed => RevocationOutcome::Unconfirmed,
-            Revocation::Unsupported => RevocationOutcome::Unsupported,
-            Revocation::Failed => RevocationOutcome::Failed,
+            _ => RevocationOutcome::Unsupported,
         };
         let removed = service
             .clear(KeyParams {

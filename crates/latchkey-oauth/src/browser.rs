@@ -16,6 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use tokio::sync::oneshot;
 
+use crate::loopback::page;
 use crate::{login_error, printable, Completed, LoginError, LoginFuture, OAuth};
 
 /// The path of the redirect URI.
@@ -150,10 +151,6 @@ impl OAuth {
             future,
         ))
     }
-}
-
-fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
-    crate::loopback::page(status, title, text)
 }
 
 /// Constant-time comparison, so the state cannot be guessed byte by byte from timings.

@@ -34,10 +34,7 @@ use tracing::debug;
 
 pub use browser::BrowserLogin;
 pub use device::DeviceLogin;
-pub use provider::{
-    builtin_token_url, Endpoints, Provider, ProviderError, ProviderSpec, Source, BUILTIN,
-};
-pub use revoke::Revocation;
+pub use provider::{Endpoints, Provider, ProviderError, ProviderSpec, Source, BUILTIN};
 
 use http_client::{HttpFailure, TokenHttp};
 
@@ -143,9 +140,6 @@ impl std::fmt::Debug for OAuth {
             .finish_non_exhaustive()
     }
 }
-
-/// The former name of [`OAuth`], which began as a refresher only.
-pub type HttpRefresher = OAuth;
 
 impl OAuth {
     /// A client for `providers` (by name), with the default request timeout.

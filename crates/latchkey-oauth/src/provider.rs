@@ -176,11 +176,6 @@ fn template(name: &str) -> Option<Template> {
     })
 }
 
-/// The token endpoint of a built-in template.
-pub fn builtin_token_url(name: &str) -> Option<&'static str> {
-    template(name).map(|t| t.token)
-}
-
 /// Parses and checks an endpoint URL: https, or plain http to a loopback host.
 pub(crate) fn checked_url(
     name: &str,

@@ -5,35 +5,18 @@
 //! endpoints that are not https, which would leave loopback providers (and the tests' server)
 //! without revocation.
 
-use latchkey_proto::Secret;
-use serde::Serialize;
+use latchkey_proto::{RevocationOutcome as Revocation, Secret};
 use tracing::debug;
 
 use crate::OAuth;
 
-/// What the provider said about the revocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Revocation {
-    /// The provider confirmed it (HTTP 200).
-    Revoked,
-    /// The provider has no revocation endpoint, or refuses this token type.
-    Unsupported,
-    /// No answer (timeout, 503, connection failure): the tokens may still be honoured.
-    Unconfirmed,
-    /// The provider refused the request.
-    Failed,
-}
-
-impl Revocation {
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Revocation::Revoked => "revoked",
-            Revocation::Unsupported => "unsupported",
-            Revocation::Unconfirmed => "unconfirmed",
-            Revocation::Failed => "failed",
-        }
+/// How bad an outcome is, to report the worst of the two revocations.
+fn severity(outcome: Revocation) -> u8 {
+    match outcome {
+        Revocation::Revoked => 0,
+        Revocation::Unsupported => 1,
+        Revocation::Unconfirmed => 2,
+        Revocation::Failed => 3,
     }
 }
 
@@ -102,7 +85,9 @@ impl OAuth {
                 outcome = result.as_str(),
                 "revocation answered"
             );
-            outcome = Some(outcome.map_or(result, |o| o.max(result)));
+            outcome = Some(outcome.map_or(result, |o| {
+                std::cmp::max_by_key(o, result, |r| severity(*r))
+            }));
         }
         outcome.unwrap_or(Revocation::Revoked)
     }

@@ -2,7 +2,7 @@
 //!
 //! The daemon binary reads the system clock, so these tests build the service at library level
 //! with its real parts except time: `TokenService` over the memory store (not a keychain test),
-//! the real `HttpRefresher` against the test token endpoint on 127.0.0.1, and a `ManualClock`.
+//! the real `OAuth` refresher against the test token endpoint on 127.0.0.1, and a `ManualClock`.
 //! Every step runs 200 concurrent gets and counts the provider's refresh requests.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use latchkey_core::{Clock, Error, ManualClock, TokenService};
-use latchkey_oauth::{HttpRefresher, Provider};
+use latchkey_oauth::{OAuth, Provider};
 use latchkey_proto::{BundleInput, GetParams, GetResult, SetParams, State, StatusParams};
 use latchkey_store::memory::MemoryStore;
 use latchkey_tests::oauth_server::{Fault, TokenServer};
@@ -46,7 +46,7 @@ fn run(body: impl Future<Output = ()>) {
 /// one hour issued at the clock's now.
 async fn service(server: &TokenServer, clock: &Arc<ManualClock>) -> TokenService {
     let provider = Provider::new("test", &server.token_url(), "latchkey-test").unwrap();
-    let refresher = HttpRefresher::new(BTreeMap::from([("test".to_owned(), provider)])).unwrap();
+    let refresher = OAuth::new(BTreeMap::from([("test".to_owned(), provider)])).unwrap();
     let clock: Arc<dyn Clock> = clock.clone();
     let service = TokenService::open_with_refresher(
         Arc::new(MemoryStore::new()),
