@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, check formatting and lints,
 # build the binaries, run every test against a real bus, a real gnome-keyring and real sockets.
-# Usage: ./tests/run.sh   (from anywhere inside the repository)
+# Usage: ./tests/run.sh            everything, as CI runs it (from anywhere in the repository)
+#        ./tests/run.sh lint       only fmt and clippy
+#        ./tests/run.sh unit       only the crates' own tests (no binaries, no e2e)
+#        ./tests/run.sh e2e [F]    only the end-to-end tests, optionally those matching F
+#                                  (e.g. `./tests/run.sh e2e trust::`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+part=${1:-all}
+filter=${2:-}
+case "$part" in
+    all|lint|unit|e2e) ;;
+    *) echo "usage: $0 [all|lint|unit|e2e [FILTER]]" >&2; exit 2 ;;
+esac
 
 need=()
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
@@ -25,17 +35,31 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-echo "==> cargo fmt --check"
-cargo fmt --all -- --check
-echo "==> cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> cargo build (binaries used by the end-to-end tests)"
-cargo build --workspace --bins --locked
+if [ "$part" = all ] || [ "$part" = lint ]; then
+    echo "==> cargo fmt --check"
+    cargo fmt --all -- --check
+    echo "==> cargo clippy"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+[ "$part" = lint ] && exit 0
+case "$part" in
+    all) tests=(--workspace) ;;
+    unit) tests=(--workspace --exclude latchkey-tests) ;;
+    e2e) tests=(-p latchkey-tests --test e2e) ;;
+esac
+if [ "$part" != unit ]; then
+    echo "==> cargo build (binaries used by the end-to-end tests)"
+    cargo build --workspace --bins --locked
+fi
 echo "==> cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+if [ -n "$filter" ]; then
+    cargo test "${tests[@]}" --locked -- "$filter" 2>&1 | tee "$log"
+else
+    cargo test "${tests[@]}" --locked 2>&1 | tee "$log"
+fi
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

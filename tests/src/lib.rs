@@ -6,6 +6,7 @@
 //! - [`Keyring`]: `gnome-keyring-daemon` on that bus with an unlocked `login` collection.
 //! - [`Daemon`]: the built `latchkeyd`, ready once it logs that it is serving.
 //! - [`TestEnv`]: private XDG folders for one test, and [`TestEnv::cli`] to run `latchkey`.
+//! - [`users::OtherUser`]: a throwaway second local user, to attack as.
 //!
 //! Binaries are found next to the test executable's `deps` folder, so run
 //! `cargo build --workspace --bins` (or `--release` for benches) first; the README's test
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 
 pub mod http;
 pub mod oauth_server;
+pub mod users;
 
 /// How long any start-up may take before a test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -342,6 +344,80 @@ impl Log {
 }
 
 impl Daemon {
+    /// Spawns `cmd` (a `latchkeyd` command) serving `socket` and waits until it serves.
+    pub fn spawn(cmd: Command, socket: PathBuf) -> Daemon {
+        match Daemon::start(cmd, socket) {
+            Ok(daemon) => daemon,
+            Err((status, logs)) => panic!("latchkeyd exited ({status}) before serving:\n{logs}"),
+        }
+    }
+
+    /// Spawns `cmd`; `Err` with its exit status and logs if it exits before serving.
+    pub fn start(mut cmd: Command, socket: PathBuf) -> Result<Daemon, (ExitStatus, String)> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start latchkeyd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Log::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let is_ready = line.contains("latchkeyd is serving");
+                sink.push(&line);
+                if is_ready {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(true);
+                    }
+                }
+            }
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(false);
+            }
+        });
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(true) => Ok(Daemon {
+                child,
+                log,
+                reader: Some(reader),
+                socket,
+            }),
+            Ok(false) => {
+                let status = child.wait().unwrap();
+                let _ = reader.join();
+                Err((status, log.snapshot()))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "latchkeyd did not start within {START_TIMEOUT:?}:\n{}",
+                    log.snapshot()
+                );
+            }
+        }
+    }
+
+    /// Waits for the daemon to exit by itself (its stderr closes first); fails the test if
+    /// it does not within the start timeout.
+    pub fn wait_exit(mut self) -> (ExitStatus, String) {
+        if let Some(reader) = self.reader.take() {
+            let (done_tx, done_rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = reader.join();
+                let _ = done_tx.send(());
+            });
+            if done_rx.recv_timeout(START_TIMEOUT).is_err() {
+                let _ = self.child.kill();
+                panic!("latchkeyd did not exit:\n{}", self.logs());
+            }
+        }
+        let status = self.child.wait().unwrap();
+        (status, self.logs())
+    }
+
     /// The daemon's stderr so far.
     pub fn logs(&self) -> String {
         self.log.snapshot()
@@ -494,69 +570,35 @@ impl TestEnv {
         vars: &[(&str, &str)],
     ) -> Result<Daemon, (ExitStatus, String)> {
         let mut cmd = self.command(&bin("latchkeyd"));
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(args);
         if !vars.iter().any(|(k, _)| *k == "RUST_LOG") {
             cmd.env("RUST_LOG", "info");
         }
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start latchkeyd");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Log::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let is_ready = line.contains("latchkeyd is serving");
-                sink.push(&line);
-                if is_ready {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(true);
-                    }
-                }
-            }
-            if let Some(tx) = ready.take() {
-                let _ = tx.send(false);
-            }
-        });
         let socket = args
             .windows(2)
             .find(|w| w[0] == "--socket")
             .map(|w| PathBuf::from(w[1]))
             .unwrap_or_else(|| self.socket());
-        match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(true) => Ok(Daemon {
-                child,
-                log,
-                reader: Some(reader),
-                socket,
-            }),
-            Ok(false) => {
-                let status = child.wait().unwrap();
-                let _ = reader.join();
-                Err((status, log.snapshot()))
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "latchkeyd did not start within {START_TIMEOUT:?}:\n{}",
-                    log.snapshot()
-                );
-            }
+        let daemon = Daemon::start(cmd, socket)?;
+        // The bus is served in the background: a test that uses it waits for it.
+        if self.bus.is_some() && !args.contains(&"--no-dbus") {
+            daemon.wait_for_log("serving on the session bus");
         }
+        Ok(daemon)
     }
 
     /// Runs the `latchkey` CLI against `socket` with `stdin`.
     pub fn cli(&self, socket: &Path, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(&bin("latchkey"))
-            .env("LATCHKEY_SOCKET", socket)
+        let mut cmd = self.command(&bin("latchkey"));
+        // The default socket is found without being named, so `--transport auto` may still
+        // choose the bus; any other socket is named, and then used alone.
+        if socket != self.socket() {
+            cmd.env("LATCHKEY_SOCKET", socket);
+        }
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

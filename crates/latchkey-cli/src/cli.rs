@@ -8,13 +8,17 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about, after_help = crate::exit_codes::HELP)]
 pub struct Cli {
-    /// The daemon's socket [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
+    /// The daemon's socket, and only it [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
     #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// How to reach the daemon: the socket, the session bus, or the socket if a daemon listens
     /// there and the bus otherwise (which also starts an activatable daemon).
+    /// A socket named with --socket or LATCHKEY_SOCKET is used alone, never swapped for the bus.
     #[arg(long, global = true, value_enum, default_value_t = TransportArg::Auto)]
     pub transport: TransportArg,
+    /// Say on stderr which way the daemon was reached.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -42,6 +42,8 @@ struct BusFacts {
     secret_service: bool,
     keyring_locked: Option<bool>,
     daemon_on_bus: bool,
+    /// The uid the owner of the daemon's name runs as.
+    daemon_owner_uid: Option<u32>,
     daemon_activatable: bool,
 }
 
@@ -65,10 +67,18 @@ async fn bus_facts() -> zbus::Result<BusFacts> {
     } else {
         None
     };
+    let daemon_on_bus = has("dev.latchkey.Latchkey1").await?;
+    let daemon_owner_uid = if daemon_on_bus {
+        let name = zbus::names::BusName::try_from("dev.latchkey.Latchkey1")?;
+        dbus.get_connection_unix_user(name).await.ok()
+    } else {
+        None
+    };
     Ok(BusFacts {
         secret_service,
         keyring_locked,
-        daemon_on_bus: has("dev.latchkey.Latchkey1").await?,
+        daemon_on_bus,
+        daemon_owner_uid,
         daemon_activatable: activatable("dev.latchkey.Latchkey1"),
     })
 }
@@ -142,6 +152,25 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
         }
     }
 
+    let folder = socket.parent().unwrap_or(Path::new("."));
+    match latchkey_paths::check_private_dir(folder) {
+        Ok(()) => report.line(
+            Outcome::Ok,
+            &format!("the socket folder {} is private to this user", folder.display()),
+            None,
+        ),
+        Err(err) if err.is_missing() => report.line(
+            Outcome::Warn,
+            &format!("the socket folder {} does not exist yet", folder.display()),
+            Some("start latchkeyd; it creates the folder"),
+        ),
+        Err(err) => report.line(
+            Outcome::Fail,
+            &format!("the socket folder cannot be trusted: {err}"),
+            Some("latchkey will not talk through it: remove that folder (if it is not yours, ask an administrator) or set XDG_RUNTIME_DIR to a private folder"),
+        ),
+    }
+
     let mut daemon_store = None;
     match Client::connect(socket).and_then(|mut c| {
         let version = c.version()?;
@@ -182,7 +211,16 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
         ),
     }
     if let Ok(facts) = &facts {
-        if facts.daemon_on_bus {
+        if let Some(uid) = facts
+            .daemon_owner_uid
+            .filter(|u| !latchkey_paths::is_own_uid(*u))
+        {
+            report.line(
+                Outcome::Fail,
+                &format!("dev.latchkey.Latchkey1 is owned by a process of {}, not of this user", latchkey_paths::User(uid)),
+                Some("latchkey refuses to use it; find that process with `busctl --user status dev.latchkey.Latchkey1`"),
+            );
+        } else if facts.daemon_on_bus {
             report.line(
                 Outcome::Ok,
                 "latchkeyd owns dev.latchkey.Latchkey1 on the session bus",

@@ -70,9 +70,7 @@ fn render(template: &str, daemon: &Path) -> String {
         .replace("@LATCHKEYD@", &daemon.display().to_string())
         .replace(
             "@SOCKET@",
-            &latchkey_proto::paths::default_socket_path()
-                .display()
-                .to_string(),
+            &latchkey_paths::default_socket_path().display().to_string(),
         )
         .replace("@HOME@", &home)
 }

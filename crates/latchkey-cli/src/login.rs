@@ -3,14 +3,12 @@
 //! pending login on Ctrl-C. The daemon does the OAuth work and keeps the tokens.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::anyhow;
-use latchkey_client::{Client, ClientError};
+use latchkey_client::{Client, ClientError, Target};
 use latchkey_proto::{LoginParams, LoginStarted, Metadata};
 
-use crate::cli::TransportArg;
 use crate::exit_codes::ExitCode;
 use crate::output::sanitize;
 use crate::Failure;
@@ -21,20 +19,14 @@ pub struct Request {
     pub params: LoginParams,
     /// Whether to open a browser.
     pub open_browser: bool,
-    /// The daemon's socket.
-    pub socket: PathBuf,
-    /// How to reach the daemon.
-    pub transport: TransportArg,
+    /// Where the daemon is.
+    pub target: Target,
     /// Whether stdout is kept for the JSON result (the URL then goes to stderr).
     pub json: bool,
 }
 
-async fn connect(socket: &Path, transport: TransportArg) -> Result<Client, ClientError> {
-    let mut client = match transport {
-        TransportArg::Auto => Client::connect_auto(socket).await?,
-        TransportArg::Socket => Client::connect(socket).await?,
-        TransportArg::Dbus => Client::connect_dbus().await?,
-    };
+async fn connect(target: &Target) -> Result<Client, ClientError> {
+    let mut client = Client::connect_to(target).await?;
     client.version().await?;
     Ok(client)
 }
@@ -103,7 +95,7 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         let mut interrupt =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .map_err(|e| crate::failure(e.into()))?;
-        let mut client = connect(&request.socket, request.transport).await?;
+        let mut client = connect(&request.target).await?;
         let started = client.login(request.params).await?;
         show(&started, request.open_browser, request.json);
         let spinner = std::io::stderr().is_terminal();
@@ -120,7 +112,7 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
                         eprint!("\r");
                     }
                     // The waiting connection is busy: cancel over a second one.
-                    let cancelled = match connect(&request.socket, request.transport).await {
+                    let cancelled = match connect(&request.target).await {
                         Ok(mut other) => other.login_cancel(&started.login_id).await.unwrap_or(false),
                         Err(_) => false,
                     };

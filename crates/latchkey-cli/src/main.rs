@@ -16,7 +16,7 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use cli::{Cli, Command, ProviderCommand, SetKind, TransportArg};
 use exit_codes::ExitCode;
-use latchkey_client::{blocking::Client, ClientError};
+use latchkey_client::{blocking::Client, ClientError, Target, Transport};
 use latchkey_proto::{BundleInput, GetParams, LoginParams, Secret, StatusParams};
 
 /// A failure, with the code to exit with.
@@ -74,19 +74,34 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
-fn socket_path(cli: &Cli) -> std::path::PathBuf {
-    cli.socket
-        .clone()
-        .unwrap_or_else(latchkey_proto::paths::default_socket_path)
+/// Where to reach the daemon: a socket named with `--socket` or `LATCHKEY_SOCKET` is used
+/// alone, never swapped for the bus.
+fn target(cli: &Cli) -> Target {
+    match (cli.transport, &cli.socket) {
+        (TransportArg::Dbus, _) => Target::Dbus,
+        (TransportArg::Socket, None) => Target::Socket(latchkey_paths::default_socket_path()),
+        (_, Some(path)) => Target::Socket(path.clone()),
+        (TransportArg::Auto, None) => Target::Auto,
+    }
 }
 
 fn connect(cli: &Cli) -> Result<Client, Failure> {
-    let path = socket_path(cli);
-    let mut client = match cli.transport {
-        TransportArg::Auto => Client::connect_auto(path)?,
-        TransportArg::Socket => Client::connect(path)?,
-        TransportArg::Dbus => Client::connect_dbus()?,
-    };
+    let mut client = Client::connect_to(&target(cli))?;
+    if cli.verbose {
+        match client.transport() {
+            Transport::Socket => eprintln!(
+                "latchkey: using the socket {}",
+                match target(cli) {
+                    Target::Socket(path) => path,
+                    _ => latchkey_paths::default_socket_path(),
+                }
+                .display()
+            ),
+            Transport::Dbus => {
+                eprintln!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
+            }
+        }
+    }
     client.version()?;
     Ok(client)
 }
@@ -221,8 +236,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     device: *device,
                 },
                 open_browser: !no_browser,
-                socket: socket_path(&cli),
-                transport: cli.transport,
+                target: target(&cli),
                 json: *json,
             })?;
             if *json {
@@ -323,7 +337,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let path = cli
                 .socket
                 .clone()
-                .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+                .unwrap_or_else(latchkey_paths::default_socket_path);
             doctor::run(&path).map_err(failure)?;
         }
         Command::Version { json } => {

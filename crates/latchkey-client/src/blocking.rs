@@ -38,12 +38,22 @@ impl Client {
         Ok(Self { runtime, inner })
     }
 
-    /// The socket at `path` if a daemon listens there, else the session bus.
-    pub fn connect_auto(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+    /// The default socket if a daemon listens there, else the session bus (see
+    /// [`crate::Client::connect_auto`]).
+    pub fn connect_auto() -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?;
-        let inner = runtime.block_on(crate::Client::connect_auto(path))?;
+        let inner = runtime.block_on(crate::Client::connect_auto())?;
+        Ok(Self { runtime, inner })
+    }
+
+    /// Connects as `target` says (see [`crate::Client::connect_to`]).
+    pub fn connect_to(target: &crate::Target) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let inner = runtime.block_on(crate::Client::connect_to(target))?;
         Ok(Self { runtime, inner })
     }
 
@@ -54,7 +64,7 @@ impl Client {
 
     /// Connects to the default socket.
     pub fn connect_default() -> Result<Self, ClientError> {
-        Self::connect(latchkey_proto::paths::default_socket_path())
+        Self::connect(latchkey_paths::default_socket_path())
     }
 
     /// See [`crate::Client::version`].

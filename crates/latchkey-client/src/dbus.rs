@@ -1,5 +1,10 @@
 //! The D-Bus side of the client: the same calls as the socket, made as method calls on
 //! `dev.latchkey.Latchkey1`, with results turned back into the protocol's JSON records.
+//!
+//! Before the first call the client asks the bus who owns the name (starting an activatable
+//! daemon if nobody does) and which user that connection runs as; a name owned by another
+//! user gets nothing. Calls then go to that owner's unique name, so the name cannot change
+//! hands between the check and the call; if that owner has gone, the check runs again.
 
 use std::collections::HashMap;
 
@@ -8,7 +13,7 @@ use latchkey_proto::{Call, ErrorData, PROTOCOL_VERSION};
 use serde_json::{json, Value as Json};
 use zbus::zvariant::OwnedValue;
 
-use crate::{ClientError, DaemonError};
+use crate::{ClientError, DaemonError, Untrusted};
 
 const NAME: &str = "dev.latchkey.Latchkey1";
 const PATH: &str = "/dev/latchkey/Latchkey1";
@@ -17,7 +22,11 @@ const PATH: &str = "/dev/latchkey/Latchkey1";
 #[derive(Debug)]
 pub(crate) struct DbusConnection {
     connection: zbus::Connection,
+    /// The unique name of the daemon's connection, once checked to be this user's.
+    owner: std::sync::Mutex<Option<zbus::names::OwnedUniqueName>>,
 }
+
+const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
 
 fn bus_error(err: zbus::Error) -> ClientError {
     match err {
@@ -83,7 +92,74 @@ fn records(dicts: &[HashMap<String, OwnedValue>]) -> Result<Json, ClientError> {
 impl DbusConnection {
     pub(crate) async fn session() -> Result<Self, ClientError> {
         let connection = zbus::Connection::session().await.map_err(bus_error)?;
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            owner: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The daemon's unique name, checked to run as this user.
+    async fn verified_owner(&self) -> Result<zbus::names::OwnedUniqueName, ClientError> {
+        if let Some(owner) = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(owner);
+        }
+        let fdo = |e: zbus::fdo::Error| ClientError::Bus(e.to_string());
+        let dbus = zbus::fdo::DBusProxy::new(&self.connection)
+            .await
+            .map_err(bus_error)?;
+        let name = zbus::names::BusName::try_from(NAME).map_err(|e| bus_error(e.into()))?;
+        let owner = match dbus.get_name_owner(name.clone()).await {
+            Ok(owner) => owner,
+            Err(zbus::fdo::Error::NameHasNoOwner(_)) => {
+                let well_known =
+                    zbus::names::WellKnownName::try_from(NAME).map_err(|e| bus_error(e.into()))?;
+                dbus.start_service_by_name(well_known, 0)
+                    .await
+                    .map_err(fdo)?;
+                dbus.get_name_owner(name).await.map_err(fdo)?
+            }
+            Err(e) => return Err(fdo(e)),
+        };
+        let uid = dbus
+            .get_connection_unix_user(owner.clone().into())
+            .await
+            .map_err(fdo)?;
+        if !latchkey_paths::is_own_uid(uid) {
+            return Err(ClientError::Untrusted(Untrusted::BusOwner {
+                owner: latchkey_paths::User(uid),
+            }));
+        }
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(owner.clone());
+        Ok(owner)
+    }
+
+    /// Calls `interface.method` on the checked owner; once more after a fresh check if that
+    /// owner has left the bus (a restarted daemon).
+    async fn raw_call<B>(
+        &self,
+        interface: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<zbus::Message, ClientError>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        for attempt in 0..2 {
+            let owner = self.verified_owner().await?;
+            match self
+                .connection
+                .call_method(Some(owner), PATH, Some(interface), method, body)
+                .await
+            {
+                Err(zbus::Error::MethodError(name, _, _))
+                    if attempt == 0 && name.as_str() == SERVICE_UNKNOWN =>
+                {
+                    *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+                other => return other.map_err(bus_error),
+            }
+        }
+        Err(ClientError::Bus("latchkeyd left the session bus".into()))
     }
 
     async fn method<B, R>(&self, method: &str, body: &B) -> Result<R, ClientError>
@@ -91,11 +167,7 @@ impl DbusConnection {
         B: serde::Serialize + zbus::zvariant::DynamicType,
         R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
     {
-        let reply = self
-            .connection
-            .call_method(Some(NAME), PATH, Some(NAME), method, body)
-            .await
-            .map_err(bus_error)?;
+        let reply = self.raw_call(NAME, method, body).await?;
         reply
             .body()
             .deserialize()
@@ -108,16 +180,8 @@ impl DbusConnection {
         Ok(match call {
             Call::Version => {
                 let reply = self
-                    .connection
-                    .call_method(
-                        Some(NAME),
-                        PATH,
-                        Some("org.freedesktop.DBus.Properties"),
-                        "Get",
-                        &(NAME, "Version"),
-                    )
-                    .await
-                    .map_err(bus_error)?;
+                    .raw_call("org.freedesktop.DBus.Properties", "Get", &(NAME, "Version"))
+                    .await?;
                 let version: OwnedValue = reply
                     .body()
                     .deserialize()

@@ -1,8 +1,14 @@
 //! A Rust client for latchkeyd, over its Unix socket or the D-Bus session bus.
 //!
 //! [`Client`] is async (tokio); [`blocking::Client`] wraps it for programs without a runtime.
-//! [`Client::connect_auto`] takes the socket when a daemon listens there and otherwise the
-//! session bus, which also starts an activatable daemon.
+//! [`Client::connect_auto`] takes the default socket when a daemon listens there and otherwise
+//! the session bus, which also starts an activatable daemon; a socket named explicitly (with
+//! [`Client::connect`] or `LATCHKEY_SOCKET`) is never swapped for another transport.
+//!
+//! Trust runs both ways: before it sends anything, the client checks that the socket's folder
+//! belongs to this user and is closed to others, and that the process listening on it runs as
+//! this user (its peer credentials); on D-Bus, that the owner of the daemon's name runs as this
+//! user. Otherwise it fails with [`ClientError::Untrusted`] and nothing is sent.
 //! Errors the daemon reports come back as [`ClientError::Daemon`] with their stable
 //! [`ErrorKind`], so callers branch on kinds, not on messages.
 //!
@@ -83,6 +89,32 @@ pub enum ClientError {
     /// The daemon answered with an error.
     #[error("{}", .0.message)]
     Daemon(DaemonError),
+    /// What answers as latchkeyd is not this user's own: nothing was sent to it.
+    #[error("refusing to talk to latchkeyd: {0}")]
+    Untrusted(Untrusted),
+}
+
+/// Why the other end is not trusted with a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Untrusted {
+    /// The socket's folder belongs to someone else or is open to others.
+    #[error("{0}")]
+    Folder(latchkey_paths::TrustError),
+    /// The process listening on the socket runs as another user.
+    #[error("the process listening on {path} runs as {owner}, not as this user")]
+    Peer {
+        /// The socket.
+        path: PathBuf,
+        /// Its owner.
+        owner: latchkey_paths::User,
+    },
+    /// The owner of the daemon's bus name runs as another user.
+    #[error("dev.latchkey.Latchkey1 on the session bus is owned by a process of {owner}, not of this user")]
+    BusOwner {
+        /// Its owner.
+        owner: latchkey_paths::User,
+    },
 }
 
 impl ClientError {
@@ -93,6 +125,18 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Where to reach the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// This socket and nothing else.
+    Socket(PathBuf),
+    /// The session bus and nothing else.
+    Dbus,
+    /// The default socket if a daemon listens there, else the session bus (see
+    /// [`Client::connect_auto`]).
+    Auto,
 }
 
 /// Which way a [`Client`] reaches the daemon.
@@ -129,8 +173,13 @@ impl Client {
         })
     }
 
-    /// The socket at `path` if a daemon listens there, else the session bus.
-    pub async fn connect_auto(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+    /// The default socket if a daemon listens there, else the session bus. When
+    /// `LATCHKEY_SOCKET` names a socket, only that socket is used.
+    pub async fn connect_auto() -> Result<Self, ClientError> {
+        let path = latchkey_paths::default_socket_path();
+        if std::env::var_os(latchkey_paths::SOCKET_ENV).is_some_and(|p| !p.is_empty()) {
+            return Self::connect(path).await;
+        }
         match Self::connect(&path).await {
             Err(not_running @ ClientError::NotRunning { .. }) => {
                 match Self::connect_dbus().await {
@@ -143,6 +192,15 @@ impl Client {
         }
     }
 
+    /// Connects as `target` says, never falling back from an explicit socket or bus.
+    pub async fn connect_to(target: &Target) -> Result<Self, ClientError> {
+        match target {
+            Target::Socket(path) => Self::connect(path).await,
+            Target::Dbus => Self::connect_dbus().await,
+            Target::Auto => Self::connect_auto().await,
+        }
+    }
+
     /// The transport in use.
     pub fn transport(&self) -> Transport {
         match self.connection {
@@ -151,9 +209,23 @@ impl Client {
         }
     }
 
-    /// Connects to the socket at `path`.
+    /// Connects to the socket at `path`, after checking that its folder and the process
+    /// listening on it are this user's own.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref();
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        latchkey_paths::check_private_dir(folder).map_err(|e| {
+            if e.is_missing() {
+                ClientError::NotRunning {
+                    path: path.to_owned(),
+                }
+            } else {
+                ClientError::Untrusted(Untrusted::Folder(e))
+            }
+        })?;
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| match e.kind() {
@@ -164,6 +236,13 @@ impl Client {
                 }
                 _ => ClientError::Io(e),
             })?;
+        let owner = stream.peer_cred()?.uid();
+        if !latchkey_paths::is_own_uid(owner) {
+            return Err(ClientError::Untrusted(Untrusted::Peer {
+                path: path.to_owned(),
+                owner: latchkey_paths::User(owner),
+            }));
+        }
         Ok(Self {
             connection: Connection::Socket {
                 stream,
@@ -175,7 +254,7 @@ impl Client {
 
     /// Connects to the default socket (`LATCHKEY_SOCKET` or the per-user runtime folder).
     pub async fn connect_default() -> Result<Self, ClientError> {
-        Self::connect(latchkey_proto::paths::default_socket_path()).await
+        Self::connect(latchkey_paths::default_socket_path()).await
     }
 
     async fn call<T: DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {

@@ -212,7 +212,7 @@ impl Config {
         let socket = flags
             .socket
             .or(file.daemon.socket)
-            .unwrap_or_else(latchkey_proto::paths::default_socket_path);
+            .unwrap_or_else(latchkey_paths::default_socket_path);
         let http_timeout = file
             .oauth
             .timeout_secs

@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey_core::{SystemClock, TokenService};
 use latchkey_daemon::config::{FileConfig, Overrides};
+use latchkey_daemon::dbus::{self, BusState};
 use latchkey_daemon::login::{Logins, Problems, StoredClientSecrets};
-use latchkey_daemon::{activation, dbus, hardening, ipc, Config, Handler};
+use latchkey_daemon::{activation, hardening, ipc, Config, Handler};
 use latchkey_store::Backend;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -86,9 +87,15 @@ fn load_config(args: &Args) -> Result<Config> {
     Ok(Config::resolve(file, flags, data_dir)?)
 }
 
+/// How long start-up waits for the session bus before it serves without it (the bus keeps
+/// being tried in the background).
+const BUS_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn run(config: Config, transports: Transports) -> Result<()> {
     let shutdown = CancellationToken::new();
-    let (listener, _guard, socket_from) = match (transports.socket, transports.inherited) {
+    latchkey_paths::create_private_dir(&config.data_dir)
+        .context("refusing the data folder (LATCHKEY_DATA_DIR, or the platform's data folder)")?;
+    let (listener, guard, socket_from) = match (transports.socket, transports.inherited) {
         (false, _) => (None, None, "off".to_owned()),
         (true, Some(std_listener)) => {
             std_listener.set_nonblocking(true)?;
@@ -134,34 +141,84 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     let entries = service.store_info().entries;
     let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
     let handler = Handler::new(service, logins);
-    let bus = if transports.dbus {
-        match dbus::serve(handler.clone(), store_name.to_owned(), shutdown.clone()).await {
-            Ok(connection) => Some(connection),
-            Err(dbus::DbusError::NoBus(err)) if listener.is_some() => {
-                info!(error = %err, "no session bus: serving the socket only");
-                None
-            }
-            Err(err) => return Err(err).context("cannot serve on the session bus"),
+    // The socket serves from here on; the bus gets a short grace, then its own pace.
+    let socket = listener.map(|listener| {
+        tokio::spawn(ipc::serve(
+            listener,
+            handler.clone(),
+            config.limits,
+            shutdown.clone(),
+        ))
+    });
+    let mut bus = transports
+        .dbus
+        .then(|| dbus::start(handler.clone(), store_name.to_owned(), shutdown.clone()));
+    let bus_state = match &bus {
+        None => BusState::Off,
+        Some((state, _)) => {
+            let mut state = state.clone();
+            let settled = state.wait_for(|s| *s != BusState::Trying);
+            // D-Bus only: nothing is served until the bus is.
+            let wait = if socket.is_some() {
+                BUS_GRACE
+            } else {
+                dbus::ATTEMPT_TIMEOUT * 2
+            };
+            let _ = tokio::time::timeout(wait, settled).await;
+            let now = *state.borrow();
+            now
         }
-    } else {
-        None
     };
+    // A bus start that failed for good (the name is taken, say) stops the daemon here, as
+    // does a D-Bus-only daemon whose bus is not serving.
+    let bus_gave_up = matches!(&bus, Some((_, task)) if task.is_finished());
+    if bus_gave_up || (socket.is_none() && bus_state != BusState::Serving) {
+        let why = match bus.take() {
+            Some((_, task)) => match task.await {
+                Ok(Err(err)) => Some(err.to_string()),
+                _ => None,
+            },
+            None => None,
+        };
+        let why = match (why, socket.is_none()) {
+            (Some(why), _) => why,
+            (None, true) => "it is not there or does not answer".to_owned(),
+            (None, false) => String::new(),
+        };
+        if !why.is_empty() {
+            shutdown.cancel();
+            anyhow::bail!("cannot serve on the session bus: {why}");
+        }
+    }
     activation::notify_ready();
     info!(
         version = latchkey_daemon::handler::VERSION,
         socket = %socket_from,
-        dbus = if bus.is_some() { dbus::BUS_NAME } else { "off" },
+        dbus = match bus_state {
+            BusState::Serving => dbus::BUS_NAME,
+            BusState::Trying => "not answering yet (retrying in the background)",
+            BusState::Off => "off",
+        },
         store = store_name,
         reason = %selection.reason,
         entries,
         "latchkeyd is serving"
     );
     tokio::spawn(watch_signals(shutdown.clone()));
-    match listener {
-        Some(listener) => ipc::serve(listener, handler.clone(), config.limits, shutdown).await,
-        None => shutdown.cancelled().await,
+    let socket_lost = match &guard {
+        Some(guard) => guard.watch(shutdown.clone()).await,
+        None => {
+            shutdown.cancelled().await;
+            None
+        }
+    };
+    if let Some(socket) = socket {
+        let _ = socket.await;
     }
-    drop(bus);
+    let bus_failed = match bus {
+        Some((_, task)) => task.await.ok().and_then(Result::err),
+        None => None,
+    };
     // A rotated refresh token only memory holds gets one last chance to reach the keychain.
     let left = handler.service().save_unsaved().await;
     if left > 0 {
@@ -169,6 +226,13 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
             entries = left,
             "refreshed tokens the keychain refused are lost at shutdown; those entries will need a login"
         );
+    }
+    drop(guard);
+    if let Some(err) = bus_failed {
+        return Err(err).context("cannot serve on the session bus");
+    }
+    if let Some(reason) = socket_lost {
+        anyhow::bail!(reason);
     }
     info!("latchkeyd stopped");
     Ok(())

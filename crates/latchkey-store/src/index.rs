@@ -132,16 +132,30 @@ impl IndexFile {
 }
 
 /// Writes `bytes` to `path` so that a reader sees either the old file or the new one.
+///
+/// The temporary file is created fresh (`O_EXCL`) and never through a link (`O_NOFOLLOW`), so
+/// a link planted at its name cannot redirect the write.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
     let result = (|| {
-        let mut file = options.open(&tmp)?;
+        let mut file = match options.open(&tmp) {
+            // Left by a crashed writer with our pid: remove it (the name, not what it points
+            // at) and start again.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp)?;
+                options.open(&tmp)?
+            }
+            other => other?,
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -153,7 +167,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Creates `dir` (and parents) with mode 0700 for the last component.
+/// Creates `dir` (and parents) with mode 0700 for the new components.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -90,11 +90,25 @@ async fn open_secret_service(data_dir: PathBuf) -> Result<Arc<dyn Store>, StoreE
     Ok(Arc::new(SecretServiceStore::connect(index).await?))
 }
 
+/// How long the session bus may take to answer a new connection. A live bus daemon answers in
+/// milliseconds, even on a busy machine.
+#[cfg(target_os = "linux")]
+const BUS_ANSWER: std::time::Duration = std::time::Duration::from_millis(700);
+
 /// Whether the session bus has, or can start, `org.freedesktop.secrets`.
 #[cfg(target_os = "linux")]
 async fn secret_service_offered() -> Result<bool, StoreError> {
     let unavailable = |e: zbus::Error| StoreError::Unavailable(format!("no session bus: {e}"));
-    let connection = zbus::Connection::session().await.map_err(unavailable)?;
+    // A bus that accepts the connection but never answers must not hold up the daemon.
+    let connection = tokio::time::timeout(BUS_ANSWER, zbus::Connection::session())
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the session bus did not answer within {} ms",
+                BUS_ANSWER.as_millis()
+            ))
+        })?
+        .map_err(unavailable)?;
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
         .map_err(unavailable)?;

@@ -2,9 +2,9 @@
 //! secrets only from stdin, and refusal of other users.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 
-use latchkey_tests::{bin, stderr, stdout, TestEnv};
+use latchkey_tests::users::OtherUser;
+use latchkey_tests::{stderr, stdout, TestEnv};
 use serde_json::Value;
 
 #[test]
@@ -194,15 +194,9 @@ fn exit_codes_follow_error_kinds() {
 
 #[test]
 fn another_user_is_disconnected_before_being_read() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root so that this test can switch users"
-        );
-        eprintln!("not root: cannot run a client as another user here");
+    let Some(other) = OtherUser::create() else {
         return;
-    }
+    };
     let env = TestEnv::bare();
     let daemon = env.start_daemon(&[]);
     assert!(env
@@ -218,30 +212,15 @@ fn another_user_is_disconnected_before_being_read() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o777)).unwrap();
-    // A copy of the CLI the other user can run wherever the checkout lives.
-    let shared = env.root().join("bin");
-    std::fs::create_dir_all(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let latchkey = shared.join("latchkey");
-    std::fs::copy(bin("latchkey"), &latchkey).unwrap();
-    std::fs::set_permissions(&latchkey, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new(&latchkey)
-        .env_clear()
-        .env("LATCHKEY_SOCKET", &daemon.socket)
-        .args(["get", "mine"])
-        .uid(65534)
-        .gid(65534)
+    let request = r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"mine"}}"#;
+    let out = other
+        .command("latchkey-test-peer")
+        .args(["connect", daemon.socket.to_str().unwrap(), request])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("closed the connection"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(out.stdout.is_empty());
+    assert_eq!(stdout(&out).trim(), "closed", "{}", stderr(&out));
     let logs = daemon.wait_for_log("refused a connection from another user");
-    assert!(logs.contains("uid=65534"), "{logs}");
+    assert!(logs.contains(&format!("uid={}", other.uid)), "{logs}");
     // The owner is still served.
     assert_eq!(
         stdout(&env.cli(&daemon.socket, &["get", "mine"], "")),

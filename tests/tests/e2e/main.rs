@@ -15,3 +15,4 @@ mod oauth;
 mod protocol;
 mod providers;
 mod support;
+mod trust;

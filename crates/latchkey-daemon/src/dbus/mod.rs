@@ -4,9 +4,14 @@
 //! through the shared [`Handler`], so both transports share one policy. The object is served
 //! before the name is requested, so a client activated by the name never finds the object
 //! missing. Changes announced by the service become `Changed` signals.
+//!
+//! [`start`] never holds up the socket: a session bus that accepts the connection but never
+//! answers is tried again in the background, with a growing delay, until it answers.
 
 mod error;
 mod interface;
+
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +41,81 @@ pub enum DbusError {
     /// Anything else.
     #[error("D-Bus: {0}")]
     Other(zbus::Error),
+}
+
+/// How long one attempt to reach the bus and take the name may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest pause between two attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// How the background start of the D-Bus transport came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusState {
+    /// Still trying (the bus has not answered yet).
+    Trying,
+    /// Serving on the bus.
+    Serving,
+    /// Not serving on the bus: there is none, or the start failed for good.
+    Off,
+}
+
+/// Starts the D-Bus transport in the background and returns its state as it changes. A bus
+/// that does not answer is tried again after 1 s, then 2 s, 4 s... up to a minute. No bus at
+/// all turns the transport off. A name owned by another process is fatal: the task cancels
+/// `shutdown` and its result says why.
+pub fn start(
+    handler: Handler,
+    store_name: String,
+    shutdown: CancellationToken,
+) -> (
+    tokio::sync::watch::Receiver<BusState>,
+    tokio::task::JoinHandle<Result<(), DbusError>>,
+) {
+    let (state, watch) = tokio::sync::watch::channel(BusState::Trying);
+    let task = tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let attempt = tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                serve(handler.clone(), store_name.clone(), shutdown.clone()),
+            );
+            let outcome = tokio::select! {
+                outcome = attempt => outcome,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            match outcome {
+                Ok(Ok(connection)) => {
+                    info!(name = BUS_NAME, "serving on the session bus");
+                    state.send_replace(BusState::Serving);
+                    shutdown.cancelled().await;
+                    drop(connection);
+                    return Ok(());
+                }
+                Ok(Err(DbusError::NoBus(err))) => {
+                    info!(error = %err, "no session bus: serving the socket only");
+                    state.send_replace(BusState::Off);
+                    return Ok(());
+                }
+                Ok(Err(fatal @ DbusError::NameTaken)) => {
+                    state.send_replace(BusState::Off);
+                    shutdown.cancel();
+                    return Err(fatal);
+                }
+                Ok(Err(err)) => {
+                    warn!(error = %err, retry_in = ?delay, "D-Bus start failed; trying again");
+                }
+                Err(_) => {
+                    warn!(retry_in = ?delay, "the session bus does not answer; serving the socket and trying the bus again");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+    });
+    (watch, task)
 }
 
 /// Connects to the session bus, serves the object, takes the name, and keeps forwarding

@@ -37,7 +37,7 @@ impl Peer {
     /// Whether this peer is the daemon's own user. A peer that is not gets an audit line
     /// (`what` says what was refused: "a connection", "a D-Bus call").
     pub fn is_own_user(&self, what: &str) -> bool {
-        if self.uid == effective_uid() {
+        if latchkey_paths::is_own_uid(self.uid) {
             return true;
         }
         tracing::warn!(
@@ -50,12 +50,6 @@ impl Peer {
         );
         false
     }
-}
-
-/// The daemon's own effective uid.
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 #[cfg(target_os = "linux")]
