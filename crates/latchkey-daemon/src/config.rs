@@ -17,6 +17,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// A connection with no complete request for this long is closed.
     pub idle_timeout: Duration,
+    /// Longest time from the first byte of a request line to its newline; a connection still
+    /// inside a line after this is closed, however many bytes trickle in.
+    pub request_timeout: Duration,
+    /// Longest time one response may take to be written; a connection whose client does not
+    /// read its answers is closed after this.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -25,6 +31,8 @@ impl Default for Limits {
             max_line: latchkey_proto::codec::DEFAULT_MAX_LINE,
             max_connections: 512,
             idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -96,6 +104,10 @@ pub struct LimitsSection {
     pub max_connections: Option<usize>,
     /// Idle timeout in seconds.
     pub idle_timeout_secs: Option<u64>,
+    /// Deadline for one request line, in seconds.
+    pub request_timeout_secs: Option<u64>,
+    /// Deadline for writing one response, in seconds.
+    pub write_timeout_secs: Option<u64>,
 }
 
 /// `[daemon]` in `config.toml`.
@@ -165,6 +177,10 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     /// `--idle-timeout`.
     pub idle_timeout_secs: Option<u64>,
+    /// `--request-timeout`.
+    pub request_timeout_secs: Option<u64>,
+    /// `--write-timeout`.
+    pub write_timeout_secs: Option<u64>,
 }
 
 impl Config {
@@ -193,6 +209,14 @@ impl Config {
                 .idle_timeout_secs
                 .or(file.limits.idle_timeout_secs)
                 .map_or(defaults.idle_timeout, Duration::from_secs),
+            request_timeout: flags
+                .request_timeout_secs
+                .or(file.limits.request_timeout_secs)
+                .map_or(defaults.request_timeout, Duration::from_secs),
+            write_timeout: flags
+                .write_timeout_secs
+                .or(file.limits.write_timeout_secs)
+                .map_or(defaults.write_timeout, Duration::from_secs),
         };
         if !(256..=16 * 1024 * 1024).contains(&limits.max_line) {
             return Err(ConfigError::Value(
@@ -204,10 +228,16 @@ impl Config {
                 "max_connections must be between 1 and 65536".into(),
             ));
         }
-        if limits.idle_timeout.is_zero() {
-            return Err(ConfigError::Value(
-                "idle_timeout_secs must be positive".into(),
-            ));
+        for (name, value) in [
+            ("idle_timeout_secs", limits.idle_timeout),
+            ("request_timeout_secs", limits.request_timeout),
+            ("write_timeout_secs", limits.write_timeout),
+        ] {
+            if value.is_zero() || value > Duration::from_secs(86_400) {
+                return Err(ConfigError::Value(format!(
+                    "{name} must be between 1 and 86400"
+                )));
+            }
         }
         let socket = flags
             .socket
@@ -278,5 +308,25 @@ mod tests {
         };
         assert!(Config::resolve(FileConfig::default(), tiny, "/tmp".into()).is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nmax_lines = 3\n").is_err());
+        let zero: FileConfig = toml::from_str("[limits]\nwrite_timeout_secs = 0\n").unwrap();
+        assert!(Config::resolve(zero, Overrides::default(), "/tmp".into()).is_err());
+    }
+
+    #[test]
+    fn deadlines_come_from_the_file_and_flags() {
+        let file: FileConfig =
+            toml::from_str("[limits]\nrequest_timeout_secs = 3\nwrite_timeout_secs = 4\n").unwrap();
+        let flags = Overrides {
+            write_timeout_secs: Some(2),
+            ..Overrides::default()
+        };
+        let limits = Config::resolve(file, flags, "/tmp".into()).unwrap().limits;
+        assert_eq!(limits.request_timeout, Duration::from_secs(3));
+        assert_eq!(limits.write_timeout, Duration::from_secs(2));
+        let defaults = Config::resolve(FileConfig::default(), Overrides::default(), "/tmp".into())
+            .unwrap()
+            .limits;
+        assert_eq!(defaults.request_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.write_timeout, Duration::from_secs(10));
     }
 }

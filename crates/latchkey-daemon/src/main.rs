@@ -37,6 +37,12 @@ struct Args {
     /// Close connections idle for this many seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// Close a connection still inside one request line after this many seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    request_timeout: Option<u64>,
+    /// Close a connection that does not read a response for this many seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    write_timeout: Option<u64>,
     /// Do not serve on the D-Bus session bus.
     #[arg(long)]
     no_dbus: bool,
@@ -83,6 +89,8 @@ fn load_config(args: &Args) -> Result<Config> {
         max_line: args.max_line,
         max_connections: args.max_connections,
         idle_timeout_secs: args.idle_timeout,
+        request_timeout_secs: args.request_timeout,
+        write_timeout_secs: args.write_timeout,
     };
     Ok(Config::resolve(file, flags, data_dir)?)
 }

@@ -87,6 +87,12 @@ impl LineDecoder {
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
+
+    /// Whether a line has begun and not ended: bytes of it are buffered, or an oversized one
+    /// is being discarded up to its newline.
+    pub fn in_line(&self) -> bool {
+        self.discarding || !self.buf.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -117,8 +123,10 @@ mod tests {
         assert_eq!(frames(&mut d), vec![Frame::TooLong]);
         d.feed(b"more bytes of the same line");
         assert!(frames(&mut d).is_empty());
+        assert!(d.in_line() && d.pending() == 0);
         d.feed(b"tail\nok\n");
         assert_eq!(frames(&mut d), vec![Frame::Line(b"ok".to_vec())]);
+        assert!(!d.in_line());
     }
 
     #[test]

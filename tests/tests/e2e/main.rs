@@ -14,5 +14,6 @@ mod logout;
 mod oauth;
 mod protocol;
 mod providers;
+mod slots;
 mod support;
 mod trust;

@@ -1,15 +1,30 @@
 //! One client connection: refuse a peer of another user before reading anything, then read
-//! request lines under the size cap, answer each in order, and close when idle or shutting down.
+//! request lines under the size cap and answer each in order, and close it when a deadline
+//! passes, when its slot is evicted (see `slots`) or on shutdown.
+//!
+//! Deadlines (all in [`Limits`]):
+//! - `idle_timeout`: no complete request for this long since the last answer (or the connect);
+//! - `request_timeout`: from the first byte of a request line to its newline, however many
+//!   bytes trickle in between, so a slow sender cannot hold the connection line by line;
+//! - `write_timeout`: for writing one response, so a client that pipelines requests and never
+//!   reads the answers is cut once the socket buffer is full.
+//!
+//! A handler call in progress has no deadline here (`login_wait` waits for a user; calls bound
+//! their own I/O); it is never evicted either.
+
+use std::pin::Pin;
 
 use latchkey_proto::codec::{Frame, LineDecoder};
 use latchkey_proto::{Id, Request, Response, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::peer::Peer;
+use super::slots::{Evicted, Phase, Slot};
 use crate::config::Limits;
 use crate::handler::{AuditMemory, Handler};
 
@@ -17,6 +32,7 @@ pub(super) async fn run(
     stream: UnixStream,
     handler: &Handler,
     limits: Limits,
+    slot: &Slot,
     shutdown: &CancellationToken,
 ) {
     let peer = match Peer::of(&stream) {
@@ -29,73 +45,180 @@ pub(super) async fn run(
     if !peer.is_own_user("a connection") {
         return;
     }
-    let (mut reader, writer) = stream.into_split();
-    let mut writer = BufWriter::new(writer);
-    let mut decoder = LineDecoder::new(limits.max_line);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut audit = AuditMemory::default();
-    // One idle timer and one shutdown waiter for the whole connection: re-arming a timer per
-    // request costs more than the request. The timer is pushed back lazily, when it fires.
-    let mut last_activity = Instant::now();
-    let idle = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(idle);
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
-    loop {
-        let mut answered = false;
-        while let Some(frame) = decoder.next_frame() {
-            let response = match frame {
-                Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Frame::Line(line) => match Request::parse(&line) {
-                    // A long call (`login_wait`) must not hold up a shutdown.
-                    Ok(request) => tokio::select! {
-                        response = handler.handle(request, &peer, &mut audit) => response,
-                        () = &mut cancelled => return,
+    let (reader, writer) = stream.into_split();
+    let mut connection = Connection {
+        reader,
+        writer: BufWriter::new(writer),
+        decoder: LineDecoder::new(limits.max_line),
+        buf: vec![0u8; 16 * 1024],
+        timer: Timer::new(Instant::now() + limits.idle_timeout),
+        limits,
+        slot,
+    };
+    let closed = connection.serve(handler, &peer, shutdown).await;
+    match closed {
+        Close::Eof | Close::Shutdown => {}
+        Close::Evicted => debug!("evicted to make room; closing"),
+        Close::Deadline(what) => debug!(deadline = what, "deadline passed; closing"),
+        Close::Io(err) => debug!(error = %err, "connection failed; closing"),
+    }
+}
+
+/// Why a connection ends.
+enum Close {
+    Eof,
+    Shutdown,
+    Evicted,
+    /// Which deadline passed.
+    Deadline(&'static str),
+    Io(std::io::Error),
+}
+
+impl From<Evicted> for Close {
+    fn from(_: Evicted) -> Self {
+        Self::Evicted
+    }
+}
+
+struct Connection<'a> {
+    reader: OwnedReadHalf,
+    writer: BufWriter<OwnedWriteHalf>,
+    decoder: LineDecoder,
+    buf: Vec<u8>,
+    timer: Timer,
+    limits: Limits,
+    slot: &'a Slot,
+}
+
+impl Connection<'_> {
+    async fn serve(
+        &mut self,
+        handler: &Handler,
+        peer: &Peer,
+        shutdown: &CancellationToken,
+    ) -> Close {
+        let mut audit = AuditMemory::default();
+        // One shutdown waiter for the whole connection.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut idle_since = Instant::now();
+        let mut line_started: Option<Instant> = None;
+        loop {
+            let mut answered = false;
+            while let Some(frame) = self.decoder.next_frame() {
+                let response = match frame {
+                    Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                    Frame::Line(line) => match Request::parse(&line) {
+                        Ok(request) => {
+                            if let Err(evicted) = self.slot.enter(Phase::Busy) {
+                                return evicted.into();
+                            }
+                            // A long call (`login_wait`) must not hold up a shutdown.
+                            tokio::select! {
+                                response = handler.handle(request, peer, &mut audit) => response,
+                                () = &mut cancelled => return Close::Shutdown,
+                            }
+                        }
+                        Err(bad) => {
+                            debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
+                            Response::err(bad.id, bad.error)
+                        }
                     },
-                    Err(bad) => {
-                        debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
-                        Response::err(bad.id, bad.error)
+                    Frame::TooLong => {
+                        debug!(limit = self.decoder.max(), "request line too long");
+                        Response::err(Id::Null, RpcError::too_large(self.decoder.max()))
                     }
-                },
-                Frame::TooLong => {
-                    debug!(limit = decoder.max(), "request line too long");
-                    Response::err(Id::Null, RpcError::too_large(decoder.max()))
+                };
+                if let Err(closed) = self.write(Some(&response.to_line())).await {
+                    return closed;
                 }
+                answered = true;
+            }
+            if answered {
+                if let Err(closed) = self.write(None).await {
+                    return closed;
+                }
+                idle_since = Instant::now();
+                line_started = None;
+            }
+            let idle_deadline = idle_since + self.limits.idle_timeout;
+            let (phase, deadline, what) = if self.decoder.in_line() {
+                let started = *line_started.get_or_insert_with(Instant::now);
+                let line_deadline = started + self.limits.request_timeout;
+                (
+                    Phase::Reading,
+                    line_deadline.min(idle_deadline),
+                    "request line",
+                )
+            } else {
+                (Phase::Idle, idle_deadline, "idle")
             };
-            if writer.write_all(&response.to_line()).await.is_err() {
-                return;
+            if let Err(evicted) = self.slot.enter(phase) {
+                return evicted.into();
             }
-            answered = true;
+            let read = tokio::select! {
+                read = self.reader.read(&mut self.buf) => read,
+                () = self.timer.until(deadline) => return Close::Deadline(what),
+                () = self.slot.evicted() => return Close::Evicted,
+                () = &mut cancelled => return Close::Shutdown,
+            };
+            match read {
+                Ok(0) => return Close::Eof,
+                Ok(n) => self.decoder.feed(&self.buf[..n]),
+                Err(err) => return Close::Io(err),
+            }
         }
-        if answered {
-            if writer.flush().await.is_err() {
-                return;
+    }
+
+    /// Writes `bytes` (or flushes, for `None`) within the write deadline.
+    async fn write(&mut self, bytes: Option<&[u8]>) -> Result<(), Close> {
+        self.slot.enter(Phase::Writing)?;
+        let deadline = Instant::now() + self.limits.write_timeout;
+        let writer = &mut self.writer;
+        let written = async move {
+            match bytes {
+                Some(bytes) => writer.write_all(bytes).await,
+                None => writer.flush().await,
             }
-            last_activity = Instant::now();
-        }
-        let read = tokio::select! {
-            read = reader.read(&mut buf) => read,
-            () = &mut idle => {
-                let deadline = last_activity + limits.idle_timeout;
-                if Instant::now() >= deadline {
-                    debug!("idle timeout; closing");
-                    return;
-                }
-                idle.as_mut().reset(deadline);
-                continue;
-            }
-            () = &mut cancelled => return,
         };
-        match read {
-            Ok(0) => return,
-            Ok(n) => {
-                decoder.feed(&buf[..n]);
-                last_activity = Instant::now();
-            }
-            Err(err) => {
-                debug!(error = %err, "read failed; closing");
+        tokio::select! {
+            written = written => written.map_err(Close::Io),
+            () = self.timer.until(deadline) => Err(Close::Deadline("write")),
+            () = self.slot.evicted() => Err(Close::Evicted),
+        }
+    }
+}
+
+/// One timer for the whole connection, re-armed lazily: re-arming a timer per request costs
+/// more than the request, so a later deadline only takes effect when the timer fires early,
+/// and only an earlier one resets it at once.
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    /// When `sleep` fires (possibly in the past).
+    armed: Instant,
+}
+
+impl Timer {
+    fn new(at: Instant) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            armed: at,
+        }
+    }
+
+    /// Completes at `at`.
+    async fn until(&mut self, at: Instant) {
+        if at < self.armed {
+            self.sleep.as_mut().reset(at);
+            self.armed = at;
+        }
+        loop {
+            self.sleep.as_mut().await;
+            if Instant::now() >= at {
                 return;
             }
+            self.sleep.as_mut().reset(at);
+            self.armed = at;
         }
     }
 }

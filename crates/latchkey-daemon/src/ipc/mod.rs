@@ -1,14 +1,13 @@
-//! The Unix-socket transport: binding the socket safely, accepting connections under a limit,
-//! and running each connection (peer check, framing, pipelined requests, idle timeout).
+//! The Unix-socket transport: binding the socket safely, accepting connections under a limit
+//! (with eviction when it is reached, see [`slots`]), and running each connection (peer check,
+//! framing, pipelined requests, idle, line and write deadlines).
 
 pub mod bind;
 mod connection;
 pub mod peer;
-
-use std::sync::Arc;
+mod slots;
 
 use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -24,16 +23,9 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = slots::Slots::new(limits.max_connections);
     let tracker = TaskTracker::new();
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -46,11 +38,16 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
+        // Accepted first, then given a slot: a full house evicts only for someone who came.
+        let slot = tokio::select! {
+            slot = slots.claim() => slot,
+            _ = shutdown.cancelled() => break,
+        };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            connection::run(stream, &handler, limits, &shutdown).await;
-            drop(permit);
+            connection::run(stream, &handler, limits, &slot, &shutdown).await;
+            drop(slot);
         });
     }
     debug!(
