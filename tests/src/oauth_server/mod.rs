@@ -393,7 +393,8 @@ impl TokenServer {
         false
     }
 
-    /// Every authorization code, PKCE verifier and device code presented at the token endpoint.
+    /// Every authorization code, PKCE verifier and device code presented at the token endpoint
+    /// (in requests answered with a fault too).
     pub fn grants_seen(&self) -> Vec<String> {
         self.state().grants_seen.clone()
     }

@@ -110,6 +110,16 @@ impl State {
             _ => {}
         }
         if let Some(fault) = self.faults[endpoint.index()].pop_front() {
+            if endpoint == Endpoint::Token {
+                // What a faulted grant presented counts as seen too.
+                for name in ["code", "code_verifier", "device_code"] {
+                    if let Some(value) = params.get(name) {
+                        if !self.grants_seen.iter().any(|g| g == value) {
+                            self.grants_seen.push(value.to_owned());
+                        }
+                    }
+                }
+            }
             return fault_outcome(fault, &params);
         }
         if parts.method != endpoint.method() {
