@@ -629,7 +629,11 @@ fn insufficient_scope_names_only_the_missing_scopes_escaped_and_bounded() {
         }
     });
     assert_eq!(name, "dev.latchkey.Latchkey1.Error.InsufficientScope");
-    assert!(message.chars().count() <= 700, "{} characters", message.len());
+    assert!(
+        message.chars().count() <= 700,
+        "{} characters",
+        message.len()
+    );
     assert!(
         !message.chars().any(char::is_control),
         "control characters: {message:?}"
@@ -637,6 +641,9 @@ fn insufficient_scope_names_only_the_missing_scopes_escaped_and_bounded() {
     assert!(message.contains("\\u{1b}[2J\\u{7}evil\\nline"), "{message}");
     assert!(!message.contains("granted-scope"), "{message}");
     // The list stops at the huge scope and counts the rest (2002 missing, once each).
-    assert!(message.ends_with("evil\\nline (and 2001 more)"), "{message}");
+    assert!(
+        message.ends_with("evil\\nline (and 2001 more)"),
+        "{message}"
+    );
     assert_eq!(message.matches("evil").count(), 1, "{message}");
 }

@@ -47,7 +47,11 @@ fn the_iss_of_a_callback_must_be_the_discovered_issuer() {
     server.deny_next_authorization();
     let (done, page) = login(&mut rpc, "wrong-denied");
     assert_refused(&done, &page, "another issuer");
-    assert_eq!(server.code_exchanges(), 0, "a code from a mix-up was exchanged");
+    assert_eq!(
+        server.code_exchanges(),
+        0,
+        "a code from a mix-up was exchanged"
+    );
 
     // The provider's own issuer: the login completes.
     server.set_authorization_iss(Some(&server.issuer()));

@@ -30,16 +30,23 @@ fn config(server: &TokenServer) -> String {
 /// character other than a line break, or the hostile fault's mark.
 fn assert_clean(place: &str, text: &str, secrets: &[String]) {
     for secret in secrets {
-        assert!(!text.contains(secret.as_str()), "{place} repeats {secret}:\n{text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "{place} repeats {secret}:\n{text}"
+        );
     }
-    assert!(!text.contains(HOSTILE_MARK), "{place} repeats hostile text:\n{text}");
+    assert!(
+        !text.contains(HOSTILE_MARK),
+        "{place} repeats hostile text:\n{text}"
+    );
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
         "{place} holds control characters: {text:?}"
     );
 }
 
-const GET: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n";
+const GET: &[u8] =
+    b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n";
 
 #[test]
 fn refresh_errors_that_echo_the_refresh_token_or_carry_escapes_are_not_repeated() {
@@ -60,9 +67,16 @@ fn refresh_errors_that_echo_the_refresh_token_or_carry_escapes_are_not_repeated(
         server.fail_next(std::slice::from_ref(&fault));
         let answer = raw_exchange(s, GET, 1);
         let error = &answer[0]["error"];
-        assert_eq!(error["data"]["kind"], "refresh_failed", "{fault:?}: {error}");
+        assert_eq!(
+            error["data"]["kind"], "refresh_failed",
+            "{fault:?}: {error}"
+        );
         assert_eq!(error["data"]["retryable"], false, "{fault:?}: {error}");
-        assert_clean(&format!("the error for {fault:?}"), &error.to_string(), &secrets);
+        assert_clean(
+            &format!("the error for {fault:?}"),
+            &error.to_string(),
+            &secrets,
+        );
         assert_clean(
             &format!("the message for {fault:?}"),
             error["message"].as_str().unwrap(),
@@ -76,7 +90,11 @@ fn refresh_errors_that_echo_the_refresh_token_or_carry_escapes_are_not_repeated(
         assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
         assert_clean(&format!("the CLI for {fault:?}"), &stderr(&out), &secrets);
     }
-    assert_eq!(server.refresh_requests(), 6, "every fault reached the provider");
+    assert_eq!(
+        server.refresh_requests(),
+        6,
+        "every fault reached the provider"
+    );
     let (exit, logs) = daemon.stop();
     assert!(exit.success());
     assert!(logs.contains("TRACE"), "trace logging was not on");
@@ -124,7 +142,10 @@ fn login_errors_that_echo_the_code_verifier_or_device_code_are_not_repeated() {
         let (code, err, page) = cli_browser_login(&env, &daemon.socket);
         assert_eq!(code, Some(10), "{fault:?}: {err}");
         let seen = server.grants_seen();
-        assert!(seen.len() >= 2, "no code and verifier were presented: {seen:?}");
+        assert!(
+            seen.len() >= 2,
+            "no code and verifier were presented: {seen:?}"
+        );
         assert_clean(&format!("the CLI for {fault:?}"), &err, &seen);
         assert_clean(&format!("the page for {fault:?}"), &page, &seen);
     }
@@ -142,11 +163,18 @@ fn login_errors_that_echo_the_code_verifier_or_device_code_are_not_repeated() {
     );
     let device = rpc.err("login_wait", json!({ "login_id": started["login_id"] }));
     let seen = server.grants_seen();
-    assert!(seen.len() >= 7, "codes, verifiers and a device code: {seen:?}");
+    assert!(
+        seen.len() >= 7,
+        "codes, verifiers and a device code: {seen:?}"
+    );
     for (what, error) in [("browser", &browser), ("device", &device)] {
         assert_eq!(error["data"]["kind"], "login_failed", "{what}: {error}");
         assert_eq!(error["data"]["retryable"], false, "{what}: {error}");
-        assert_clean(&format!("the {what} login's error"), &error.to_string(), &seen);
+        assert_clean(
+            &format!("the {what} login's error"),
+            &error.to_string(),
+            &seen,
+        );
     }
     let list: Value = rpc.ok("list", Value::Null);
     assert_eq!(list["entries"], json!([]), "a failed login stored nothing");

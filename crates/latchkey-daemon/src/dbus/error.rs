@@ -31,7 +31,10 @@ impl From<RpcError> for LatchkeyError {
     fn from(err: RpcError) -> Self {
         let mut message = err.message;
         if !err.data.missing_scopes.is_empty() {
-            message = format!("{message}; missing: {}", missing_list(&err.data.missing_scopes));
+            message = format!(
+                "{message}; missing: {}",
+                missing_list(&err.data.missing_scopes)
+            );
         }
         if let Some(url) = &err.data.login_url {
             message = format!("{message}; log in at {url}");
@@ -111,7 +114,13 @@ mod tests {
         // 46 of 10 characters plus a space fit in 512.
         assert!(list.ends_with("scope-0045 (and 954 more)"), "{list}");
         let huge = missing_list(&["x".repeat(100_000), "y".into()]);
-        assert_eq!(huge, format!("{}... (and 1 more)", "x".repeat(MISSING_LIMIT - 3)));
-        assert_eq!(missing_list(&["x".repeat(MISSING_LIMIT)]), "x".repeat(MISSING_LIMIT));
+        assert_eq!(
+            huge,
+            format!("{}... (and 1 more)", "x".repeat(MISSING_LIMIT - 3))
+        );
+        assert_eq!(
+            missing_list(&["x".repeat(MISSING_LIMIT)]),
+            "x".repeat(MISSING_LIMIT)
+        );
     }
 }
