@@ -312,7 +312,36 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{same, ExpectedIssuer};
+
+    fn expected(issuer: Option<&str>, required: bool) -> ExpectedIssuer {
+        ExpectedIssuer {
+            provider: "p".into(),
+            issuer: issuer.map(str::to_owned),
+            required,
+        }
+    }
+
+    #[test]
+    fn iss_must_equal_a_known_issuer_and_is_refused_when_unknown() {
+        let idp = "https://idp.example.com";
+        assert!(expected(Some(idp), false).check(Some(idp)).is_ok());
+        assert!(expected(Some(idp), false).check(None).is_ok());
+        // A plain string comparison: no normalisation.
+        for other in [
+            "https://idp.example.com/",
+            "https://IDP.example.com",
+            "https://evil.example",
+        ] {
+            let err = expected(Some(idp), false).check(Some(other)).unwrap_err();
+            assert!(!err.retryable());
+            assert!(err.to_string().contains("another issuer"), "{err}");
+        }
+        assert!(expected(Some(idp), true).check(None).is_err());
+        assert!(expected(None, false).check(None).is_ok());
+        let err = expected(None, false).check(Some(idp)).unwrap_err();
+        assert!(err.to_string().contains("cannot check"), "{err}");
+    }
 
     #[test]
     fn states_compare_whole() {

@@ -345,6 +345,31 @@ impl Provider {
 mod tests {
     use super::*;
 
+    fn issuer_of(name: &str, spec: ProviderSpec) -> Option<String> {
+        let spec = ProviderSpec {
+            client_id: Some("id".into()),
+            ..spec
+        };
+        match Provider::from_spec(name, &spec).unwrap().source {
+            Source::Fixed(endpoints) => endpoints.issuer,
+            Source::Issuer(_) => panic!("not fixed"),
+        }
+    }
+
+    #[test]
+    fn a_templates_issuer_holds_only_for_its_own_authorization_endpoint() {
+        assert_eq!(
+            issuer_of("google", ProviderSpec::default()).as_deref(),
+            Some("https://accounts.google.com")
+        );
+        assert_eq!(issuer_of("github", ProviderSpec::default()), None);
+        let elsewhere = ProviderSpec {
+            authorization_url: Some("https://idp.example.com/auth".into()),
+            ..ProviderSpec::default()
+        };
+        assert_eq!(issuer_of("google", elsewhere), None);
+    }
+
     #[test]
     fn only_https_or_loopback_http() {
         assert!(Provider::new("a", "https://idp.example.com/token", "id").is_ok());
