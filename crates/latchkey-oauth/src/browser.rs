@@ -5,6 +5,15 @@
 //! answered with an error page and leave the login waiting; the first request with the right
 //! `state` consumes it (single use) and the listener closes. The code is then exchanged with
 //! the PKCE verifier, which never leaves this task.
+//!
+//! The issuer (RFC 9207): a response carrying `iss` is accepted only if it equals the
+//! provider's issuer identifier (its discovery document's `issuer`, or a template's). A
+//! provider without a known issuer (explicit endpoints, templates whose issuer depends on the
+//! tenant) cannot have its `iss` checked, so a response that carries one is refused rather
+//! than trusted (RFC 9207 §2.4 leaves unchecked values no standing); a response without `iss`
+//! is accepted unless the issuer's metadata says it always sends one. Either refusal fails
+//! the login for good, error responses included: an answer from another issuer is not this
+//! provider's to give.
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -17,7 +26,10 @@ use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use tokio::sync::oneshot;
 
 use crate::loopback::page;
-use crate::{login_error, printable, Completed, LoginError, LoginFuture, OAuth};
+use latchkey_proto::Secret;
+
+use crate::provider_text::provider_error;
+use crate::{login_error, secret_str, Completed, LoginError, LoginFuture, OAuth};
 
 /// The path of the redirect URI.
 const CALLBACK_PATH: &str = "/callback";
@@ -33,10 +45,49 @@ pub struct BrowserLogin {
     pub redirect_uri: String,
 }
 
-/// What the redirect brought.
-enum Arrival {
+/// What the redirect brought, as it came (it is checked by the login's task).
+struct Arrival {
+    /// The `iss` parameter (RFC 9207), if any.
+    iss: Option<String>,
+    answer: Answer,
+}
+
+enum Answer {
     Code(String),
-    Error(String),
+    Error {
+        code: String,
+        description: Option<String>,
+    },
+}
+
+/// What an authorization response's `iss` must be.
+struct ExpectedIssuer {
+    provider: String,
+    issuer: Option<String>,
+    required: bool,
+}
+
+impl ExpectedIssuer {
+    fn check(&self, iss: Option<&str>) -> Result<(), LoginError> {
+        let provider = &self.provider;
+        match (iss, self.issuer.as_deref()) {
+            (None, _) if self.required => Err(LoginError::Rejected(format!(
+                "the authorization response lacks the issuer (iss) that provider {provider}'s \
+                 metadata promises (RFC 9207); the login is refused"
+            ))),
+            (None, _) => Ok(()),
+            (Some(iss), Some(expected)) if iss == expected => Ok(()),
+            (Some(_), Some(_)) => Err(LoginError::Rejected(format!(
+                "the authorization response names another issuer (iss) than provider \
+                 {provider}'s (RFC 9207 mix-up defence); the login is refused"
+            ))),
+            (Some(_), None) => Err(LoginError::Rejected(format!(
+                "the authorization response names an issuer (iss) that latchkey cannot check: \
+                 provider {provider} has no known issuer (configure it by `issuer`, so its \
+                 discovery document names it); the login is refused"
+            ))),
+        }
+    }
 }
 
 /// The page shown once the login is decided.
@@ -58,7 +109,12 @@ impl OAuth {
         scopes: &[String],
         lifetime: Duration,
     ) -> Result<(BrowserLogin, LoginFuture), LoginError> {
-        let (client, endpoints) = self.client(provider).await?;
+        let (client, endpoints, client_secret) = self.client(provider).await?;
+        let expected = ExpectedIssuer {
+            provider: provider.to_owned(),
+            issuer: endpoints.issuer.clone(),
+            required: endpoints.iss_required,
+        };
         if endpoints.authorization.is_none() {
             return Err(LoginError::Unsupported(format!(
                 "provider {provider} has no authorization endpoint; use a device login"
@@ -78,6 +134,8 @@ impl OAuth {
         );
         let scopes = self.login_scopes_for(provider, scopes);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        // A copy of what the exchange carries, which its answer must not echo.
+        let verifier_copy = Secret::new(verifier.secret().clone());
         let mut request = client
             .authorize_url(CsrfToken::new_random)
             .map_err(|e| LoginError::Unsupported(e.to_string()))?
@@ -116,21 +174,38 @@ impl OAuth {
             };
             // The listener is closed here: a replayed redirect finds nobody listening.
             let (arrival, page) = arrival?;
-            let outcome = match arrival {
-                Arrival::Error(code) if code == "access_denied" => Err(LoginError::Denied),
-                Arrival::Error(code) => Err(LoginError::Rejected(format!(
-                    "the authorization endpoint answered {code}"
-                ))),
-                Arrival::Code(code) => client
-                    .exchange_code(AuthorizationCode::new(code))
-                    .set_pkce_verifier(verifier)
-                    .request_async(&http)
-                    .await
-                    .map_err(|e| login_error(e, "token endpoint"))
-                    .and_then(|response| {
-                        crate::tokens::accept(&response)
-                            .map_err(|e| LoginError::Rejected(e.to_string()))
-                    }),
+            let state = waiting.state.as_str();
+            let outcome = match (expected.check(arrival.iss.as_deref()), arrival.answer) {
+                (Err(err), _) => Err(err),
+                (Ok(()), Answer::Error { code, .. }) if code == "access_denied" => {
+                    Err(LoginError::Denied)
+                }
+                (Ok(()), Answer::Error { code, description }) => {
+                    let secrets = [state, verifier_copy.expose()];
+                    Err(LoginError::Rejected(format!(
+                        "the authorization endpoint answered {}",
+                        provider_error(&code, description.as_deref(), &secrets)
+                    )))
+                }
+                (Ok(()), Answer::Code(code)) => {
+                    let code = Secret::new(code);
+                    let secrets = [
+                        code.expose(),
+                        verifier_copy.expose(),
+                        state,
+                        secret_str(&client_secret),
+                    ];
+                    client
+                        .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
+                        .set_pkce_verifier(verifier)
+                        .request_async(&http)
+                        .await
+                        .map_err(|e| login_error(e, "token endpoint", &secrets))
+                        .and_then(|response| {
+                            crate::tokens::accept(&response)
+                                .map_err(|e| LoginError::Rejected(e.to_string()))
+                        })
+                }
             };
             match outcome {
                 Ok(tokens) => Ok(Completed {
@@ -170,16 +245,17 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
             "This address is not part of a latchkey login.",
         );
     }
-    let mut state = None;
-    let mut code = None;
-    let mut error = None;
+    let (mut state, mut code, mut error, mut description, mut iss) = (None, None, None, None, None);
     for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
-        match name.as_ref() {
-            "state" => state = Some(value.into_owned()),
-            "code" => code = Some(value.into_owned()),
-            "error" => error = Some(value.into_owned()),
-            _ => {}
-        }
+        let slot = match name.as_ref() {
+            "state" => &mut state,
+            "code" => &mut code,
+            "error" => &mut error,
+            "error_description" => &mut description,
+            "iss" => &mut iss,
+            _ => continue,
+        };
+        *slot = Some(value.into_owned());
     }
     if !state.as_deref().is_some_and(|s| same(s, &waiting.state)) {
         return page(
@@ -188,9 +264,9 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
             "This sign-in response does not match the pending latchkey login, which is still waiting.",
         );
     }
-    let arrival = match (code, error) {
-        (_, Some(error)) => Arrival::Error(printable(&error)),
-        (Some(code), None) if !code.is_empty() => Arrival::Code(code),
+    let answer = match (code, error) {
+        (_, Some(code)) => Answer::Error { code, description },
+        (Some(code), None) if !code.is_empty() => Answer::Code(code),
         _ => {
             return page(
                 StatusCode::BAD_REQUEST,
@@ -212,7 +288,7 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
         );
     };
     let (page_tx, page_rx) = oneshot::channel();
-    if slot.send((arrival, page_tx)).is_err() {
+    if slot.send((Arrival { iss, answer }, page_tx)).is_err() {
         return page(
             StatusCode::GONE,
             "Login ended",
@@ -236,7 +312,36 @@ async fn callback(waiting: &Waiting, request: Request<Incoming>) -> Response<Ful
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{same, ExpectedIssuer};
+
+    fn expected(issuer: Option<&str>, required: bool) -> ExpectedIssuer {
+        ExpectedIssuer {
+            provider: "p".into(),
+            issuer: issuer.map(str::to_owned),
+            required,
+        }
+    }
+
+    #[test]
+    fn iss_must_equal_a_known_issuer_and_is_refused_when_unknown() {
+        let idp = "https://idp.example.com";
+        assert!(expected(Some(idp), false).check(Some(idp)).is_ok());
+        assert!(expected(Some(idp), false).check(None).is_ok());
+        // A plain string comparison: no normalisation.
+        for other in [
+            "https://idp.example.com/",
+            "https://IDP.example.com",
+            "https://evil.example",
+        ] {
+            let err = expected(Some(idp), false).check(Some(other)).unwrap_err();
+            assert!(!err.retryable());
+            assert!(err.to_string().contains("another issuer"), "{err}");
+        }
+        assert!(expected(Some(idp), true).check(None).is_err());
+        assert!(expected(None, false).check(None).is_ok());
+        let err = expected(None, false).check(Some(idp)).unwrap_err();
+        assert!(err.to_string().contains("cannot check"), "{err}");
+    }
 
     #[test]
     fn states_compare_whole() {

@@ -34,7 +34,7 @@ impl OAuth {
         scopes: &[String],
         lifetime: Duration,
     ) -> Result<(DeviceLogin, LoginFuture), LoginError> {
-        let (client, endpoints) = self.client(provider).await?;
+        let (client, endpoints, client_secret) = self.client(provider).await?;
         if endpoints.device_authorization.is_none() {
             return Err(LoginError::Unsupported(format!(
                 "provider {provider} has no device authorization endpoint; use a browser login"
@@ -47,7 +47,13 @@ impl OAuth {
             .add_scopes(scopes.into_iter().map(Scope::new))
             .request_async(&self.http)
             .await
-            .map_err(|e| login_error(e, "device authorization endpoint"))?;
+            .map_err(|e| {
+                login_error(
+                    e,
+                    "device authorization endpoint",
+                    &[crate::secret_str(&client_secret)],
+                )
+            })?;
         let expires_in = details.expires_in().min(lifetime);
         // What the user is shown and may open: checked like any endpoint, never raw.
         let verification_uri =
@@ -60,8 +66,10 @@ impl OAuth {
                 crate::provider::checked_url(provider, "verification_uri_complete", u.secret()).ok()
             })
             .map(|u| u.to_string());
+        // Shown to the user as it is, so held to the error charset (no escapes, no
+        // look-alikes) and uncut.
         let user_code = details.user_code().secret().clone();
-        if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control) {
+        if crate::provider_text::sanitize(&user_code, 64, &[]).as_ref() != Some(&user_code) {
             return Err(LoginError::Rejected(
                 "the user code is not printable".into(),
             ));
@@ -74,6 +82,8 @@ impl OAuth {
             expires_in,
         };
         let http = self.http.clone();
+        // What the polls carry, which their answers must not echo.
+        let device_code = latchkey_proto::Secret::new(details.device_code().secret().clone());
         let future = Box::pin(async move {
             // The poll loop's deadline runs on a monotonic clock: a wall clock jumping by hours
             // neither ends the login at once nor keeps it polling for hours.
@@ -88,7 +98,10 @@ impl OAuth {
             let response = tokio::time::timeout(expires_in + MAX_BACKOFF, poll)
                 .await
                 .map_err(|_| LoginError::Expired)?
-                .map_err(|e| login_error(e, "token endpoint"))?;
+                .map_err(|e| {
+                    let secrets = [device_code.expose(), crate::secret_str(&client_secret)];
+                    login_error(e, "token endpoint", &secrets)
+                })?;
             let tokens = crate::tokens::accept(&response)
                 .map_err(|e| LoginError::Rejected(e.to_string()))?;
             Ok(Completed { tokens, page: None })

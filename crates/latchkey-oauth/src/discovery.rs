@@ -14,6 +14,8 @@ struct Document {
     token_endpoint: String,
     revocation_endpoint: Option<String>,
     device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 fn same_issuer(a: &str, b: &str) -> bool {
@@ -74,6 +76,9 @@ pub(crate) async fn discover(
             .as_deref()
             .map(|u| check("device_authorization_endpoint", u))
             .transpose()?,
+        // The document's own spelling: RFC 9207 compares `iss` with it as a plain string.
+        issuer: Some(doc.issuer),
+        iss_required: doc.authorization_response_iss_parameter_supported,
     })
 }
 

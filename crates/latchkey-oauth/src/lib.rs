@@ -14,6 +14,7 @@ mod discovery;
 mod http_client;
 pub mod loopback;
 mod provider;
+mod provider_text;
 mod revoke;
 mod tokens;
 
@@ -218,8 +219,12 @@ impl OAuth {
         }
     }
 
-    /// An `oauth2` client for the provider, with its client secret if one is stored.
-    async fn client(&self, name: &str) -> Result<(OAuthClient, Endpoints), LoginError> {
+    /// An `oauth2` client for the provider, with its client secret if one is stored (also
+    /// returned, as a secret the provider's answers must not echo).
+    async fn client(
+        &self,
+        name: &str,
+    ) -> Result<(OAuthClient, Endpoints, Option<Secret>), LoginError> {
         let endpoints = self.endpoints(name).await?;
         let provider = &self.providers[name].provider;
         let mut client = BasicClient::new(ClientId::new(provider.client_id.clone()))
@@ -233,10 +238,11 @@ impl OAuth {
             .set_revocation_url_option(endpoints.revocation.clone().map(RevocationUrl::from_url))
             .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
             .set_auth_type(AuthType::RequestBody);
-        if let Some(secret) = self.client_secret(name).await {
+        let secret = self.client_secret(name).await;
+        if let Some(secret) = &secret {
             client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
         }
-        Ok((client, endpoints))
+        Ok((client, endpoints, secret))
     }
 
     /// The stored client secret of a confidential client.
@@ -255,7 +261,7 @@ impl OAuth {
     }
 
     async fn exchange(&self, provider: &str, refresh_token: &str) -> Result<Refreshed, Attempt> {
-        let (client, _) = self.client(provider).await.map_err(|e| match e {
+        let (client, _, client_secret) = self.client(provider).await.map_err(|e| match e {
             LoginError::Unavailable(reason) => Attempt::Retry {
                 reason,
                 after: None,
@@ -267,6 +273,7 @@ impl OAuth {
             .exchange_refresh_token(&token)
             .request_async(&self.http)
             .await;
+        let secrets = [refresh_token, secret_str(&client_secret)];
         match response {
             Ok(response) => tokens::accept(&response).map_err(Attempt::Final),
             Err(RequestTokenError::ServerResponse(error)) => {
@@ -279,7 +286,11 @@ impl OAuth {
                     }
                     other => RefreshError::Rejected(format!(
                         "the provider answered {}",
-                        printable(other.as_ref())
+                        provider_text::provider_error(
+                            other.as_ref(),
+                            error.error_description().map(String::as_str),
+                            &secrets
+                        )
                     )),
                 }))
             }
@@ -304,29 +315,50 @@ impl OAuth {
             Err(RequestTokenError::Parse(..)) => Err(Attempt::Final(RefreshError::Rejected(
                 "the token response is not a valid token response".into(),
             ))),
-            Err(RequestTokenError::Other(reason)) => {
-                Err(Attempt::Final(RefreshError::Rejected(reason)))
-            }
+            Err(RequestTokenError::Other(reason)) => Err(Attempt::Final(RefreshError::Rejected(
+                other_reason(&reason, "token endpoint", &secrets),
+            ))),
         }
     }
 }
 
-/// Turns a failed code or device exchange into a login error.
+/// A stored client secret as text, empty when there is none.
+fn secret_str(secret: &Option<Secret>) -> &str {
+    secret.as_ref().map_or("", Secret::expose)
+}
+
+/// A reason the `oauth2` crate gave (it may quote the answer, e.g. its Content-Type), as it
+/// may be shown.
+fn other_reason(reason: &str, what: &str, secrets: &[&str]) -> String {
+    match provider_text::sanitize(reason, provider_text::DESCRIPTION_LIMIT, secrets) {
+        Some(reason) => format!("the {what}'s answer is not usable: {reason}"),
+        None => format!("the {what}'s answer is not usable"),
+    }
+}
+
+/// Turns a failed code or device exchange into a login error. `secrets` are those the
+/// request carried: the provider's text is shown only if it echoes none of them.
 fn login_error<TE: oauth2::ErrorResponse>(
     err: RequestTokenError<HttpFailure, TE>,
     what: &str,
+    secrets: &[&str],
 ) -> LoginError {
     match err {
         RequestTokenError::ServerResponse(error) => {
-            // The error code only: descriptions are provider text and may echo input.
-            let code = serde_json::to_value(&error)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "an error".to_owned());
+            let value = serde_json::to_value(&error).unwrap_or_default();
+            let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            let code = field("error").unwrap_or_default();
             match code.as_str() {
                 "access_denied" => LoginError::Denied,
                 "expired_token" => LoginError::Expired,
-                _ => LoginError::Rejected(format!("the {what} answered {}", printable(&code))),
+                _ => LoginError::Rejected(format!(
+                    "the {what} answered {}",
+                    provider_text::provider_error(
+                        &code,
+                        field("error_description").as_deref(),
+                        secrets
+                    )
+                )),
             }
         }
         RequestTokenError::Request(HttpFailure::Status { status, .. }) => {
@@ -341,21 +373,9 @@ fn login_error<TE: oauth2::ErrorResponse>(
         RequestTokenError::Parse(..) => {
             LoginError::Rejected(format!("the {what}'s answer is not valid"))
         }
-        RequestTokenError::Other(reason) => LoginError::Rejected(reason),
-    }
-}
-
-/// A provider-chosen word made safe to show: short, and only `[A-Za-z0-9_.-]`.
-pub(crate) fn printable(word: &str) -> String {
-    let clean: String = word
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(64)
-        .collect();
-    if clean.is_empty() {
-        "an error".to_owned()
-    } else {
-        clean
+        RequestTokenError::Other(reason) => {
+            LoginError::Rejected(other_reason(&reason, what, secrets))
+        }
     }
 }
 

@@ -81,6 +81,12 @@ pub struct Endpoints {
     pub revocation: Option<Url>,
     /// Device authorization endpoint.
     pub device_authorization: Option<Url>,
+    /// The issuer identifier, when known (a template's, or the discovery document's
+    /// `issuer`): the `iss` of an authorization response (RFC 9207) must equal it.
+    pub issuer: Option<String>,
+    /// Whether the issuer's metadata says every authorization response carries `iss`
+    /// (`authorization_response_iss_parameter_supported`), so one without it is refused.
+    pub iss_required: bool,
 }
 
 /// Where a provider's endpoints come from.
@@ -121,6 +127,8 @@ struct Template {
     device: Option<&'static str>,
     scopes: &'static [&'static str],
     extra: &'static [(&'static str, &'static str)],
+    /// The issuer identifier its authorization responses carry as `iss` (RFC 9207), if any.
+    issuer: Option<&'static str>,
 }
 
 /// The names of the built-in templates.
@@ -136,6 +144,7 @@ fn template(name: &str) -> Option<Template> {
             device: Some("https://github.com/login/device/code"),
             scopes: &[],
             extra: &[],
+            issuer: None,
         },
         // Google issues a refresh token only with access_type=offline, and again on a later
         // login only with prompt=consent.
@@ -146,6 +155,7 @@ fn template(name: &str) -> Option<Template> {
             device: Some("https://oauth2.googleapis.com/device/code"),
             scopes: &["openid", "email"],
             extra: &[("access_type", "offline"), ("prompt", "consent")],
+            issuer: Some("https://accounts.google.com"),
         },
         // The common tenant; a refresh token needs the offline_access scope.
         "microsoft" => Template {
@@ -155,6 +165,7 @@ fn template(name: &str) -> Option<Template> {
             device: Some("https://login.microsoftonline.com/common/oauth2/v2.0/devicecode"),
             scopes: &["openid", "offline_access"],
             extra: &[],
+            issuer: None,
         },
         "gitlab" => Template {
             authorization: "https://gitlab.com/oauth/authorize",
@@ -163,6 +174,7 @@ fn template(name: &str) -> Option<Template> {
             device: Some("https://gitlab.com/oauth/authorize_device"),
             scopes: &["read_user"],
             extra: &[],
+            issuer: Some("https://gitlab.com"),
         },
         "discord" => Template {
             authorization: "https://discord.com/oauth2/authorize",
@@ -171,6 +183,7 @@ fn template(name: &str) -> Option<Template> {
             device: None,
             scopes: &["identify"],
             extra: &[],
+            issuer: None,
         },
         _ => return None,
     })
@@ -293,6 +306,13 @@ impl Provider {
                         from_template,
                     ),
                 )?,
+                // A template's issuer holds only for the template's own endpoints.
+                issuer: template
+                    .as_ref()
+                    .and_then(|t| t.issuer)
+                    .filter(|_| from_template && spec.authorization_url.is_none())
+                    .map(str::to_owned),
+                iss_required: false,
             }))
         };
         let default_scopes = match (&spec.scopes, &template) {
@@ -324,6 +344,31 @@ impl Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn issuer_of(name: &str, spec: ProviderSpec) -> Option<String> {
+        let spec = ProviderSpec {
+            client_id: Some("id".into()),
+            ..spec
+        };
+        match Provider::from_spec(name, &spec).unwrap().source {
+            Source::Fixed(endpoints) => endpoints.issuer,
+            Source::Issuer(_) => panic!("not fixed"),
+        }
+    }
+
+    #[test]
+    fn a_templates_issuer_holds_only_for_its_own_authorization_endpoint() {
+        assert_eq!(
+            issuer_of("google", ProviderSpec::default()).as_deref(),
+            Some("https://accounts.google.com")
+        );
+        assert_eq!(issuer_of("github", ProviderSpec::default()), None);
+        let elsewhere = ProviderSpec {
+            authorization_url: Some("https://idp.example.com/auth".into()),
+            ..ProviderSpec::default()
+        };
+        assert_eq!(issuer_of("google", elsewhere), None);
+    }
 
     #[test]
     fn only_https_or_loopback_http() {

@@ -41,12 +41,19 @@ impl State {
             return page(StatusCode::BAD_REQUEST, &escape_html(why));
         }
         let state = params.get("state");
+        let iss = self.settings.authorization_iss.clone();
+        let with_iss = |mut pairs: Vec<(&'static str, String)>| {
+            if let Some(iss) = &iss {
+                pairs.push(("iss", iss.clone()));
+            }
+            pairs
+        };
         let refuse = |error: &str, description: &str| {
-            redirect(
-                redirect_uri,
-                &[("error", error), ("error_description", description)],
-                state,
-            )
+            let pairs = with_iss(vec![
+                ("error", error.to_owned()),
+                ("error_description", description.to_owned()),
+            ]);
+            redirect(redirect_uri, &pairs, state)
         };
         if let Some(name) = params.repeated() {
             return refuse("invalid_request", &format!("{name} is repeated"));
@@ -86,7 +93,7 @@ impl State {
                 family: None,
             },
         );
-        redirect(redirect_uri, &[("code", &code)], state)
+        redirect(redirect_uri, &with_iss(vec![("code", code)]), state)
     }
 }
 

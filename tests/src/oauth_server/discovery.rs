@@ -29,6 +29,7 @@ impl State {
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": auth_methods,
                 "revocation_endpoint_auth_methods_supported": auth_methods,
+                "authorization_response_iss_parameter_supported": self.settings.advertise_iss,
             }),
         )
     }

@@ -84,7 +84,20 @@ pub enum Fault {
     Hang,
     /// Close the connection without any response.
     Reset,
+    /// 400 whose `error` is the first secret the request submitted (`refresh_token`, `code`
+    /// or `device_code`) and whose `error_description` repeats every one it submitted
+    /// (those, `code_verifier` and `client_secret`), as a careless provider might.
+    EchoSecrets,
+    /// 200 with a `Content-Type` that quotes the request's first secret (which the `oauth2`
+    /// crate would quote in turn).
+    EchoSecretsInContentType,
+    /// 400 whose `error` and `error_description` carry [`HOSTILE_MARK`] among control
+    /// characters and ANSI escape sequences, the description 100 000 characters long.
+    HostileText,
 }
+
+/// A word in [`Fault::HostileText`]'s texts, which must never be shown.
+pub const HOSTILE_MARK: &str = "HOSTILEMARK";
 
 /// An endpoint with its own fault queue and request counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -276,6 +289,18 @@ impl TokenServer {
         self.state().faults[endpoint.index()].extend(faults.iter().cloned());
     }
 
+    /// Adds `iss` (RFC 9207) with this value to every authorization response from now on
+    /// (codes and errors); `None` stops it.
+    pub fn set_authorization_iss(&self, iss: Option<&str>) {
+        self.state().settings.authorization_iss = iss.map(str::to_owned);
+    }
+
+    /// Whether the discovery document says every authorization response carries `iss`
+    /// (`authorization_response_iss_parameter_supported`).
+    pub fn advertise_iss(&self, supported: bool) {
+        self.state().settings.advertise_iss = supported;
+    }
+
     /// The "user" denies the next valid authorization request: it redirects with
     /// `error=access_denied`.
     pub fn deny_next_authorization(&self) {
@@ -368,7 +393,8 @@ impl TokenServer {
         false
     }
 
-    /// Every authorization code, PKCE verifier and device code presented at the token endpoint.
+    /// Every authorization code, PKCE verifier and device code presented at the token endpoint
+    /// (in requests answered with a fault too).
     pub fn grants_seen(&self) -> Vec<String> {
         self.state().grants_seen.clone()
     }

@@ -82,7 +82,11 @@ pub(super) fn escape_html(text: &str) -> String {
 }
 
 /// 302 to `redirect_uri` with `params` and `state` added to its query.
-pub(super) fn redirect(redirect_uri: &str, params: &[(&str, &str)], state: Option<&str>) -> Reply {
+pub(super) fn redirect(
+    redirect_uri: &str,
+    params: &[(&str, String)],
+    state: Option<&str>,
+) -> Reply {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.extend_pairs(params);
     if let Some(state) = state {

@@ -12,10 +12,10 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
-use super::reply::{invalid_request, json_reply, page, reply, Reply};
+use super::reply::{invalid_request, json_reply, oauth_error, page, reply, Reply};
 use super::request::{is_form, Params};
 use super::state::State;
-use super::{Endpoint, Fault, Shared, DEVICE_CODE_GRANT, MAX_BODY};
+use super::{Endpoint, Fault, Shared, DEVICE_CODE_GRANT, HOSTILE_MARK, MAX_BODY};
 
 pub(super) async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let mut stop = shared.shutdown.subscribe();
@@ -110,7 +110,17 @@ impl State {
             _ => {}
         }
         if let Some(fault) = self.faults[endpoint.index()].pop_front() {
-            return fault_outcome(fault);
+            if endpoint == Endpoint::Token {
+                // What a faulted grant presented counts as seen too.
+                for name in ["code", "code_verifier", "device_code"] {
+                    if let Some(value) = params.get(name) {
+                        if !self.grants_seen.iter().any(|g| g == value) {
+                            self.grants_seen.push(value.to_owned());
+                        }
+                    }
+                }
+            }
+            return fault_outcome(fault, &params);
         }
         if parts.method != endpoint.method() {
             let mut reply = page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.");
@@ -140,7 +150,18 @@ impl State {
     }
 }
 
-fn fault_outcome(fault: Fault) -> Outcome {
+/// What a request submitted that its answer must not echo, in that order.
+const SECRET_PARAMS: [&str; 5] = [
+    "refresh_token",
+    "code",
+    "device_code",
+    "code_verifier",
+    "client_secret",
+];
+
+fn fault_outcome(fault: Fault, params: &Params) -> Outcome {
+    let secrets: Vec<&str> = SECRET_PARAMS.iter().filter_map(|n| params.get(n)).collect();
+    let first = secrets.first().copied().unwrap_or("nothing");
     let reply = match fault {
         Fault::Status(code) => json_reply(StatusCode::from_u16(code).unwrap(), &json!({})),
         Fault::TooManyRequests(secs) => {
@@ -166,6 +187,27 @@ fn fault_outcome(fault: Fault) -> Outcome {
         Fault::InvalidGrant => json_reply(
             StatusCode::BAD_REQUEST,
             &json!({ "error": "invalid_grant" }),
+        ),
+        Fault::EchoSecrets => oauth_error(
+            StatusCode::BAD_REQUEST,
+            first,
+            &format!("rejected {}", secrets.join(" and ")),
+        ),
+        Fault::EchoSecretsInContentType => {
+            let mut reply = json_reply(StatusCode::OK, &json!({}));
+            reply.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&format!("text/plain; echo={first}")).unwrap(),
+            );
+            reply
+        }
+        Fault::HostileText => oauth_error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid_request\u{1b}[2J\u{1b}]0;{HOSTILE_MARK}\u{7}"),
+            &format!(
+                "\u{1b}[31m{HOSTILE_MARK}{}\r\n\u{1b}[0m{HOSTILE_MARK}",
+                "A".repeat(100_000)
+            ),
         ),
         Fault::Hang => return Outcome::Hang,
         Fault::Reset => return Outcome::Reset,

@@ -42,6 +42,10 @@ pub(super) struct Settings {
     pub(super) device_interval: u64,
     /// Token-endpoint answers as GitHub writes them (see `serve::as_github_would`).
     pub(super) github_style: bool,
+    /// The `iss` added to authorization responses (RFC 9207), if any.
+    pub(super) authorization_iss: Option<String>,
+    /// `authorization_response_iss_parameter_supported` in the discovery document.
+    pub(super) advertise_iss: bool,
 }
 
 #[derive(Default)]
@@ -90,6 +94,8 @@ impl State {
                 device_expires_in: 600,
                 device_interval: 1,
                 github_style: false,
+                authorization_iss: None,
+                advertise_iss: false,
             },
             counters: Counters::default(),
             faults: Default::default(),

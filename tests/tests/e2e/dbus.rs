@@ -593,3 +593,57 @@ fn require_python_dbus() {
         .unwrap_or(false);
     assert!(ok, "python3 with dbus-python is missing (Debian package python3-dbus); the README's test command installs it");
 }
+
+#[test]
+fn insufficient_scope_names_only_the_missing_scopes_escaped_and_bounded() {
+    let mut env = TestEnv::bare();
+    env.bus = Some(SessionBus::start(None));
+    let daemon = env.start_daemon(&["--store", "memory"]);
+    env.bus().wait_for_name(NAME);
+    let bundle = r#"{"kind":"oauth2","access_token":"a","scopes":["granted-scope"]}"#;
+    assert!(env
+        .cli(&daemon.socket, &["set", "api", "--bundle"], bundle)
+        .status
+        .success());
+    // The caller's scopes: one granted, one hostile, one huge, and many more, twice over.
+    let mut scopes = vec![
+        "granted-scope".to_owned(),
+        "\u{1b}[2J\u{7}evil\nline".to_owned(),
+        "x".repeat(100_000),
+    ];
+    scopes.extend((0..2000).map(|i| format!("want-{i}")));
+    scopes.extend(scopes.clone());
+    let (name, message) = env.bus().with_connection(async |connection| {
+        let options = std::collections::HashMap::from([(
+            "scopes",
+            zbus::zvariant::Value::from(scopes.clone()),
+        )]);
+        let reply = connection
+            .call_method(Some(NAME), PATH, Some(NAME), "Get", &("api", "", options))
+            .await;
+        match reply {
+            Err(zbus::Error::MethodError(name, message, _)) => {
+                (name.to_string(), message.unwrap_or_default())
+            }
+            other => panic!("expected a method error, got {other:?}"),
+        }
+    });
+    assert_eq!(name, "dev.latchkey.Latchkey1.Error.InsufficientScope");
+    assert!(
+        message.chars().count() <= 700,
+        "{} characters",
+        message.len()
+    );
+    assert!(
+        !message.chars().any(char::is_control),
+        "control characters: {message:?}"
+    );
+    assert!(message.contains("\\u{1b}[2J\\u{7}evil\\nline"), "{message}");
+    assert!(!message.contains("granted-scope"), "{message}");
+    // The list stops at the huge scope and counts the rest (2002 missing, once each).
+    assert!(
+        message.ends_with("evil\\nline (and 2001 more)"),
+        "{message}"
+    );
+    assert_eq!(message.matches("evil").count(), 1, "{message}");
+}

@@ -255,10 +255,12 @@ impl TokenService {
                 });
             }
             if params.scopes.iter().any(|s| !record.scopes.contains(s)) {
+                // Each missing scope once, in the caller's order.
+                let mut seen = std::collections::HashSet::new();
                 let missing = params
                     .scopes
                     .iter()
-                    .filter(|s| !record.scopes.contains(s))
+                    .filter(|s| !record.scopes.contains(s) && seen.insert(s.as_str()))
                     .cloned()
                     .collect();
                 return Err(Error::InsufficientScope { missing });

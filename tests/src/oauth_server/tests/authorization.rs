@@ -229,3 +229,37 @@ fn follow_walks_the_redirects_hop_by_hop() {
     assert_eq!(hops[1].status, 404);
     assert_eq!(http::follow(&url, 0).len(), 1);
 }
+
+#[test]
+fn authorization_responses_carry_iss_when_asked() {
+    let server = TokenServer::start();
+    let location = |server: &TokenServer| {
+        let reply = http::get(&authorize_url(
+            server,
+            &[
+                ("response_type", "code"),
+                ("client_id", CLIENT),
+                ("redirect_uri", REDIRECT),
+                ("state", "s1"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        ));
+        query(reply.location.as_deref().unwrap())
+    };
+    assert!(!location(&server).contains_key("iss"));
+    server.set_authorization_iss(Some("https://elsewhere.example"));
+    let with_code = location(&server);
+    assert_eq!(with_code["iss"], "https://elsewhere.example");
+    assert!(with_code.contains_key("code"));
+    server.deny_next_authorization();
+    let denied = location(&server);
+    assert_eq!(denied["iss"], "https://elsewhere.example");
+    assert_eq!(denied["error"], "access_denied");
+    server.set_authorization_iss(None);
+    assert!(!location(&server).contains_key("iss"));
+    server.advertise_iss(true);
+    let doc: serde_json::Value =
+        serde_json::from_str(&http::get(&server.discovery_url()).body).unwrap();
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+}

@@ -133,3 +133,33 @@ fn a_reset_closes_the_connection_without_a_response() {
     // The token was never spent.
     assert_eq!(refresh(&server, "SEED").status, 200);
 }
+
+#[test]
+fn echo_faults_repeat_the_submitted_secrets_and_hostile_text_is_hostile() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    server.fail_next(&[
+        Fault::EchoSecrets,
+        Fault::EchoSecretsInContentType,
+        Fault::HostileText,
+    ]);
+    let echo = refresh(&server, "RTOKEN-0");
+    assert_eq!(echo.error(), (400, "RTOKEN-0".to_owned()));
+    assert!(echo.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("RTOKEN-0"));
+    let quoted = refresh(&server, "RTOKEN-0");
+    assert_eq!(quoted.status, 200);
+    assert_eq!(
+        quoted.headers["content-type"].to_str().unwrap(),
+        "text/plain; echo=RTOKEN-0"
+    );
+    let hostile = refresh(&server, "RTOKEN-0");
+    let (status, error) = hostile.error();
+    assert_eq!(status, 400);
+    assert!(error.contains('\u{1b}') && error.contains(crate::oauth_server::HOSTILE_MARK));
+    assert!(hostile.json()["error_description"].as_str().unwrap().len() > 100_000);
+    // The faults spent, the token still works.
+    assert_eq!(refresh(&server, "RTOKEN-0").status, 200);
+}
