@@ -3,9 +3,9 @@
 //! This crate owns the shape of what crosses the local socket and nothing else: the JSON-RPC 2.0
 //! envelope ([`message`]), the typed parameters and results of each method ([`types`]), the stable
 //! error kinds ([`error`]), the newline-delimited framing with its size cap ([`codec`]), the
-//! [`Secret`] string that carries secret values without ever printing them, and the default
-//! socket location ([`paths`]). It has no async runtime and does no I/O beyond reading the
-//! environment for paths.
+//! [`Secret`] string that carries secret values without ever printing them, the default socket
+//! location ([`paths`]), and which characters names may not hold and clients escape ([`text`]).
+//! It has no async runtime and does no I/O beyond reading the environment for paths.
 #![deny(missing_docs)]
 
 pub mod codec;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod message;
 pub mod paths;
 mod secret;
+pub mod text;
 pub mod types;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
