@@ -27,7 +27,9 @@ impl From<RpcError> for LatchkeyError {
     fn from(err: RpcError) -> Self {
         let mut message = err.message;
         if !err.data.missing_scopes.is_empty() {
-            message = format!("{message}; missing: {}", err.data.missing_scopes.join(" "));
+            // The caller's own scopes, echoed: escaped like any text a terminal may show.
+            let missing = latchkey_proto::text::escape(&err.data.missing_scopes.join(" "));
+            message = format!("{message}; missing: {missing}");
         }
         if let Some(url) = &err.data.login_url {
             message = format!("{message}; log in at {url}");
