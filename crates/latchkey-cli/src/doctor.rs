@@ -7,6 +7,7 @@ use latchkey_client::blocking::Client;
 use latchkey_proto::StatusParams;
 
 use crate::install;
+use crate::output::sanitize;
 
 /// How a check came out.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,9 +31,10 @@ impl Report {
                 "FAIL"
             }
         };
-        println!("{tag}  {what}");
+        // Lines quote the daemon and the bus (versions, store names, errors): escaped here.
+        println!("{tag}  {}", sanitize(what));
         if let Some(fix) = fix {
-            println!("      fix: {fix}");
+            println!("      fix: {}", sanitize(fix));
         }
     }
 }
@@ -194,7 +196,7 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
                     Outcome::Warn,
                     &format!(
                         "latchkeyd is {} but latchkey is {}",
-                        crate::output::sanitize(&version.version),
+                        sanitize(&version.version),
                         env!("CARGO_PKG_VERSION")
                     ),
                     Some(
@@ -244,7 +246,7 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
         if daemon.persistent {
             report.line(
                 Outcome::Ok,
-                &format!("store: {}", crate::output::sanitize(&daemon.store)),
+                &format!("store: {}", sanitize(&daemon.store)),
                 None,
             );
         } else {
@@ -252,7 +254,7 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
                 Outcome::Warn,
                 &format!(
                     "store: {} (entries are lost when latchkeyd stops)",
-                    crate::output::sanitize(&daemon.store)
+                    sanitize(&daemon.store)
                 ),
                 Some("make a Secret Service available, then restart latchkeyd"),
             );

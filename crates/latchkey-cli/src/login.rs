@@ -57,7 +57,7 @@ fn show(started: &LoginStarted, open: bool, json: bool) {
     if let Some(url) = &started.authorization_url {
         let _ = writeln!(err, "Open this URL in a browser to log in:");
         // The URL alone on its own line (stdout), for people and for scripts.
-        let _ = writeln!(out, "{url}");
+        let _ = writeln!(out, "{}", sanitize(url));
         let _ = out.flush();
         if open && open_browser(url) {
             let _ = writeln!(err, "(a browser was asked to open it)");
@@ -70,7 +70,7 @@ fn show(started: &LoginStarted, open: bool, json: bool) {
             sanitize(code)
         );
         let direct = started.verification_uri_complete.as_deref().unwrap_or(uri);
-        let _ = writeln!(out, "{direct}");
+        let _ = writeln!(out, "{}", sanitize(direct));
         let _ = out.flush();
         if open && open_browser(direct) {
             let _ = writeln!(err, "(a browser was asked to open it)");

@@ -30,7 +30,8 @@ impl From<ClientError> for Failure {
         let code = ExitCode::of(&err);
         let error = match &err {
             ClientError::Daemon(e) => {
-                let mut text = e.message.clone();
+                // A rogue or confused daemon's message could carry escape sequences.
+                let mut text = output::sanitize(&e.message);
                 if !e.data.missing_scopes.is_empty() {
                     text.push_str(&format!(
                         "; missing: {}",
@@ -70,7 +71,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
         code: ExitCode::Failure,
         error: e.into(),
     })?;
-    println!("{text}");
+    println!("{}", output::json_safe(&text));
     Ok(())
 }
 
@@ -367,7 +368,10 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::Success.into(),
         Err(failure) => {
-            eprintln!("latchkey: {:#}", failure.error);
+            // Errors can quote the daemon or the bus: escaped again, line by line (escaping twice
+            // changes nothing).
+            let text = format!("{:#}", failure.error);
+            eprintln!("latchkey: {}", output::sanitize_lines(&text));
             failure.code.into()
         }
     }

@@ -2,18 +2,39 @@
 
 use latchkey_proto::{DaemonInfo, Metadata, ProviderInfo};
 
-/// Replaces control characters so that a name from the daemon cannot move the cursor or
-/// rewrite the terminal.
+/// Escapes control characters (ANSI sequences, newlines), bidirectional controls, zero-width
+/// characters and line separators, so that text from another process cannot move the cursor,
+/// rewrite the terminal, or show itself in another order than it is. Every string the daemon
+/// sent goes through here before it is printed.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_unicode().collect::<Vec<_>>()
-            } else {
-                vec![c]
+    latchkey_proto::text::escape(text)
+}
+
+/// [`sanitize`] line by line: the line breaks of a message this program composed are kept,
+/// everything else is escaped.
+pub fn sanitize_lines(text: &str) -> String {
+    text.split('\n')
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// JSON text with the characters [`sanitize`] escapes written as `\uXXXX` escapes (serde_json
+/// escapes only C0 controls). Those characters only occur inside strings, where the escape
+/// means the same character, so the JSON is unchanged for a program.
+pub fn json_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if latchkey_proto::text::unsafe_to_show(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
             }
-        })
-        .collect()
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn expires(entry: &Metadata) -> String {
@@ -107,7 +128,7 @@ pub fn providers_table(providers: &[ProviderInfo]) -> String {
                         "-".to_owned()
                     }
                 } else {
-                    p.flows.join(",")
+                    sanitize(&p.flows.join(","))
                 },
                 yes(p.revocation),
                 yes(p.client_secret),
@@ -154,5 +175,33 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(sanitize("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
         assert_eq!(sanitize("José 😀"), "José 😀");
+    }
+
+    #[test]
+    fn hidden_characters_are_escaped() {
+        assert_eq!(
+            sanitize("gh\u{202E}bad\u{2066}\u{200F}\u{61C}"),
+            "gh\\u{202e}bad\\u{2066}\\u{200f}\\u{61c}"
+        );
+        assert_eq!(
+            sanitize("a\u{200B}\u{200D}\u{2060}\u{FEFF}"),
+            "a\\u{200b}\\u{200d}\\u{2060}\\u{feff}"
+        );
+        assert_eq!(sanitize("a\u{2028}b\u{2029}"), "a\\u{2028}b\\u{2029}");
+        assert_eq!(
+            sanitize_lines("one\u{1b}]0;t\u{7}\ntwo\u{202E}"),
+            "one\\u{1b}]0;t\\u{7}\ntwo\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn json_stays_json_without_hidden_characters() {
+        let value = serde_json::json!({"service": "a\u{202E}b\u{1b}\u{85}\u{2028}😀"});
+        let text = json_safe(&serde_json::to_string_pretty(&value).unwrap());
+        assert!(!text
+            .chars()
+            .any(|c| c != '\n' && latchkey_proto::text::unsafe_to_show(c)));
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
     }
 }

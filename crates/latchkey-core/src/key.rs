@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use latchkey_proto::text::{hidden, Hidden};
 use latchkey_proto::DEFAULT_ACCOUNT;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,24 @@ pub enum KeyError {
     /// The name contains a control character (newline, NUL, escape, ...).
     #[error("the {field} name contains a control character")]
     ControlCharacter {
+        /// `service` or `account`.
+        field: &'static str,
+    },
+    /// The name contains a bidirectional control or mark, which reorders how text is shown.
+    #[error("the {field} name contains a bidirectional control character")]
+    BidiControl {
+        /// `service` or `account`.
+        field: &'static str,
+    },
+    /// The name contains a zero-width character, which cannot be seen.
+    #[error("the {field} name contains a zero-width character")]
+    ZeroWidth {
+        /// `service` or `account`.
+        field: &'static str,
+    },
+    /// The name contains a line or paragraph separator.
+    #[error("the {field} name contains a line or paragraph separator")]
+    LineSeparator {
         /// `service` or `account`.
         field: &'static str,
     },
@@ -73,10 +92,28 @@ fn check(field: &'static str, value: &str, max: usize) -> Result<(), KeyError> {
     if value.len() > max {
         return Err(KeyError::TooLong { field, max });
     }
-    if value.chars().any(char::is_control) {
-        return Err(KeyError::ControlCharacter { field });
+    for c in value.chars() {
+        if c.is_control() {
+            return Err(KeyError::ControlCharacter { field });
+        }
+        match hidden(c) {
+            Some(Hidden::Bidi) => return Err(KeyError::BidiControl { field }),
+            Some(Hidden::ZeroWidth) => return Err(KeyError::ZeroWidth { field }),
+            Some(Hidden::Separator) => return Err(KeyError::LineSeparator { field }),
+            None => {}
+        }
     }
     Ok(())
+}
+
+/// Checks a service name as [`EntryKey::new`] would (for filters that name no whole entry).
+pub fn check_service(service: &str) -> Result<(), KeyError> {
+    check("service", service, MAX_SERVICE_LEN)
+}
+
+/// Checks an account name as [`EntryKey::new`] would (for filters that name no whole entry).
+pub fn check_account(account: &str) -> Result<(), KeyError> {
+    check("account", account, MAX_ACCOUNT_LEN)
 }
 
 impl EntryKey {
@@ -110,7 +147,8 @@ impl fmt::Debug for EntryKey {
 
 impl fmt::Display for EntryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Validated names hold no control characters, so they print safely.
+        // Validated names hold no control, bidirectional, zero-width or separator characters,
+        // so they print safely.
         write!(f, "{}/{}", self.service, self.account)
     }
 }
@@ -173,6 +211,75 @@ mod tests {
     }
 
     #[test]
+    fn bidi_controls_are_refused() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let name = format!("good{c}dab");
+            assert_eq!(
+                EntryKey::new(&name, None),
+                Err(KeyError::BidiControl { field: "service" }),
+                "{c:?}"
+            );
+            assert_eq!(
+                EntryKey::new("s", Some(&name)),
+                Err(KeyError::BidiControl { field: "account" }),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_width_characters_are_refused() {
+        for c in ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}'] {
+            let name = format!("git{c}hub");
+            assert_eq!(
+                EntryKey::new(&name, None),
+                Err(KeyError::ZeroWidth { field: "service" }),
+                "{c:?}"
+            );
+            assert_eq!(
+                EntryKey::new("s", Some(&name)),
+                Err(KeyError::ZeroWidth { field: "account" }),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_separators_are_refused() {
+        for c in ['\u{2028}', '\u{2029}'] {
+            let name = format!("a{c}b");
+            assert_eq!(
+                EntryKey::new(&name, None),
+                Err(KeyError::LineSeparator { field: "service" }),
+                "{c:?}"
+            );
+            assert_eq!(
+                EntryKey::new("s", Some(&name)),
+                Err(KeyError::LineSeparator { field: "account" }),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_are_checked_like_keys() {
+        assert!(check_service("github").is_ok());
+        assert!(check_account("José").is_ok());
+        assert_eq!(
+            check_service("a\u{202E}b"),
+            Err(KeyError::BidiControl { field: "service" })
+        );
+        assert_eq!(
+            check_account("a\u{200B}"),
+            Err(KeyError::ZeroWidth { field: "account" })
+        );
+        assert_eq!(check_account(""), Err(KeyError::Empty { field: "account" }));
+    }
+
+    #[test]
     fn errors_do_not_repeat_the_name() {
         let err = EntryKey::new("secret-looking\u{1b}name", None).unwrap_err();
         assert!(!err.to_string().contains("secret-looking"));
@@ -182,6 +289,9 @@ mod tests {
     fn deserializing_validates() {
         let bad: Result<EntryKey, _> = serde_json::from_str(r#"{"service":"a\nb","account":"x"}"#);
         assert!(bad.is_err());
+        let bidi: Result<EntryKey, _> =
+            serde_json::from_str(r#"{"service":"a\u202eb","account":"x"}"#);
+        assert!(bidi.is_err());
         let good: EntryKey = serde_json::from_str(r#"{"service":"a","account":"x"}"#).unwrap();
         assert_eq!(good, EntryKey::new("a", Some("x")).unwrap());
     }

@@ -56,9 +56,10 @@ pub struct Config {
     pub login_timeout: Duration,
 }
 
-/// The `config.toml` file. Every key is optional; unknown sections (such as `providers`, used
-/// by later versions) are ignored.
+/// The `config.toml` file. Every key is optional; an unknown key or section, in any section, is
+/// refused (a typo would otherwise silently do nothing).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `[store]`
     #[serde(default)]
@@ -89,6 +90,7 @@ pub struct OauthSection {
 
 /// `[store]` in `config.toml`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// `auto`, `secret-service` or `memory`.
     pub backend: Option<String>,
@@ -140,28 +142,142 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("{0}")]
     Value(String),
+    /// The path is not a regular file (a directory, a FIFO, a device, ...).
+    #[error("{path} is {found}, not a regular file: point --config at a config.toml")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        found: &'static str,
+    },
+    /// The file is larger than a configuration could need.
+    #[error(
+        "{path} is {size} bytes, larger than the {MAX_CONFIG_BYTES} bytes a configuration may have"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The file belongs to another user, who could change what this daemon does.
+    #[error("{path} is owned by uid {owner}, not by you (uid {me}) or root: `chown {me} {path}` or use a config of your own")]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// Others than the owner may write the file, and so change what this daemon does.
+    #[error("{path} is writable by group or others (mode {mode:04o}): run `chmod go-w {path}`")]
+    Writable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
+/// Largest accepted `config.toml`, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl FileConfig {
-    /// Reads `path`; a missing file is an error only when `required`.
+    /// Reads `path`; a missing file is an error only when `required`. The file must be a
+    /// regular file of at most [`MAX_CONFIG_BYTES`], owned by this user or root and not
+    /// writable by group or others; anything else is refused at once, without blocking.
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_checked(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Err(ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !required =>
+            {
                 return Ok(Self::default())
             }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(err) => return Err(err),
         };
         toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: e.message().to_owned(),
         })
     }
+}
+
+/// What a path is, for a message about a config path that is not a regular file.
+fn file_type_name(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` without blocking (a FIFO would otherwise wait for a writer), checks what the
+/// open file is, then reads at most [`MAX_CONFIG_BYTES`].
+fn read_checked(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    // The checks look at the opened file, so the path cannot be swapped in between.
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.file_type().is_file() {
+        return Err(ConfigError::NotRegular {
+            path: path.to_owned(),
+            found: file_type_name(meta.file_type()),
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+        });
+    }
+    let me = latchkey_paths::effective_uid();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ConfigError::Owner {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Writable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        // It grew after the check.
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: "the file is not UTF-8 text".to_owned(),
+    })
 }
 
 /// Command-line values that override the file.
@@ -328,5 +444,91 @@ mod tests {
             .limits;
         assert_eq!(defaults.request_timeout, Duration::from_secs(10));
         assert_eq!(defaults.write_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_every_section() {
+        for text in [
+            "[store]\nbackend = \"memory\"\nbakend = \"memory\"\n",
+            "colour = \"blue\"\n",
+            "[stores]\nbackend = \"memory\"\n",
+            "[daemon]\nsockt = \"/tmp/x\"\n",
+            "[oauth]\ntimeout = 3\n",
+            "[providers.github]\nclient = \"x\"\n",
+        ] {
+            let err = toml::from_str::<FileConfig>(text).unwrap_err();
+            assert!(err.message().contains("unknown"), "{text}: {err}");
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &[u8], mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_a_small_private_regular_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = write(
+            dir.path(),
+            "good.toml",
+            b"[store]\nbackend = \"memory\"\n",
+            0o600,
+        );
+        let file = FileConfig::load(&good, true).unwrap();
+        assert_eq!(file.store.backend.as_deref(), Some("memory"));
+        assert!(FileConfig::load(&write(dir.path(), "ro.toml", b"", 0o644), true).is_ok());
+
+        let group = write(dir.path(), "group.toml", b"", 0o664);
+        let err = FileConfig::load(&group, true).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Writable { mode: 0o664, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("group.toml") && text.contains("0664"),
+            "{text}"
+        );
+        assert!(text.contains("chmod go-w"), "{text}");
+        let others = write(dir.path(), "others.toml", b"", 0o602);
+        assert!(matches!(
+            FileConfig::load(&others, true),
+            Err(ConfigError::Writable { .. })
+        ));
+
+        let big = vec![b'#'; MAX_CONFIG_BYTES as usize + 1];
+        let big = write(dir.path(), "big.toml", &big, 0o600);
+        assert!(matches!(
+            FileConfig::load(&big, true),
+            Err(ConfigError::TooLarge { .. })
+        ));
+
+        let err = FileConfig::load(dir.path(), true).unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
+        let err = FileConfig::load(Path::new("/dev/zero"), true).unwrap_err();
+        assert!(err.to_string().contains("a device"), "{err}");
+
+        let missing = dir.path().join("missing.toml");
+        assert!(FileConfig::load(&missing, false).is_ok());
+        assert!(matches!(
+            FileConfig::load(&missing, true),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Without O_NONBLOCK the open would wait for a writer forever.
+        let err = FileConfig::load(&fifo, true).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
     Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, ListResult, ProviderSecretResult,
-    ProvidersResult, Request, Response, RpcError, SetResult, StatusResult, VersionResult,
-    PROTOCOL_VERSION,
+    ProvidersResult, Request, Response, RpcError, SetResult, StatusParams, StatusResult,
+    VersionResult, PROTOCOL_VERSION,
 };
 use serde_json::value::RawValue;
 use tracing::info;
@@ -69,6 +69,16 @@ impl AuditMemory {
         }
         true
     }
+}
+
+/// Refuses `status` filters that no entry could match because no valid name looks like them.
+fn checked_filters(params: &StatusParams) -> Result<&StatusParams, RpcError> {
+    let service = params.service.as_deref().map(latchkey_core::check_service);
+    let account = params.account.as_deref().map(latchkey_core::check_account);
+    for checked in [service, account].into_iter().flatten() {
+        checked.map_err(|e| Error::InvalidKey(e).to_rpc())?;
+    }
+    Ok(params)
 }
 
 fn audit_name(service: &str, account: Option<&str>) -> String {
@@ -169,7 +179,7 @@ impl Handler {
                 encode(ClearResult { removed })
             }
             Call::Status(params) => encode(StatusResult {
-                entries: self.service.status(params),
+                entries: self.service.status(checked_filters(params)?),
                 daemon: self.daemon_info(),
             }),
             Call::List => encode(ListResult {

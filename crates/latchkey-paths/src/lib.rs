@@ -14,6 +14,5 @@ mod trust;
 pub use location::{default_socket_path, runtime_dir, RUNTIME_DIR_ENV, SOCKET_ENV};
 #[cfg(unix)]
 pub use trust::{
-    check_private_dir, check_private_file, create_private_dir, effective_uid, is_own_uid,
-    TrustError, User,
+    check_private_dir, create_private_dir, effective_uid, is_own_uid, TrustError, User,
 };

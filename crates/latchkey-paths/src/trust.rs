@@ -152,38 +152,6 @@ fn check_ancestor(dir: &Path, us: u32) -> Result<(), TrustError> {
     Ok(())
 }
 
-/// Checks that `file` is a file only root or this user can change, in a folder that passes
-/// the ancestor rule (a configuration file, say).
-pub fn check_private_file(file: &Path) -> Result<(), TrustError> {
-    let absolute = std::path::absolute(file).map_err(io(file))?;
-    let meta = std::fs::metadata(&absolute).map_err(io(&absolute))?;
-    let us = effective_uid();
-    check_ancestor_meta(&absolute, &meta, us)?;
-    let real = std::fs::canonicalize(&absolute).map_err(io(&absolute))?;
-    for ancestor in real.ancestors().skip(1).chain(absolute.ancestors().skip(1)) {
-        check_ancestor(ancestor, us)?;
-    }
-    Ok(())
-}
-
-fn check_ancestor_meta(path: &Path, meta: &std::fs::Metadata, us: u32) -> Result<(), TrustError> {
-    if meta.uid() != us && meta.uid() != 0 {
-        return Err(TrustError::NotOwned {
-            path: path.to_owned(),
-            owner: User(meta.uid()),
-            us: User(us),
-        });
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & WRITABLE_BY_OTHERS != 0 {
-        return Err(TrustError::OpenToOthers {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(())
-}
-
 /// Creates `dir` and any missing parents (each new one mode 0700), then checks that it is
 /// private. An existing folder is checked, never loosened or taken over.
 pub fn create_private_dir(dir: &Path) -> Result<(), TrustError> {
@@ -272,20 +240,6 @@ mod tests {
             check_private_dir(&file),
             Err(TrustError::NotAFolder(_))
         ));
-    }
-
-    #[test]
-    fn a_file_open_to_others_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        let file = root.path().join("config.toml");
-        std::fs::write(&file, b"").unwrap();
-        mode(&file, 0o620);
-        assert!(matches!(
-            check_private_file(&file),
-            Err(TrustError::OpenToOthers { .. })
-        ));
-        mode(&file, 0o644);
-        check_private_file(&file).unwrap();
     }
 
     #[test]

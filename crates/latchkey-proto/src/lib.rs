@@ -3,8 +3,9 @@
 //! This crate owns the shape of what crosses the local socket and nothing else: the JSON-RPC 2.0
 //! envelope ([`message`]), the typed parameters and results of each method ([`types`]), the stable
 //! error kinds ([`error`]), the newline-delimited framing with its size cap ([`codec`]), the
-//! [`Secret`] string that carries secret values without ever printing them. It has no async
-//! runtime and does no I/O (where the socket lives is `latchkey-paths`' job).
+//! [`Secret`] string that carries secret values without ever printing them, and which
+//! characters names may not hold and clients escape ([`text`]). It has no async runtime and
+//! does no I/O (where the socket lives is `latchkey-paths`' job).
 #![deny(missing_docs)]
 
 pub mod codec;
@@ -13,6 +14,7 @@ pub mod dbus;
 pub mod error;
 pub mod message;
 mod secret;
+pub mod text;
 pub mod types;
 
 pub use error::{ErrorData, ErrorKind, RpcError};

@@ -4,6 +4,7 @@
 mod cli;
 mod clock;
 mod concurrency;
+mod config_file;
 mod crash;
 mod dbus;
 mod install;
@@ -12,6 +13,7 @@ mod keychain;
 mod leaks;
 mod login;
 mod logout;
+mod names;
 mod oauth;
 mod protocol;
 mod provider_text;

@@ -64,7 +64,8 @@ fn missing_list(scopes: &[String]) -> String {
     let mut list = String::new();
     let mut used = 0;
     for (shown, scope) in scopes.iter().enumerate() {
-        let escaped: String = scope.escape_debug().collect();
+        // The caller's own scopes, echoed: escaped like any text a terminal may show.
+        let escaped = latchkey_proto::text::escape(scope);
         let width = escaped.chars().count() + usize::from(shown > 0);
         if used + width > MISSING_LIMIT {
             let mut left = scopes.len() - shown;
@@ -106,7 +107,7 @@ mod tests {
     fn missing_scopes_are_escaped_and_bounded() {
         assert_eq!(
             missing_list(&["a".into(), "b\u{1b}[2J\n".into()]),
-            "a b\\u{1b}[2J\\n"
+            "a b\\u{1b}[2J\\u{a}"
         );
         let many: Vec<String> = (0..1000).map(|i| format!("scope-{i:04}")).collect();
         let list = missing_list(&many);
