@@ -1,7 +1,14 @@
 //! Refreshing an OAuth entry inside `get`: one refresh per entry however many callers wait,
 //! the new bundle (with any rotated refresh token) written to the store before anyone gets
 //! the new access token, and a refresh racing `clear` or `set` never undoing them.
+//!
+//! Single flight: callers line up on the entry's [`Flights`]. The first one refreshes; everyone
+//! who was waiting while it was out gets its outcome (the token, or the error) without asking
+//! the provider again, whatever the new token's lifetime. A caller that arrives after it
+//! landed judges the new token by the usual window (see `record`), which never exceeds half
+//! of the token's lifetime, so a just-refreshed token is served, not refreshed again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -19,6 +26,18 @@ use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
 
+/// One entry's refresh line. Shared by an entry and the entry a `set` puts in its place, so
+/// callers already waiting stay in the same line.
+#[derive(Default)]
+pub(super) struct Flights {
+    /// Held while a refresh is out; holds the outcome of the last refresh that reached the
+    /// provider.
+    last: tokio::sync::Mutex<Option<Result<GetResult, Error>>>,
+    /// How many refreshes have reached the provider and landed. A caller that sees it change
+    /// while it waited takes the outcome in `last` instead of refreshing again.
+    landed: AtomicU64,
+}
+
 impl TokenService {
     /// Serves `key` after refreshing it, or after another caller's refresh of it.
     pub(super) async fn refresh_and_get(
@@ -26,12 +45,40 @@ impl TokenService {
         key: &EntryKey,
         min: Duration,
     ) -> Result<GetResult, Error> {
-        let gate = {
+        let flights = {
             let entries = self.entries();
             Arc::clone(&entries.get(key).ok_or(Error::NotFound)?.refreshing)
         };
-        let _one_at_a_time = gate.lock().await;
-        // While we waited, another caller may have refreshed (or cleared) the entry.
+        let seen = flights.landed.load(Ordering::SeqCst);
+        let mut last = flights.last.lock().await;
+        if flights.landed.load(Ordering::SeqCst) != seen {
+            if let Some(outcome) = last.as_ref() {
+                // A refresh landed while we waited: its outcome is ours too.
+                if outcome.is_ok() {
+                    self.touch(key, self.now());
+                }
+                return outcome.clone();
+            }
+        }
+        let mut flew = false;
+        let outcome = self.refresh_in_line(key, min, &mut flew).await;
+        if flew {
+            *last = Some(outcome.clone());
+            flights.landed.fetch_add(1, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    /// Serves `key` at the front of its refresh line: from what is known when that will do,
+    /// else by asking the provider (and then `flew` is set).
+    async fn refresh_in_line(
+        &self,
+        key: &EntryKey,
+        min: Duration,
+        flew: &mut bool,
+    ) -> Result<GetResult, Error> {
+        // While we waited, the entry may have been set, cleared or refreshed by a caller that
+        // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
         let (record, cached, generation, failed_at, unsaved) = {
             let entries = self.entries();
@@ -123,6 +170,7 @@ impl TokenService {
             });
         };
         debug!(entry = ?key, provider, "refreshing");
+        *flew = true;
         let asking = std::time::Instant::now();
         let outcome = refresher
             .refresh(RefreshRequest {
