@@ -386,10 +386,10 @@ async fn a_refusal_after_another_writer_refreshed_is_not_a_needs_login() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
+async fn a_provider_that_is_down_is_asked_again_after_a_doubling_backoff() {
     let (service, provider, clock, _store) = setup(3600).await;
     // Inside the window, still valid: everyone gets the old token, the provider is asked once.
-    clock.advance(Duration::minutes(59) + Duration::seconds(50));
+    clock.advance(Duration::minutes(59) + Duration::milliseconds(59_500));
     provider
         .faults
         .lock()
@@ -405,21 +405,70 @@ async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
         assert_eq!(caller.await.unwrap().unwrap().secret.expose(), "access-0");
     }
     assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
-    // Expired within the cool-down: a retryable failure without asking again.
-    clock.advance(Duration::seconds(11));
+    // Expired, but within the first backoff (about a second): a retryable failure without
+    // asking again.
+    clock.advance(Duration::milliseconds(900));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    let early = service.get(&get()).await;
     assert!(matches!(
-        service.get(&get()).await,
+        early,
         Err(Error::RefreshFailed {
             retryable: true,
             ..
         })
     ));
     assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
-    // After it, the provider is asked again (and answers).
-    clock.advance(Duration::seconds(30));
+    // Past 1.25 s the provider is asked again; it fails again, and the wait doubles.
+    clock.advance(Duration::milliseconds(1250));
+    assert!(service.get(&get()).await.is_err());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    clock.advance(Duration::milliseconds(1900));
+    assert!(service.get(&get()).await.is_err());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    // After it, the provider is asked again (and answers), which ends the backoff.
+    clock.advance(Duration::milliseconds(700));
     assert_eq!(
         service.get(&get()).await.unwrap().secret.expose(),
-        "access-2"
+        "access-3"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_backoff_never_exceeds_a_minute_and_a_success_resets_it() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    // Ten failures in a row: the waits grow to a minute and stay there.
+    for _ in 0..10 {
+        provider
+            .faults
+            .lock()
+            .unwrap()
+            .push(RefreshError::Transient("503".into()));
+        let calls = provider.calls.load(Ordering::SeqCst);
+        assert!(service.get(&get()).await.is_err());
+        assert_eq!(provider.calls.load(Ordering::SeqCst), calls + 1);
+        clock.advance(Duration::seconds(60));
+    }
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-11"
+    );
+    // Reset: the next failure waits about a second again, not a minute.
+    clock.advance(Duration::hours(2));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    assert!(service.get(&get()).await.is_err());
+    clock.advance(Duration::milliseconds(1250));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-13"
     );
 }
 

@@ -16,6 +16,7 @@ use crate::key::EntryKey;
 use crate::record::{lifetime, refresh_window, EntryRecord};
 use crate::refresh::Refresher;
 
+mod backoff;
 mod refresh;
 use crate::store::Store;
 
@@ -79,9 +80,9 @@ struct Entry {
     /// The entry's refresh line: one refresh at a time, whoever asks, and its outcome for
     /// everyone who waited on it.
     refreshing: Arc<refresh::Flights>,
-    /// When a refresh last failed, and whether the failure may pass; callers in the
-    /// following cool-down do not ask the provider again.
-    refresh_failed_at: Option<(DateTime<Utc>, bool)>,
+    /// After failed refreshes: when the provider may be asked again; callers before then do
+    /// not ask it. Cleared by a successful refresh.
+    backoff: Option<backoff::Backoff>,
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
@@ -95,7 +96,7 @@ impl Entry {
             cached: None,
             generation,
             refreshing: Arc::default(),
-            refresh_failed_at: None,
+            backoff: None,
             unsaved: None,
         }
     }

@@ -17,9 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
 
-/// After a refresh fails, how long callers are answered from what is known instead of asking
-/// the provider again: no storm against a provider that is down or refusing.
-const COOL_DOWN: i64 = 30;
+use super::backoff::Backoff;
 use crate::bundle::{StoredBundle, TokenBundle};
 use crate::error::Error;
 use crate::key::EntryKey;
@@ -87,7 +85,7 @@ impl TokenService {
                 entry.record.clone(),
                 entry.cached.clone(),
                 entry.generation,
-                entry.refresh_failed_at,
+                entry.backoff,
                 entry.unsaved.clone(),
             )
         };
@@ -110,8 +108,8 @@ impl TokenService {
             Freshness::Refresh => {}
         }
         let cooling = failed_at
-            .filter(|(at, _)| now >= *at && now - *at < Duration::seconds(COOL_DOWN))
-            .map(|(_, retryable)| retryable);
+            .filter(|backoff| backoff.waiting(now))
+            .map(|backoff| backoff.retryable);
         if let Some(retryable) = cooling {
             let still_valid = record.expires_at.is_some_and(|at| at > now + min);
             if still_valid {
@@ -186,8 +184,8 @@ impl TokenService {
         );
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
         // Failures that may pass, and refusals that will not (an unusable answer, a
-        // misconfigured client), both start a cool-down: no request per `get` to a provider
-        // that keeps failing.
+        // misconfigured client), both back off: no request per `get` to a provider that keeps
+        // failing, and no long wait after a blip.
         let failed = match &outcome {
             Err(RefreshError::Transient(_)) => Some(true),
             // A refused refresh token too: if marking the entry fails below, callers must not
@@ -197,7 +195,7 @@ impl TokenService {
         };
         if let Some(retryable) = failed {
             if let Some(entry) = self.entries().get_mut(key) {
-                entry.refresh_failed_at = Some((now, retryable));
+                entry.backoff = Some(Backoff::after(entry.backoff, now, retryable));
             }
         }
         match outcome {
@@ -236,7 +234,7 @@ impl TokenService {
                         // without a cool-down.
                         self.forget_cached(key, generation);
                         if let Some(entry) = self.entries().get_mut(key) {
-                            entry.refresh_failed_at = None;
+                            entry.backoff = None;
                         }
                         return Err(Error::RefreshFailed {
                             reason: "the stored token changed meanwhile; try again".into(),
@@ -307,7 +305,7 @@ impl TokenService {
             entry.last_used_at = Some(now);
             // A success ends any cool-down: a clock that later comes back near an old
             // failure must not revive it.
-            entry.refresh_failed_at = None;
+            entry.backoff = None;
             entry.unsaved = written.is_err().then(|| document.clone());
         }
         match written {
