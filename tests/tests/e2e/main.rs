@@ -14,4 +14,5 @@ mod logout;
 mod oauth;
 mod protocol;
 mod providers;
+mod refresh;
 mod support;
