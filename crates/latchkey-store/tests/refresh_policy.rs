@@ -606,3 +606,34 @@ async fn a_min_valid_secs_beyond_the_lifetime_serves_the_fresh_token_without_loo
     assert_eq!(token.secret.expose(), "access-2");
     assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refused_answer_that_rotated_the_refresh_token_keeps_the_new_one() {
+    let (service, provider, clock, store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    // The provider spends refresh-0 but its answer is unusable (say, an unknown token type).
+    provider.spent.lock().unwrap().insert("refresh-0".into());
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::RejectedRotated {
+            reason: "the token type is not Bearer".into(),
+            refresh_token: "refresh-rotated".into(),
+        });
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(!retryable),
+        other => panic!("expected refresh_failed, got {other:?}"),
+    }
+    assert_eq!(
+        refresh_token(&stored(&store).await.unwrap()),
+        "refresh-rotated"
+    );
+    // After the backoff, the next refresh presents the rotated token, and works.
+    clock.advance(Duration::seconds(2));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-2"
+    );
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 0);
+}

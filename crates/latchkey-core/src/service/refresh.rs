@@ -190,7 +190,11 @@ impl TokenService {
             Err(RefreshError::Transient(_)) => Some(true),
             // A refused refresh token too: if marking the entry fails below, callers must not
             // present the dead token to the provider on every get.
-            Err(RefreshError::Rejected(_) | RefreshError::InvalidGrant) => Some(false),
+            Err(
+                RefreshError::Rejected(_)
+                | RefreshError::RejectedRotated { .. }
+                | RefreshError::InvalidGrant,
+            ) => Some(false),
             _ => None,
         };
         if let Some(retryable) = failed {
@@ -216,6 +220,33 @@ impl TokenService {
                 let refreshed = stored.replaced(TokenBundle::OAuth2(bundle));
                 self.save_refreshed(key, &record, generation, refreshed, now)
                     .await
+            }
+            Err(RefreshError::RejectedRotated {
+                reason,
+                refresh_token: rotated,
+            }) => {
+                // The answer is refused, but the provider spent the old refresh token: the
+                // rotated one is kept (saved like a refresh) so the next refresh can work.
+                warn!(entry = ?key, %reason, "refused token response; keeping its rotated refresh token");
+                let mut bundle = old.clone();
+                bundle.refresh_token = Some(rotated);
+                let kept = stored.replaced(TokenBundle::OAuth2(bundle));
+                let backoff = self.entries().get(key).and_then(|e| e.backoff);
+                let served = self
+                    .save_refreshed(key, &record, generation, kept, now)
+                    .await;
+                // Saving ended the backoff as a success would; the refusal still counts.
+                if let Some(entry) = self.entries().get_mut(key) {
+                    entry.backoff = backoff;
+                }
+                match served {
+                    Ok(result) if still_valid => Ok(result),
+                    Ok(_) => Err(Error::RefreshFailed {
+                        reason: format!("the token endpoint's answer was unusable: {reason}"),
+                        retryable: false,
+                    }),
+                    Err(err) => Err(err),
+                }
             }
             Err(RefreshError::InvalidGrant) => {
                 // Re-read the store first: a writer outside this daemon may have refreshed.
