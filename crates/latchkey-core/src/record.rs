@@ -1,4 +1,10 @@
-//! The non-secret facts kept about each entry, and the state computed from them.
+//! The non-secret facts kept about each entry, and the state computed from them, including
+//! the refresh window.
+//!
+//! The refresh window is how long before `expires_at` a token counts as expiring (and `get`
+//! refreshes it): the later of 60 s and 10 % of the token's lifetime, but never more than half
+//! of that lifetime. So a token that lives only a few seconds is still served for the first
+//! half of its life instead of being refreshed again the moment it arrives.
 
 use chrono::{DateTime, Duration, Utc};
 use latchkey_proto::{Kind, Metadata, State};
@@ -105,10 +111,16 @@ impl EntryRecord {
     }
 }
 
-/// How long before expiry a token counts as expiring: the later of 60 s and 10 % of its lifetime.
+/// How long before expiry a token counts as expiring: the later of 60 s and 10 % of its
+/// lifetime, at most half of its lifetime.
 pub fn refresh_window(issued: DateTime<Utc>, expires_at: DateTime<Utc>) -> Duration {
-    let lifetime = (expires_at - issued).max(Duration::zero());
-    (lifetime / 10).max(Duration::seconds(60))
+    let lifetime = lifetime(issued, expires_at);
+    (lifetime / 10).max(Duration::seconds(60)).min(lifetime / 2)
+}
+
+/// How long a token was issued for (zero for a clock that ran backwards).
+pub fn lifetime(issued: DateTime<Utc>, expires_at: DateTime<Utc>) -> Duration {
+    (expires_at - issued).max(Duration::zero())
 }
 
 #[cfg(test)]
@@ -157,9 +169,22 @@ mod tests {
 
     #[test]
     fn short_lifetimes_use_the_minimum_window() {
+        let (rec, t0) = record(Some(200));
+        assert_eq!(rec.state(t0 + Duration::seconds(139)), State::Valid);
+        assert_eq!(rec.state(t0 + Duration::seconds(140)), State::Expiring);
+    }
+
+    #[test]
+    fn the_window_never_exceeds_half_the_lifetime() {
+        // 100 s: half of it (50 s), not the 60 s minimum.
         let (rec, t0) = record(Some(100));
-        assert_eq!(rec.state(t0 + Duration::seconds(39)), State::Valid);
-        assert_eq!(rec.state(t0 + Duration::seconds(40)), State::Expiring);
+        assert_eq!(rec.state(t0 + Duration::seconds(49)), State::Valid);
+        assert_eq!(rec.state(t0 + Duration::seconds(50)), State::Expiring);
+        // 2 s, as a strict OpenID provider issues: valid for its first second.
+        let (rec, t0) = record(Some(2));
+        assert_eq!(rec.state(t0), State::Valid);
+        assert_eq!(rec.state(t0 + Duration::milliseconds(999)), State::Valid);
+        assert_eq!(rec.state(t0 + Duration::seconds(1)), State::Expiring);
     }
 
     #[test]

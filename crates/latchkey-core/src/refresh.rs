@@ -45,6 +45,15 @@ pub enum RefreshError {
     /// The provider answered something unusable (garbage, missing fields, other errors).
     #[error("the token endpoint's answer was unusable: {0}")]
     Rejected(String),
+    /// The provider answered something unusable (a bad `expires_in`, an unknown token type)
+    /// but rotated the refresh token in it: the old one is spent, this one must be kept.
+    #[error("the token endpoint's answer was unusable: {reason}")]
+    RejectedRotated {
+        /// What was wrong, for people.
+        reason: String,
+        /// The rotated refresh token the answer carried.
+        refresh_token: Secret,
+    },
     /// No provider of that name is configured.
     #[error("no provider named in the entry is configured")]
     UnknownProvider,

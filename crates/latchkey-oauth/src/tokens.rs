@@ -1,5 +1,7 @@
 //! What every token response (refresh, code or device grant) must satisfy before anything is
-//! written: a non-empty access token, the Bearer type and a sensible lifetime.
+//! written: a non-empty access token, the Bearer type and a sensible lifetime. A refused
+//! response that carries a refresh token hands it back ([`RefreshError::RejectedRotated`]):
+//! a rotating provider has spent the old one, so the new one must be kept.
 
 use latchkey_core::{RefreshError, Refreshed};
 use oauth2::basic::{BasicTokenResponse, BasicTokenType};
@@ -10,19 +12,24 @@ const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 /// Checks a token response; a refusal names what was wrong, never a value.
 pub(crate) fn accept(response: &BasicTokenResponse) -> Result<Refreshed, RefreshError> {
+    let refuse = |reason: &str| match response.refresh_token() {
+        Some(rotated) if !rotated.secret().is_empty() => RefreshError::RejectedRotated {
+            reason: reason.to_owned(),
+            refresh_token: latchkey_proto::Secret::new(rotated.secret().clone()),
+        },
+        _ => RefreshError::Rejected(reason.to_owned()),
+    };
     let access_token = response.access_token().secret();
     if access_token.is_empty() {
-        return Err(RefreshError::Rejected("the access token is empty".into()));
+        return Err(refuse("the access token is empty"));
     }
     if *response.token_type() != BasicTokenType::Bearer {
-        return Err(RefreshError::Rejected(
-            "the token type is not Bearer".into(),
-        ));
+        return Err(refuse("the token type is not Bearer"));
     }
     let expires_in = match response.expires_in() {
         None => None,
         Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_EXPIRES_IN => Some(d.as_secs() as i64),
-        Some(_) => return Err(RefreshError::Rejected("expires_in is out of range".into())),
+        Some(_) => return Err(refuse("expires_in is out of range")),
     };
     Ok(Refreshed {
         access_token: access_token.as_str().into(),
@@ -52,7 +59,35 @@ fn granted<'a>(words: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::granted;
+    use super::*;
+
+    fn response(json: &str) -> BasicTokenResponse {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_refused_answer_hands_back_its_rotated_refresh_token() {
+        let refused = accept(&response(
+            r#"{"access_token":"a","token_type":"MAC","expires_in":60,"refresh_token":"r2"}"#,
+        ));
+        match refused {
+            Err(RefreshError::RejectedRotated {
+                reason,
+                refresh_token,
+            }) => {
+                assert_eq!(refresh_token.expose(), "r2");
+                assert!(!reason.contains("r2"));
+            }
+            other => panic!("expected RejectedRotated, got {other:?}"),
+        }
+        let refused = accept(&response(
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":0,"refresh_token":"r3"}"#,
+        ));
+        assert!(matches!(refused, Err(RefreshError::RejectedRotated { .. })));
+        // Without a refresh token there is nothing to keep.
+        let refused = accept(&response(r#"{"access_token":"a","token_type":"MAC"}"#));
+        assert!(matches!(refused, Err(RefreshError::Rejected(_))));
+    }
 
     #[test]
     fn scopes_split_on_spaces_and_commas() {

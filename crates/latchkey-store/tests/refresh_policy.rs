@@ -28,6 +28,8 @@ struct Provider {
     faults: Mutex<Vec<RefreshError>>,
     /// When set, each refresh waits for this before answering.
     hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    /// The lifetime of the access tokens it issues, if not an hour.
+    lifetime: Mutex<Option<i64>>,
 }
 
 impl Refresher for Provider {
@@ -53,7 +55,7 @@ impl Refresher for Provider {
                 access_token: format!("access-{n}").into(),
                 refresh_token: Some(format!("refresh-{n}").into()),
                 token_type: "Bearer".into(),
-                expires_in: Some(3600),
+                expires_in: Some(self.lifetime.lock().unwrap().unwrap_or(3600)),
                 scopes: None,
                 id_token: None,
             })
@@ -384,10 +386,10 @@ async fn a_refusal_after_another_writer_refreshed_is_not_a_needs_login() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
+async fn a_provider_that_is_down_is_asked_again_after_a_doubling_backoff() {
     let (service, provider, clock, _store) = setup(3600).await;
     // Inside the window, still valid: everyone gets the old token, the provider is asked once.
-    clock.advance(Duration::minutes(59) + Duration::seconds(50));
+    clock.advance(Duration::minutes(59) + Duration::milliseconds(59_500));
     provider
         .faults
         .lock()
@@ -403,21 +405,70 @@ async fn a_provider_that_is_down_is_asked_once_per_cool_down() {
         assert_eq!(caller.await.unwrap().unwrap().secret.expose(), "access-0");
     }
     assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
-    // Expired within the cool-down: a retryable failure without asking again.
-    clock.advance(Duration::seconds(11));
+    // Expired, but within the first backoff (about a second): a retryable failure without
+    // asking again.
+    clock.advance(Duration::milliseconds(900));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    let early = service.get(&get()).await;
     assert!(matches!(
-        service.get(&get()).await,
+        early,
         Err(Error::RefreshFailed {
             retryable: true,
             ..
         })
     ));
     assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
-    // After it, the provider is asked again (and answers).
-    clock.advance(Duration::seconds(30));
+    // Past 1.25 s the provider is asked again; it fails again, and the wait doubles.
+    clock.advance(Duration::milliseconds(1250));
+    assert!(service.get(&get()).await.is_err());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    clock.advance(Duration::milliseconds(1900));
+    assert!(service.get(&get()).await.is_err());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    // After it, the provider is asked again (and answers), which ends the backoff.
+    clock.advance(Duration::milliseconds(700));
     assert_eq!(
         service.get(&get()).await.unwrap().secret.expose(),
-        "access-2"
+        "access-3"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_backoff_never_exceeds_a_minute_and_a_success_resets_it() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    // Ten failures in a row: the waits grow to a minute and stay there.
+    for _ in 0..10 {
+        provider
+            .faults
+            .lock()
+            .unwrap()
+            .push(RefreshError::Transient("503".into()));
+        let calls = provider.calls.load(Ordering::SeqCst);
+        assert!(service.get(&get()).await.is_err());
+        assert_eq!(provider.calls.load(Ordering::SeqCst), calls + 1);
+        clock.advance(Duration::seconds(60));
+    }
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-11"
+    );
+    // Reset: the next failure waits about a second again, not a minute.
+    clock.advance(Duration::hours(2));
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    assert!(service.get(&get()).await.is_err());
+    clock.advance(Duration::milliseconds(1250));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-13"
     );
 }
 
@@ -466,4 +517,123 @@ async fn an_unsaved_refresh_survives_the_keychain_locking_and_unlocking() {
         "access-1"
     );
     assert!(service.list()[0].unsaved);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn waiters_share_the_refresh_they_waited_on_however_short_it_lives() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    // A provider issuing two-second tokens, and a refresh that takes 1.5 s to answer: the new
+    // token lands already inside its refresh window (half its life).
+    *provider.lifetime.lock().unwrap() = Some(2);
+    let hold = Arc::new(tokio::sync::Notify::new());
+    *provider.hold.lock().unwrap() = Some(hold.clone());
+    clock.advance(Duration::hours(2));
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.get(&get()).await })
+        })
+        .collect();
+    while provider.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(Duration::milliseconds(1500));
+    hold.notify_one();
+    for caller in callers {
+        // A waiter that refreshed again would wait on the held provider for ever.
+        let token = tokio::time::timeout(std::time::Duration::from_secs(60), caller)
+            .await
+            .expect("a waiter refreshed again")
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.secret.expose(), "access-1");
+        assert_eq!(
+            token.expires_at,
+            Some(start() + Duration::hours(2) + Duration::seconds(2))
+        );
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn waiters_share_a_failed_refresh_too() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::Transient("503".into()));
+    clock.advance(Duration::hours(2));
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.get(&get()).await })
+        })
+        .collect();
+    for caller in callers {
+        assert!(matches!(
+            caller.await.unwrap(),
+            Err(Error::RefreshFailed {
+                retryable: true,
+                ..
+            })
+        ));
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_min_valid_secs_beyond_the_lifetime_serves_the_fresh_token_without_looping() {
+    let (service, provider, clock, _store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    let asking = GetParams {
+        min_valid_secs: Some(7200),
+        ..get()
+    };
+    // The provider issues one-hour tokens: the fresh one is served with its real expiry.
+    let token = service.get(&asking).await.unwrap();
+    assert_eq!(token.secret.expose(), "access-1");
+    assert_eq!(token.expires_at, Some(start() + Duration::hours(3)));
+    // Asking again does not refresh again (it could not get anything longer).
+    clock.advance(Duration::minutes(10));
+    let token = service.get(&asking).await.unwrap();
+    assert_eq!(token.secret.expose(), "access-1");
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    // Past half of its life the request is honoured again by a refresh.
+    clock.advance(Duration::minutes(25));
+    let token = service.get(&asking).await.unwrap();
+    assert_eq!(token.secret.expose(), "access-2");
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refused_answer_that_rotated_the_refresh_token_keeps_the_new_one() {
+    let (service, provider, clock, store) = setup(3600).await;
+    clock.advance(Duration::hours(2));
+    // The provider spends refresh-0 but its answer is unusable (say, an unknown token type).
+    provider.spent.lock().unwrap().insert("refresh-0".into());
+    provider
+        .faults
+        .lock()
+        .unwrap()
+        .push(RefreshError::RejectedRotated {
+            reason: "the token type is not Bearer".into(),
+            refresh_token: "refresh-rotated".into(),
+        });
+    match service.get(&get()).await {
+        Err(Error::RefreshFailed { retryable, .. }) => assert!(!retryable),
+        other => panic!("expected refresh_failed, got {other:?}"),
+    }
+    assert_eq!(
+        refresh_token(&stored(&store).await.unwrap()),
+        "refresh-rotated"
+    );
+    // After the backoff, the next refresh presents the rotated token, and works.
+    clock.advance(Duration::seconds(2));
+    assert_eq!(
+        service.get(&get()).await.unwrap().secret.expose(),
+        "access-2"
+    );
+    assert_eq!(provider.reused.load(Ordering::SeqCst), 0);
 }

@@ -153,6 +153,9 @@ pub struct TokenServer {
 /// What the connection tasks share with the test.
 struct Shared {
     state: Mutex<State>,
+    /// While `true`, token-endpoint answers are held after the request was handled (a token
+    /// rotated, say) and before the reply goes out: a slow provider.
+    hold: watch::Sender<bool>,
     /// Becomes `true` when the server is dropped: ends the accept loop and hung requests.
     shutdown: watch::Sender<bool>,
 }
@@ -171,6 +174,7 @@ impl TokenServer {
         let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(format!("http://{address}"))),
+            hold: watch::channel(false).0,
             shutdown: watch::channel(false).0,
         });
         runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -343,7 +347,28 @@ impl TokenServer {
         }
     }
 
+    /// Holds the token endpoint's answers from now on: each request is handled (a refresh
+    /// token rotates) but its reply waits until [`Self::release_token_endpoint`].
+    pub fn hold_token_endpoint(&self) {
+        self.shared.hold.send_replace(true);
+    }
+
+    /// Sends every held token-endpoint answer and holds no more.
+    pub fn release_token_endpoint(&self) {
+        self.shared.hold.send_replace(false);
+    }
+
     // --- Observations --------------------------------------------------------------------
+
+    /// Token-endpoint answers being held right now.
+    pub fn held_answers(&self) -> usize {
+        self.state().counters.held
+    }
+
+    /// Every token presented at `POST /revoke`, in order, refused requests included.
+    pub fn revocation_log(&self) -> Vec<String> {
+        self.state().revocation_log.clone()
+    }
 
     /// Requests received at `endpoint`, faulted and refused ones included.
     pub fn requests(&self, endpoint: Endpoint) -> usize {

@@ -12,6 +12,9 @@ use super::state::State;
 
 impl State {
     pub(super) fn revoke(&mut self, headers: &HeaderMap, params: &Params) -> Reply {
+        if let Some(token) = params.get("token") {
+            self.revocation_log.push(token.to_owned());
+        }
         let client = match self.authenticate(headers, params) {
             Ok(id) => id,
             Err(refusal) => return refusal.reply(),

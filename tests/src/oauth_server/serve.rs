@@ -63,14 +63,15 @@ async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply,
             ))
         }
     };
+    let token_endpoint = parts.uri.path() == "/token";
     let (outcome, github_style) = {
         let mut state = shared.state.lock().unwrap();
         let outcome = state.handle(&parts, &body);
-        (
-            outcome,
-            state.settings.github_style && parts.uri.path() == "/token",
-        )
+        (outcome, state.settings.github_style && token_endpoint)
     };
+    if token_endpoint {
+        hold(&shared).await;
+    }
     match outcome {
         Outcome::Reply(reply) if github_style => Ok(as_github_would(reply).await),
         Outcome::Reply(reply) => Ok(reply),
@@ -81,6 +82,21 @@ async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply,
         }
         Outcome::Reset => Err(io::Error::other("reset fault")),
     }
+}
+
+/// Waits while the test holds the token endpoint's answers (or until the server stops).
+async fn hold(shared: &Shared) {
+    let mut held = shared.hold.subscribe();
+    if !*held.borrow_and_update() {
+        return;
+    }
+    shared.state.lock().unwrap().counters.held += 1;
+    let mut stop = shared.shutdown.subscribe();
+    tokio::select! {
+        _ = held.wait_for(|held| !*held) => {}
+        _ = stop.wait_for(|stopped| *stopped) => {}
+    }
+    shared.state.lock().unwrap().counters.held -= 1;
 }
 
 impl State {

@@ -57,6 +57,8 @@ pub(super) struct Counters {
     pub(super) device_authorizations: usize,
     pub(super) revocation_requests: usize,
     pub(super) reuse_detected: usize,
+    /// Token-endpoint answers held right now.
+    pub(super) held: usize,
 }
 
 /// Everything the server knows; owned by [`Shared::state`](super::Shared::state).
@@ -81,6 +83,8 @@ pub(super) struct State {
     /// Every authorization code, PKCE verifier and device code presented at the token
     /// endpoint, so tests can look for them where they must never appear.
     pub(super) grants_seen: Vec<String>,
+    /// Every token presented at the revocation endpoint.
+    pub(super) revocation_log: Vec<String>,
 }
 
 impl State {
@@ -107,6 +111,7 @@ impl State {
             issued: 0,
             codes: HashMap::new(),
             grants_seen: Vec::new(),
+            revocation_log: Vec::new(),
             device_codes: HashMap::new(),
             user_codes: HashMap::new(),
             draws: 0,

@@ -18,6 +18,7 @@ mod oauth;
 mod protocol;
 mod provider_text;
 mod providers;
+mod refresh;
 mod slots;
 mod support;
 mod trust;

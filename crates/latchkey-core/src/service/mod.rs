@@ -13,9 +13,10 @@ use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::EntryKey;
-use crate::record::{refresh_window, EntryRecord};
+use crate::record::{lifetime, refresh_window, EntryRecord};
 use crate::refresh::Refresher;
 
+mod backoff;
 mod refresh;
 use crate::store::Store;
 
@@ -76,11 +77,12 @@ struct Entry {
     /// an entry cleared and stored again must not repeat a number a slow refresh still holds).
     /// A slow read or refresh never caches or writes an older bundle over a newer one.
     generation: u64,
-    /// Held while the entry refreshes: one refresh per entry at a time, whoever asks.
-    refreshing: Arc<tokio::sync::Mutex<()>>,
-    /// When a refresh last failed, and whether the failure may pass; callers in the
-    /// following cool-down do not ask the provider again.
-    refresh_failed_at: Option<(DateTime<Utc>, bool)>,
+    /// The entry's refresh line: one refresh at a time, whoever asks, and its outcome for
+    /// everyone who waited on it.
+    refreshing: Arc<refresh::Flights>,
+    /// After failed refreshes: when the provider may be asked again; callers before then do
+    /// not ask it. Cleared by a successful refresh.
+    backoff: Option<backoff::Backoff>,
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
@@ -94,7 +96,7 @@ impl Entry {
             cached: None,
             generation,
             refreshing: Arc::default(),
-            refresh_failed_at: None,
+            backoff: None,
             unsaved: None,
         }
     }
@@ -292,7 +294,10 @@ impl TokenService {
             return Freshness::Fresh;
         };
         let issued = record.last_refreshed_at.unwrap_or(record.updated_at);
-        let window = refresh_window(issued, expires_at).max(min);
+        // A `min_valid_secs` beyond half the token's lifetime cannot make it refresh: no
+        // refresh can give more than the provider issues, so asking again would only loop.
+        let window =
+            refresh_window(issued, expires_at).max(min.min(lifetime(issued, expires_at) / 2));
         let refreshable =
             self.inner.refresher.is_some() && record.has_refresh_token && record.provider.is_some();
         if expires_at - now > window {

@@ -1,7 +1,14 @@
 //! Refreshing an OAuth entry inside `get`: one refresh per entry however many callers wait,
 //! the new bundle (with any rotated refresh token) written to the store before anyone gets
 //! the new access token, and a refresh racing `clear` or `set` never undoing them.
+//!
+//! Single flight: callers line up on the entry's [`Flights`]. The first one refreshes; everyone
+//! who was waiting while it was out gets its outcome (the token, or the error) without asking
+//! the provider again, whatever the new token's lifetime. A caller that arrives after it
+//! landed judges the new token by the usual window (see `record`), which never exceeds half
+//! of the token's lifetime, so a just-refreshed token is served, not refreshed again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -10,14 +17,24 @@ use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
 
-/// After a refresh fails, how long callers are answered from what is known instead of asking
-/// the provider again: no storm against a provider that is down or refusing.
-const COOL_DOWN: i64 = 30;
+use super::backoff::Backoff;
 use crate::bundle::{StoredBundle, TokenBundle};
 use crate::error::Error;
 use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
+
+/// One entry's refresh line. Shared by an entry and the entry a `set` puts in its place, so
+/// callers already waiting stay in the same line.
+#[derive(Default)]
+pub(super) struct Flights {
+    /// Held while a refresh is out; holds the outcome of the last refresh that reached the
+    /// provider.
+    last: tokio::sync::Mutex<Option<Result<GetResult, Error>>>,
+    /// How many refreshes have reached the provider and landed. A caller that sees it change
+    /// while it waited takes the outcome in `last` instead of refreshing again.
+    landed: AtomicU64,
+}
 
 impl TokenService {
     /// Serves `key` after refreshing it, or after another caller's refresh of it.
@@ -26,12 +43,40 @@ impl TokenService {
         key: &EntryKey,
         min: Duration,
     ) -> Result<GetResult, Error> {
-        let gate = {
+        let flights = {
             let entries = self.entries();
             Arc::clone(&entries.get(key).ok_or(Error::NotFound)?.refreshing)
         };
-        let _one_at_a_time = gate.lock().await;
-        // While we waited, another caller may have refreshed (or cleared) the entry.
+        let seen = flights.landed.load(Ordering::SeqCst);
+        let mut last = flights.last.lock().await;
+        if flights.landed.load(Ordering::SeqCst) != seen {
+            if let Some(outcome) = last.as_ref() {
+                // A refresh landed while we waited: its outcome is ours too.
+                if outcome.is_ok() {
+                    self.touch(key, self.now());
+                }
+                return outcome.clone();
+            }
+        }
+        let mut flew = false;
+        let outcome = self.refresh_in_line(key, min, &mut flew).await;
+        if flew {
+            *last = Some(outcome.clone());
+            flights.landed.fetch_add(1, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    /// Serves `key` at the front of its refresh line: from what is known when that will do,
+    /// else by asking the provider (and then `flew` is set).
+    async fn refresh_in_line(
+        &self,
+        key: &EntryKey,
+        min: Duration,
+        flew: &mut bool,
+    ) -> Result<GetResult, Error> {
+        // While we waited, the entry may have been set, cleared or refreshed by a caller that
+        // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
         let (record, cached, generation, failed_at, unsaved) = {
             let entries = self.entries();
@@ -40,7 +85,7 @@ impl TokenService {
                 entry.record.clone(),
                 entry.cached.clone(),
                 entry.generation,
-                entry.refresh_failed_at,
+                entry.backoff,
                 entry.unsaved.clone(),
             )
         };
@@ -63,8 +108,8 @@ impl TokenService {
             Freshness::Refresh => {}
         }
         let cooling = failed_at
-            .filter(|(at, _)| now >= *at && now - *at < Duration::seconds(COOL_DOWN))
-            .map(|(_, retryable)| retryable);
+            .filter(|backoff| backoff.waiting(now))
+            .map(|backoff| backoff.retryable);
         if let Some(retryable) = cooling {
             let still_valid = record.expires_at.is_some_and(|at| at > now + min);
             if still_valid {
@@ -123,6 +168,7 @@ impl TokenService {
             });
         };
         debug!(entry = ?key, provider, "refreshing");
+        *flew = true;
         let asking = std::time::Instant::now();
         let outcome = refresher
             .refresh(RefreshRequest {
@@ -138,18 +184,22 @@ impl TokenService {
         );
         let still_valid = old.expires_at.is_some_and(|at| at > now + min);
         // Failures that may pass, and refusals that will not (an unusable answer, a
-        // misconfigured client), both start a cool-down: no request per `get` to a provider
-        // that keeps failing.
+        // misconfigured client), both back off: no request per `get` to a provider that keeps
+        // failing, and no long wait after a blip.
         let failed = match &outcome {
             Err(RefreshError::Transient(_)) => Some(true),
             // A refused refresh token too: if marking the entry fails below, callers must not
             // present the dead token to the provider on every get.
-            Err(RefreshError::Rejected(_) | RefreshError::InvalidGrant) => Some(false),
+            Err(
+                RefreshError::Rejected(_)
+                | RefreshError::RejectedRotated { .. }
+                | RefreshError::InvalidGrant,
+            ) => Some(false),
             _ => None,
         };
         if let Some(retryable) = failed {
             if let Some(entry) = self.entries().get_mut(key) {
-                entry.refresh_failed_at = Some((now, retryable));
+                entry.backoff = Some(Backoff::after(entry.backoff, now, retryable));
             }
         }
         match outcome {
@@ -171,6 +221,33 @@ impl TokenService {
                 self.save_refreshed(key, &record, generation, refreshed, now)
                     .await
             }
+            Err(RefreshError::RejectedRotated {
+                reason,
+                refresh_token: rotated,
+            }) => {
+                // The answer is refused, but the provider spent the old refresh token: the
+                // rotated one is kept (saved like a refresh) so the next refresh can work.
+                warn!(entry = ?key, %reason, "refused token response; keeping its rotated refresh token");
+                let mut bundle = old.clone();
+                bundle.refresh_token = Some(rotated);
+                let kept = stored.replaced(TokenBundle::OAuth2(bundle));
+                let backoff = self.entries().get(key).and_then(|e| e.backoff);
+                let served = self
+                    .save_refreshed(key, &record, generation, kept, now)
+                    .await;
+                // Saving ended the backoff as a success would; the refusal still counts.
+                if let Some(entry) = self.entries().get_mut(key) {
+                    entry.backoff = backoff;
+                }
+                match served {
+                    Ok(result) if still_valid => Ok(result),
+                    Ok(_) => Err(Error::RefreshFailed {
+                        reason: format!("the token endpoint's answer was unusable: {reason}"),
+                        retryable: false,
+                    }),
+                    Err(err) => Err(err),
+                }
+            }
             Err(RefreshError::InvalidGrant) => {
                 // Re-read the store first: a writer outside this daemon may have refreshed.
                 if !from_store && self.unsaved_copy(key).is_none() {
@@ -188,7 +265,7 @@ impl TokenService {
                         // without a cool-down.
                         self.forget_cached(key, generation);
                         if let Some(entry) = self.entries().get_mut(key) {
-                            entry.refresh_failed_at = None;
+                            entry.backoff = None;
                         }
                         return Err(Error::RefreshFailed {
                             reason: "the stored token changed meanwhile; try again".into(),
@@ -259,7 +336,7 @@ impl TokenService {
             entry.last_used_at = Some(now);
             // A success ends any cool-down: a clock that later comes back near an old
             // failure must not revive it.
-            entry.refresh_failed_at = None;
+            entry.backoff = None;
             entry.unsaved = written.is_err().then(|| document.clone());
         }
         match written {
