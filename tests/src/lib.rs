@@ -598,22 +598,26 @@ impl TestEnv {
         if socket != self.socket() {
             cmd.env("LATCHKEY_SOCKET", socket);
         }
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run latchkey");
-        {
-            let mut input = child.stdin.take().unwrap();
-            // A command that exits without reading stdin (a usage error) closes the pipe early.
-            if let Err(err) = input.write_all(stdin.as_bytes()) {
-                assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
-            }
-        }
-        child.wait_with_output().unwrap()
+        run_with_stdin(cmd.args(args), stdin)
     }
+}
+
+/// Runs `cmd` with `stdin` on its standard input and collects its output.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the command");
+    {
+        let mut input = child.stdin.take().unwrap();
+        // A command that exits without reading stdin (a usage error) closes the pipe early.
+        if let Err(err) = input.write_all(stdin.as_bytes()) {
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+        }
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// stdout of an output, as text.

@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use latchkey_tests::users::OtherUser;
@@ -27,19 +27,7 @@ fn latchkey(env: &TestEnv, vars: &[(&str, &Path)], unset: &[&str], args: &[&str]
     for k in unset {
         cmd.env_remove(k);
     }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(SECRET.as_bytes());
-    }
-    child.wait_with_output().unwrap()
+    latchkey_tests::run_with_stdin(cmd.args(args), SECRET)
 }
 
 #[test]
