@@ -97,7 +97,7 @@ fn load_config(args: &Args) -> Result<Config> {
 
 /// How long start-up waits for the session bus before it serves without it (the bus keeps
 /// being tried in the background).
-const BUS_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+const BUS_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn run(config: Config, transports: Transports) -> Result<()> {
     let shutdown = CancellationToken::new();

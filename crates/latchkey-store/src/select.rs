@@ -93,7 +93,7 @@ async fn open_secret_service(data_dir: PathBuf) -> Result<Arc<dyn Store>, StoreE
 /// How long the session bus may take to answer a new connection. A live bus daemon answers in
 /// milliseconds, even on a busy machine.
 #[cfg(target_os = "linux")]
-const BUS_ANSWER: std::time::Duration = std::time::Duration::from_millis(700);
+const BUS_ANSWER: std::time::Duration = std::time::Duration::from_millis(600);
 
 /// Whether the session bus has, or can start, `org.freedesktop.secrets`.
 #[cfg(target_os = "linux")]
