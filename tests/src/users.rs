@@ -2,7 +2,7 @@
 //! folder, poses as the daemon, or connects as a client.
 //!
 //! Creating a user needs root, which CI has. The user is made with `useradd` and removed
-//! with `userdel` when dropped; its processes run from a copy of the test binaries in a
+//! with `userdel` when dropped; its processes run from links to the test binaries in a
 //! folder it can read (the build folder may be private to us).
 
 use std::os::unix::fs::PermissionsExt;
@@ -82,7 +82,12 @@ impl OtherUser {
     pub fn command(&self, name: &str) -> Command {
         let copy = self.bins.path().join(name);
         if !copy.exists() {
-            std::fs::copy(crate::bin(name), &copy).unwrap();
+            // A hard link, not a copy: a copy is open for writing while other test threads
+            // fork, and executing it can then fail with "text file busy".
+            let original = crate::bin(name);
+            if std::fs::hard_link(&original, &copy).is_err() {
+                std::fs::copy(&original, &copy).unwrap();
+            }
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let mut cmd = Command::new(copy);
