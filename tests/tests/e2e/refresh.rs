@@ -125,3 +125,39 @@ fn after_a_503_the_next_refresh_goes_out_within_about_a_second() {
     let (exit, _) = daemon.stop();
     assert!(exit.success());
 }
+
+#[test]
+fn a_logout_during_a_held_refresh_revokes_the_rotated_token_and_the_entry_stays_gone() {
+    let server = TokenServer::start();
+    let env = TestEnv::with_keyring();
+    let daemon = daemon_with_expired_entry(&env, &server);
+    // The refresh reaches the provider, which rotates RTOKEN-0 into RTOKEN-1 and holds the
+    // answer: the daemon has not seen RTOKEN-1 yet when the logout comes.
+    server.hold_token_endpoint();
+    let getter = UnixStream::connect(&daemon.socket).unwrap();
+    getter.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+    (&getter).write_all(GET).unwrap();
+    wait_until("the refresh is out", || server.held_answers() == 1);
+    let mut rpc = Rpc::connect(&daemon.socket);
+    let logout = rpc.ok("logout", json!({ "service": "api" }));
+    assert_eq!(logout["removed"], true, "{logout}");
+    assert_eq!(logout["revocation"], "revoked", "{logout}");
+    server.release_token_endpoint();
+    assert_eq!(answers(getter, 1), ["error \"not_found\""]);
+    wait_until("the rotated refresh token is revoked", || {
+        server.revocation_log().iter().any(|t| t == "RTOKEN-1")
+    });
+    assert!(server.revocation_log().iter().any(|t| t == "RTOKEN-0"));
+    // The entry stays gone: in this daemon, and in the keychain for the next one.
+    let error = rpc.err("get", json!({ "service": "api" }));
+    assert_eq!(error["data"]["kind"], "not_found", "{error}");
+    assert_eq!(rpc.ok("list", Value::Null)["entries"], json!([]));
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success());
+    assert!(!logs.contains("RTOKEN"), "a token in the logs");
+    let again = daemon_with_config(&env, &provider_section("test", &server, true), "info");
+    let mut rpc = Rpc::connect(&again.socket);
+    assert_eq!(rpc.ok("list", Value::Null)["entries"], json!([]));
+    let (exit, _) = again.stop();
+    assert!(exit.success());
+}

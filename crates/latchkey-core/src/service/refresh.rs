@@ -7,12 +7,16 @@
 //! the provider again, whatever the new token's lifetime. A caller that arrives after it
 //! landed judges the new token by the usual window (see `record`), which never exceeds half
 //! of the token's lifetime, so a just-refreshed token is served, not refreshed again.
+//!
+//! Logout wins: a refresh that lands after its entry was logged out (retired) or cleared saves
+//! nothing, answers `not_found`, and revokes the refresh token the provider rotated to, which
+//! nobody else holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::GetResult;
+use latchkey_proto::{GetResult, Secret};
 use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
@@ -23,6 +27,16 @@ use crate::error::Error;
 use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
+
+/// What a landed refresh does with its bundle.
+enum Fate {
+    /// The entry is as the refresh found it: save.
+    Save,
+    /// A `set` put a new entry in its place: leave it.
+    Replaced,
+    /// Cleared or logged out: nobody holds the received tokens; revoke them.
+    Orphan,
+}
 
 /// One entry's refresh line. Shared by an entry and the entry a `set` puts in its place, so
 /// callers already waiting stay in the same line.
@@ -80,7 +94,10 @@ impl TokenService {
         let now = self.now();
         let (record, cached, generation, failed_at, unsaved) = {
             let entries = self.entries();
-            let entry = entries.get(key).ok_or(Error::NotFound)?;
+            let entry = entries
+                .get(key)
+                .filter(|e| !e.retired)
+                .ok_or(Error::NotFound)?;
             (
                 entry.record.clone(),
                 entry.cached.clone(),
@@ -218,7 +235,7 @@ impl TokenService {
                     bundle.id_token = fresh.id_token;
                 }
                 let refreshed = stored.replaced(TokenBundle::OAuth2(bundle));
-                self.save_refreshed(key, &record, generation, refreshed, now)
+                self.save_refreshed(key, &record, generation, refreshed, refresh_token, now)
                     .await
             }
             Err(RefreshError::RejectedRotated {
@@ -233,7 +250,7 @@ impl TokenService {
                 let kept = stored.replaced(TokenBundle::OAuth2(bundle));
                 let backoff = self.entries().get(key).and_then(|e| e.backoff);
                 let served = self
-                    .save_refreshed(key, &record, generation, kept, now)
+                    .save_refreshed(key, &record, generation, kept, refresh_token, now)
                     .await;
                 // Saving ended the backoff as a success would; the refusal still counts.
                 if let Some(entry) = self.entries().get_mut(key) {
@@ -295,28 +312,46 @@ impl TokenService {
         }
     }
 
-    /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`
-    /// or `set` that came first wins: a cleared entry is not brought back, a replaced one is
-    /// not overwritten.
+    /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`,
+    /// logout or `set` that came first wins: a cleared or logged-out entry is not brought back
+    /// (and the refresh token the provider rotated to, which nobody else holds, is revoked), a
+    /// replaced one is not overwritten. `presented` is the refresh token the refresh spent.
     async fn save_refreshed(
         &self,
         key: &EntryKey,
         record: &EntryRecord,
         generation: u64,
         refreshed: StoredBundle,
+        presented: &Secret,
         now: DateTime<Utc>,
     ) -> Result<GetResult, Error> {
-        let _writing = self.inner.writes.lock().await;
-        let current = self.entries().get(key).map(|e| e.generation);
-        match current {
-            None => return Err(Error::NotFound),
-            Some(g) if g != generation => {
+        let writing = self.inner.writes.lock().await;
+        let fate = {
+            let entries = self.entries();
+            let mut retired = self.retired_generations();
+            match entries.get(key) {
+                Some(e) if e.generation == generation && !e.retired => Fate::Save,
+                // A new entry in its place, not a logout: the token may belong to its grant.
+                Some(e) if !e.retired && !retired.remove(&generation) => Fate::Replaced,
+                _ => {
+                    retired.remove(&generation);
+                    Fate::Orphan
+                }
+            }
+        };
+        match fate {
+            Fate::Save => {}
+            Fate::Replaced => {
                 return Err(Error::RefreshFailed {
                     reason: "the entry was replaced while it refreshed; ask again".into(),
                     retryable: true,
                 })
             }
-            Some(_) => {}
+            Fate::Orphan => {
+                drop(writing);
+                self.revoke_orphan(key, &refreshed, presented).await;
+                return Err(Error::NotFound);
+            }
         }
         let mut new_record =
             EntryRecord::describe(key.clone(), &refreshed.bundle, now, Some(record));
@@ -349,6 +384,26 @@ impl TokenService {
         }
         self.announce(key.clone(), ChangeKind::Refreshed);
         Ok(result_of(&bundle.bundle))
+    }
+
+    /// Revokes the refresh token a refresh received for an entry removed meanwhile, if the
+    /// provider rotated it (an unrotated one is the token the logout revoked).
+    async fn revoke_orphan(&self, key: &EntryKey, refreshed: &StoredBundle, presented: &Secret) {
+        let TokenBundle::OAuth2(bundle) = &refreshed.bundle else {
+            return;
+        };
+        let (Some(rotated), Some(provider), Some(refresher)) = (
+            bundle.refresh_token.as_ref(),
+            bundle.provider.as_deref(),
+            self.inner.refresher.as_ref(),
+        ) else {
+            return;
+        };
+        if rotated.expose() == presented.expose() {
+            return;
+        }
+        info!(entry = ?key, "removed while refreshing: revoking the refresh token it received");
+        refresher.revoke_orphan(provider, rotated).await;
     }
 
     /// Records that the provider refused the refresh token.
