@@ -161,3 +161,84 @@ fn a_logout_during_a_held_refresh_revokes_the_rotated_token_and_the_entry_stays_
     let (exit, _) = again.stop();
     assert!(exit.success());
 }
+
+/// A second daemon on the same keychain and data folder as `env`'s default one, serving
+/// `second/latchkey.sock` in the runtime folder, off the bus (one name per bus).
+fn second_daemon(env: &TestEnv, config: &std::path::Path) -> Daemon {
+    let folder = env.runtime_dir.join("second");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = folder.join("latchkey.sock");
+    env.start_daemon_with(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--no-dbus",
+            "--socket",
+            socket.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "info")],
+    )
+}
+
+#[test]
+fn two_daemons_on_one_keychain_never_present_a_refresh_token_twice() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    let env = TestEnv::with_keyring();
+    let config = env.root().join("config.toml");
+    std::fs::write(&config, provider_section("test", &server, true)).unwrap();
+    let first = env.start_daemon_with(
+        &["--config", config.to_str().unwrap(), "--no-dbus"],
+        &[("RUST_LOG", "info")],
+    );
+    let bundle: Value = serde_json::from_str(EXPIRED).unwrap();
+    Rpc::connect(&first.socket).ok("set", json!({ "service": "api", "bundle": bundle }));
+    // Started after the set, so it knows the entry (from the keychain and the index).
+    let second = second_daemon(&env, &config);
+    // The first daemon's refresh reaches the provider, which rotates RTOKEN-0 and holds the
+    // answer; meanwhile clients of both daemons ask for the token.
+    server.hold_token_endpoint();
+    let opener = UnixStream::connect(&first.socket).unwrap();
+    (&opener).write_all(GET).unwrap();
+    wait_until("the first daemon's refresh is out", || {
+        server.held_answers() == 1
+    });
+    let mut streams = vec![(opener, 1)];
+    for socket in [&first.socket, &second.socket] {
+        for _ in 0..4 {
+            let stream = UnixStream::connect(socket).unwrap();
+            (&stream).write_all(&GET.repeat(5)).unwrap();
+            streams.push((stream, 5));
+        }
+    }
+    // The second daemon waits for the first one's refresh (or, wrongly, sends RTOKEN-0 too).
+    wait_until("the second daemon waits or refreshes", || {
+        second
+            .logs()
+            .contains("another latchkeyd is refreshing this entry")
+            || server.held_answers() > 1
+    });
+    server.release_token_endpoint();
+    let secrets: Vec<String> = streams
+        .into_iter()
+        .flat_map(|(stream, count)| {
+            stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+            answers(stream, count)
+        })
+        .collect();
+    assert_eq!(secrets.len(), 41);
+    assert_eq!(
+        server.reuse_detected(),
+        0,
+        "a refresh token was presented twice"
+    );
+    assert_eq!(server.refresh_requests(), 1);
+    assert!(secrets.iter().all(|s| s == "ATOKEN-1"), "{secrets:?}");
+    assert!(!server.is_revoked("RTOKEN-1"));
+    for daemon in [first, second] {
+        let (exit, logs) = daemon.stop();
+        assert!(exit.success());
+        assert!(!logs.contains("TOKEN-"), "a token in the logs:\n{logs}");
+    }
+}

@@ -28,6 +28,18 @@ use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
 
+/// Whether two bundles hold the same tokens (else one of them was refreshed or replaced).
+fn same_tokens(a: &TokenBundle, b: &TokenBundle) -> bool {
+    match (a, b) {
+        (TokenBundle::OAuth2(a), TokenBundle::OAuth2(b)) => {
+            a.access_token.expose() == b.access_token.expose()
+                && a.refresh_token.as_ref().map(Secret::expose)
+                    == b.refresh_token.as_ref().map(Secret::expose)
+        }
+        _ => false,
+    }
+}
+
 /// What a landed refresh does with its bundle.
 enum Fate {
     /// The entry is as the refresh found it: save.
@@ -92,7 +104,7 @@ impl TokenService {
         // While we waited, the entry may have been set, cleared or refreshed by a caller that
         // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
-        let (record, cached, generation, failed_at, unsaved) = {
+        let (mut record, cached, mut generation, failed_at, unsaved) = {
             let entries = self.entries();
             let entry = entries
                 .get(key)
@@ -143,31 +155,45 @@ impl TokenService {
                 retryable,
             });
         }
-        // Every write goes through this service (generations guard the races), so the cached
-        // bundle is the newest; without one the store is read. A refreshed bundle the store
-        // refused lives only in memory. A refusal of the refresh token is checked against the
-        // store below before the entry is marked.
+        // Another daemon sharing the store refreshes this entry only while it holds the lock,
+        // held from here until this refresh is written: the provider never sees one refresh
+        // token twice.
+        let shared_lock = match self.inner.store.refresh_lock(key).await {
+            Ok(lock) => lock,
+            Err(err) => {
+                return Err(Error::RefreshFailed {
+                    reason: err.to_string(),
+                    retryable: true,
+                })
+            }
+        };
+        // Without other writers (no lock), the cached bundle is the newest (every write goes
+        // through this service, generations guard the races); without one the store is read.
+        // With them, the store is read, and what another daemon wrote is taken as ours. A
+        // refreshed bundle the store refused lives only in memory. A refusal of the refresh
+        // token is checked against the store below before the entry is marked.
         let (stored, from_store) = match (unsaved, cached) {
             (Some(doc), _) => (
                 StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
                 false,
             ),
-            (None, Some(cached)) => ((*cached).clone(), false),
-            (None, None) => {
-                // Read under the write lock, so a `set` cannot land between this read and the
-                // generation it belongs to (its refresh token would be spent and then lost).
-                let _writing = self.inner.writes.lock().await;
-                if self.entries().get(key).map(|e| e.generation) != Some(generation) {
-                    return Err(Error::RefreshFailed {
-                        reason: "the entry changed while refreshing; try again".into(),
-                        retryable: true,
-                    });
+            (None, Some(cached)) if shared_lock.is_none() => ((*cached).clone(), false),
+            (None, cached) => {
+                let stored = self.read_for_refresh(key, generation).await?;
+                let moved = match &cached {
+                    Some(cached) => !same_tokens(&cached.bundle, &stored.bundle),
+                    None => stored.bundle.expires_at() != record.expires_at,
+                };
+                if moved {
+                    // Written by another daemon: ours now, and perhaps fresh enough to serve.
+                    (record, generation) = self.adopt(key, &record, generation, &stored, now)?;
+                    if self.freshness(&record, now, min) != Freshness::Refresh {
+                        debug!(entry = ?key, "another daemon refreshed it; serving its token");
+                        self.touch(key, now);
+                        return Ok(result_of(&stored.bundle));
+                    }
                 }
-                let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
-                (
-                    StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
-                    true,
-                )
+                (stored, true)
             }
         };
         let TokenBundle::OAuth2(old) = &stored.bundle else {
@@ -384,6 +410,52 @@ impl TokenService {
         }
         self.announce(key.clone(), ChangeKind::Refreshed);
         Ok(result_of(&bundle.bundle))
+    }
+
+    /// Reads the entry from the store for a refresh. Under the write lock, so a `set` cannot
+    /// land between this read and the generation it belongs to (its refresh token would be
+    /// spent and then lost).
+    async fn read_for_refresh(
+        &self,
+        key: &EntryKey,
+        generation: u64,
+    ) -> Result<StoredBundle, Error> {
+        let _writing = self.inner.writes.lock().await;
+        if self.entries().get(key).map(|e| e.generation) != Some(generation) {
+            return Err(Error::RefreshFailed {
+                reason: "the entry changed while refreshing; try again".into(),
+                retryable: true,
+            });
+        }
+        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        StoredBundle::from_document(&doc).map_err(Error::Corrupt)
+    }
+
+    /// Takes `stored`, which another daemon wrote, as the entry's bundle (as if this daemon had
+    /// refreshed it at `now`); the entry's new record and generation.
+    fn adopt(
+        &self,
+        key: &EntryKey,
+        record: &EntryRecord,
+        generation: u64,
+        stored: &StoredBundle,
+        now: DateTime<Utc>,
+    ) -> Result<(EntryRecord, u64), Error> {
+        let mut new_record = EntryRecord::describe(key.clone(), &stored.bundle, now, Some(record));
+        new_record.last_refreshed_at = Some(now);
+        let mut entries = self.entries();
+        let entry = entries
+            .get_mut(key)
+            .filter(|e| e.generation == generation && !e.retired)
+            .ok_or(Error::RefreshFailed {
+                reason: "the entry changed while refreshing; try again".into(),
+                retryable: true,
+            })?;
+        entry.record = new_record.clone();
+        entry.cached = Some(Arc::new(stored.clone()));
+        entry.generation = self.next_generation();
+        entry.backoff = None;
+        Ok((new_record, entry.generation))
     }
 
     /// Revokes the refresh token a refresh received for an entry removed meanwhile, if the
