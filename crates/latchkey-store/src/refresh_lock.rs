@@ -8,6 +8,9 @@
 //! waits on it would give two holders). The lock belongs to the open file, so it is released
 //! when the file is closed, including when the daemon dies.
 //!
+//! Each daemon also holds a shared lock on `daemons.lock` there for its whole life, so a second
+//! daemon on the same store finds the first one and says so at start-up.
+//!
 //! `flock` blocks, so it runs on a blocking thread, and a wait has a deadline: a daemon that
 //! holds a lock far longer than a refresh can take is not waited for forever.
 
@@ -70,6 +73,29 @@ pub async fn take(folder: &Path, key: &EntryKey) -> Result<Option<RefreshLock>, 
     }
 }
 
+/// Marks this daemon as a user of the store whose locks are in `folder` (the returned file
+/// must be kept open for the daemon's life) and warns if another daemon uses it already.
+pub fn join(folder: &Path) -> Option<File> {
+    let file = match open(&folder.join("daemons.lock")) {
+        Ok(file) => file,
+        Err(err) => {
+            warn!(error = %err, "cannot use the store's lock folder");
+            return None;
+        }
+    };
+    // Nobody else holds it if it can be taken exclusively; then keep it shared.
+    let alone = flock_as(&file, libc::LOCK_EX | libc::LOCK_NB).unwrap_or(true);
+    if !alone {
+        warn!(
+            folder = %folder.display(),
+            "another latchkeyd uses this keychain and data folder: refreshes are coordinated, \
+             but each daemon caches what it read; run one daemon per user"
+        );
+    }
+    flock_as(&file, libc::LOCK_SH | libc::LOCK_NB).ok()?;
+    Some(file)
+}
+
 /// Opens (creating) a lock file: 0600, never through a link, in a private folder.
 fn open(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -100,13 +126,17 @@ fn open(path: &Path) -> std::io::Result<File> {
 
 /// Locks `file` exclusively; `false` if another holds it and `wait` is false.
 fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
+    if wait {
+        flock_as(file, libc::LOCK_EX)
+    } else {
+        flock_as(file, libc::LOCK_EX | libc::LOCK_NB)
+    }
+}
+
+/// `flock(2)` with `operation`; `false` if a non-blocking one found the lock taken.
+fn flock_as(file: &File, operation: libc::c_int) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
 
-    let operation = if wait {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_EX | libc::LOCK_NB
-    };
     loop {
         // SAFETY: the descriptor is open for the duration of the call (`file` is borrowed).
         if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
@@ -115,7 +145,7 @@ fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            Some(libc::EWOULDBLOCK) if operation & libc::LOCK_NB != 0 => return Ok(false),
             _ => return Err(err),
         }
     }
@@ -179,6 +209,20 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(take(&folder, &key("api", "work")).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn a_second_daemon_is_told_about_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = join(dir.path()).unwrap();
+        let probe = open(&dir.path().join("daemons.lock")).unwrap();
+        assert!(
+            !flock(&probe, false).unwrap(),
+            "the first daemon's mark is not held"
+        );
+        let second = join(dir.path()).unwrap();
+        drop((first, second));
+        assert!(flock(&probe, false).unwrap());
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct SecretServiceStore {
     index: IndexFile,
     /// The folder of the per-entry refresh locks, beside the index.
     locks: std::path::PathBuf,
+    /// Held open for the store's life: marks this daemon as a user of the store.
+    _joined: Option<std::fs::File>,
     locked: Arc<AtomicBool>,
 }
 
@@ -157,9 +159,11 @@ impl SecretServiceStore {
             index = %index.path().display(),
             "connected to the Secret Service"
         );
+        let locks = crate::refresh_lock::folder_for(index.path());
         Ok(Self {
             connection: tokio::sync::RwLock::new(Some(Arc::new(connection))),
-            locks: crate::refresh_lock::folder_for(index.path()),
+            _joined: crate::refresh_lock::join(&locks),
+            locks,
             index,
             locked,
         })

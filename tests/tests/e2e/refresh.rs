@@ -196,6 +196,7 @@ fn two_daemons_on_one_keychain_never_present_a_refresh_token_twice() {
     Rpc::connect(&first.socket).ok("set", json!({ "service": "api", "bundle": bundle }));
     // Started after the set, so it knows the entry (from the keychain and the index).
     let second = second_daemon(&env, &config);
+    second.wait_for_log("another latchkeyd uses this keychain and data folder");
     // The first daemon's refresh reaches the provider, which rotates RTOKEN-0 and holds the
     // answer; meanwhile clients of both daemons ask for the token.
     server.hold_token_endpoint();
