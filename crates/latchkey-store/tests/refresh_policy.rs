@@ -1,7 +1,8 @@
 //! The refresh policy of `TokenService::get` over the memory store: single flight, rotation
-//! saved before anyone is answered, `invalid_grant`, transient failures, and races with logout,
-//! `clear` and `set`. The token endpoint here is an in-process `Refresher` that rotates refresh tokens
-//! and refuses a reused one, like a strict provider; the HTTP side is tested on its own.
+//! saved before anyone is answered, `invalid_grant`, transient failures, and races with
+//! logout, `clear` and `set`. The token endpoint here is an in-process `Refresher` that
+//! rotates refresh tokens and refuses a reused one, like a strict provider; the HTTP side is
+//! tested on its own.
 
 mod common;
 
