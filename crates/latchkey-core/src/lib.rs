@@ -26,6 +26,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{check_account, check_service, EntryKey, KeyError, MAX_ACCOUNT_LEN, MAX_SERVICE_LEN};
 pub use record::{refresh_window, EntryRecord};
-pub use refresh::{RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher};
+pub use refresh::{
+    RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher, RevokeFuture,
+};
 pub use service::{Change, ChangeKind, StoreInfo, TokenService};
-pub use store::{Listed, SecretBytes, Store, StoreError, StoreFuture};
+pub use store::{Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture};

@@ -63,8 +63,23 @@ pub enum RefreshError {
 pub type RefreshFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Refreshed, RefreshError>> + Send + 'a>>;
 
+/// The future [`Refresher::revoke_orphan`] returns.
+pub type RevokeFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// Talks to token endpoints.
 pub trait Refresher: Send + Sync + 'static {
     /// Exchanges a refresh token at the provider's token endpoint.
     fn refresh<'a>(&'a self, request: RefreshRequest<'a>) -> RefreshFuture<'a>;
+
+    /// Revokes a refresh token that a refresh received for an entry that was logged out or
+    /// cleared meanwhile: nobody will ever present it, so it must not stay valid. Best effort;
+    /// the default does nothing (a refresher without revocation).
+    fn revoke_orphan<'a>(
+        &'a self,
+        provider: &'a str,
+        refresh_token: &'a Secret,
+    ) -> RevokeFuture<'a> {
+        let _ = (provider, refresh_token);
+        Box::pin(async {})
+    }
 }

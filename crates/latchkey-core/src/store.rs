@@ -3,7 +3,9 @@
 //! A store keeps, per entry, an opaque secret document (the serialized [`StoredBundle`]) and the
 //! entry's non-secret [`EntryRecord`]. Listing records must never unlock the keychain or prompt.
 //! Methods return boxed futures so the service can hold any backend as `Arc<dyn Store>`; a
-//! backend whose library blocks runs those calls off the async runtime itself.
+//! backend whose library blocks runs those calls off the async runtime itself. A store that
+//! several daemons may share offers a refresh lock per entry, so that they never spend the same
+//! refresh token twice.
 //!
 //! [`StoredBundle`]: crate::StoredBundle
 
@@ -46,6 +48,23 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Held while an entry refreshes, by a store that other processes may share: while one daemon
+/// holds it, no other process refreshes that entry. Dropping it releases it.
+pub struct RefreshLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl RefreshLock {
+    /// A lock released when `guard` is dropped.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for RefreshLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshLock")
+    }
+}
+
 /// A place to keep secrets.
 pub trait Store: Send + Sync + 'static {
     /// A short name for status output and logs (`secret-service`, `memory`, ...).
@@ -75,4 +94,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes an entry; `true` if it existed.
     fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool>;
+
+    /// Takes the entry's refresh lock, shared with every process using the same store, waiting
+    /// while another holds it; held across reading, refreshing and writing the entry.
+    /// `None` for a store only this process uses (the default), which needs none.
+    fn refresh_lock<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<RefreshLock>> {
+        let _ = key;
+        Box::pin(async { Ok(None) })
+    }
 }

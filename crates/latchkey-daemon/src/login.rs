@@ -363,12 +363,14 @@ impl Logins {
         true
     }
 
-    /// Revokes an entry's tokens at its provider, then deletes it.
+    /// Revokes an entry's tokens at its provider, then deletes it. The entry is retired first:
+    /// from then on it answers as gone, and a refresh in flight that lands later revokes the
+    /// refresh token it received instead of saving it (logout wins, without waiting for it).
     pub async fn logout(&self, params: KeyParams) -> Result<LogoutResult, RpcError> {
         let key = EntryKey::new(&params.service, params.account.as_deref())
             .map_err(|e| invalid(e.to_string()))?;
         let service = &self.inner.service;
-        let tokens = match service.oauth_tokens(&key).await {
+        let tokens = match service.retire(&key).await {
             Ok(tokens) => tokens,
             Err(latchkey_core::Error::NotFound) => {
                 return Ok(LogoutResult {

@@ -24,7 +24,9 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use latchkey_core::{RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher};
+use latchkey_core::{
+    RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher, RevokeFuture,
+};
 use latchkey_proto::Secret;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -428,6 +430,21 @@ impl Refresher for OAuth {
                 }
             }
             Err(RefreshError::Transient(last))
+        })
+    }
+
+    fn revoke_orphan<'a>(
+        &'a self,
+        provider: &'a str,
+        refresh_token: &'a Secret,
+    ) -> RevokeFuture<'a> {
+        Box::pin(async move {
+            let outcome = self.revoke(provider, Some(refresh_token), None).await;
+            debug!(
+                provider,
+                outcome = outcome.as_str(),
+                "revoked the refresh token of an entry logged out during its refresh"
+            );
         })
     }
 }

@@ -11,6 +11,9 @@
 //! `Locked` property so that `locked()` is a cheap read, and checks the item itself before
 //! reading a secret.
 //!
+//! Several daemons of one user may share the keychain and the data folder; a refresh holds the
+//! entry's lock file (see `refresh_lock`) from reading the entry to writing the new tokens.
+//!
 //! When the Secret Service goes away (the keyring daemon stops or restarts, taking the
 //! encrypted session with it), calls fail as `Unavailable` and the connection is dropped; the
 //! next call connects again, so the daemon recovers by itself when the service returns.
@@ -21,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use latchkey_core::{EntryKey, EntryRecord, Listed, SecretBytes, Store, StoreError, StoreFuture};
+use latchkey_core::{
+    EntryKey, EntryRecord, Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture,
+};
 use oo7::dbus::{Collection, Error as SsError, ServiceError};
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
@@ -54,6 +59,10 @@ pub struct SecretServiceStore {
     /// The live connection; `None` after the service went away, until the next call.
     connection: tokio::sync::RwLock<Option<Arc<Connection>>>,
     index: IndexFile,
+    /// The folder of the per-entry refresh locks, beside the index.
+    locks: std::path::PathBuf,
+    /// Held open for the store's life: marks this daemon as a user of the store.
+    _joined: Option<std::fs::File>,
     locked: Arc<AtomicBool>,
 }
 
@@ -150,8 +159,11 @@ impl SecretServiceStore {
             index = %index.path().display(),
             "connected to the Secret Service"
         );
+        let locks = crate::refresh_lock::folder_for(index.path());
         Ok(Self {
             connection: tokio::sync::RwLock::new(Some(Arc::new(connection))),
+            _joined: crate::refresh_lock::join(&locks),
+            locks,
             index,
             locked,
         })
@@ -365,6 +377,12 @@ impl Store for SecretServiceStore {
             }
             Ok(())
         })
+    }
+
+    /// Another daemon of this user may share the keychain and the data folder: a lock file per
+    /// entry beside the index.
+    fn refresh_lock<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<RefreshLock>> {
+        Box::pin(crate::refresh_lock::take(&self.locks, key))
     }
 
     fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {

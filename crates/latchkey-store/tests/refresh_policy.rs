@@ -1,7 +1,8 @@
 //! The refresh policy of `TokenService::get` over the memory store: single flight, rotation
 //! saved before anyone is answered, `invalid_grant`, transient failures, and races with
-//! `clear`. The token endpoint here is an in-process `Refresher` that rotates refresh tokens
-//! and refuses a reused one, like a strict provider; the HTTP side is tested on its own.
+//! logout, `clear` and `set`. The token endpoint here is an in-process `Refresher` that
+//! rotates refresh tokens and refuses a reused one, like a strict provider; the HTTP side is
+//! tested on its own.
 
 mod common;
 
@@ -13,9 +14,9 @@ use chrono::{Duration, TimeZone, Utc};
 use common::Flaky;
 use latchkey_core::{
     EntryKey, Error, ManualClock, RefreshError, RefreshFuture, RefreshRequest, Refreshed,
-    Refresher, Store, StoredBundle, TokenBundle, TokenService,
+    Refresher, RevokeFuture, Store, StoredBundle, TokenBundle, TokenService,
 };
-use latchkey_proto::{BundleInput, GetParams, KeyParams, SetParams, State};
+use latchkey_proto::{BundleInput, GetParams, KeyParams, Secret, SetParams, State};
 use latchkey_store::memory::MemoryStore;
 
 /// Rotates on every use; a refresh token presented twice is refused (reuse detection).
@@ -30,6 +31,8 @@ struct Provider {
     hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
     /// The lifetime of the access tokens it issues, if not an hour.
     lifetime: Mutex<Option<i64>>,
+    /// Refresh tokens revoked as orphans, in order.
+    revoked: Mutex<Vec<String>>,
 }
 
 impl Refresher for Provider {
@@ -60,6 +63,18 @@ impl Refresher for Provider {
                 id_token: None,
             })
         })
+    }
+
+    fn revoke_orphan<'a>(
+        &'a self,
+        _provider: &'a str,
+        refresh_token: &'a Secret,
+    ) -> RevokeFuture<'a> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(refresh_token.expose().to_owned());
+        Box::pin(async {})
     }
 }
 
@@ -309,6 +324,64 @@ async fn a_refresh_racing_clear_never_brings_the_entry_back() {
     assert_eq!(in_flight.await.unwrap(), Err(Error::NotFound));
     assert!(stored(&store).await.is_none());
     assert!(service.list().is_empty());
+    // Nobody holds the token the provider rotated to: it is revoked.
+    assert_eq!(*provider.revoked.lock().unwrap(), ["refresh-1"]);
+}
+
+/// A new login's bundle for `gh`.
+fn new_login() -> SetParams {
+    SetParams {
+        service: "gh".into(),
+        account: None,
+        bundle: BundleInput::Oauth2 {
+            access_token: "new-login-access".into(),
+            refresh_token: Some("new-login-refresh".into()),
+            token_type: None,
+            expires_at: None,
+            expires_in: Some(3600),
+            scopes: vec!["repo".into()],
+            id_token: None,
+            provider: Some("github".into()),
+        },
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_logout_wins_over_a_refresh_in_flight_even_when_a_new_login_follows() {
+    let (service, provider, clock, store) = setup(3600).await;
+    let hold = Arc::new(tokio::sync::Notify::new());
+    *provider.hold.lock().unwrap() = Some(hold.clone());
+    clock.advance(Duration::hours(2));
+    let in_flight = {
+        let service = service.clone();
+        tokio::spawn(async move { service.get(&get()).await })
+    };
+    while provider.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Logout retires the entry without waiting for the refresh: at once it is gone for gets.
+    let key = EntryKey::new("gh", None).unwrap();
+    let tokens = service.retire(&key).await.unwrap().unwrap();
+    assert_eq!(tokens.refresh_token.unwrap().expose(), "refresh-0");
+    assert_eq!(service.get(&get()).await, Err(Error::NotFound));
+    assert!(service.list().is_empty());
+    assert_eq!(service.retire(&key).await, Err(Error::NotFound));
+    let keys = KeyParams {
+        service: "gh".into(),
+        account: None,
+    };
+    assert!(service.clear(keys).await.unwrap());
+    service.set(new_login()).await.unwrap();
+    hold.notify_one();
+    assert_eq!(in_flight.await.unwrap(), Err(Error::NotFound));
+    // The token the old grant's refresh received is revoked; the new login is untouched.
+    assert_eq!(*provider.revoked.lock().unwrap(), ["refresh-1"]);
+    assert_eq!(
+        refresh_token(&stored(&store).await.unwrap()),
+        "new-login-refresh"
+    );
+    let token = service.get(&get()).await.unwrap();
+    assert_eq!(token.secret.expose(), "new-login-access");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -330,25 +403,11 @@ async fn a_refresh_racing_logout_and_a_new_login_never_overwrites_the_new_login(
         account: None,
     };
     assert!(service.clear(key).await.unwrap());
-    service
-        .set(SetParams {
-            service: "gh".into(),
-            account: None,
-            bundle: BundleInput::Oauth2 {
-                access_token: "new-login-access".into(),
-                refresh_token: Some("new-login-refresh".into()),
-                token_type: None,
-                expires_at: None,
-                expires_in: Some(3600),
-                scopes: vec!["repo".into()],
-                id_token: None,
-                provider: Some("github".into()),
-            },
-        })
-        .await
-        .unwrap();
+    service.set(new_login()).await.unwrap();
     hold.notify_one();
     let _ = in_flight.await.unwrap();
+    // A replaced entry's rotated token is not revoked: it may belong to the new bundle's grant.
+    assert!(provider.revoked.lock().unwrap().is_empty());
     assert_eq!(
         refresh_token(&stored(&store).await.unwrap()),
         "new-login-refresh"

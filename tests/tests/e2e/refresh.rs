@@ -125,3 +125,121 @@ fn after_a_503_the_next_refresh_goes_out_within_about_a_second() {
     let (exit, _) = daemon.stop();
     assert!(exit.success());
 }
+
+#[test]
+fn a_logout_during_a_held_refresh_revokes_the_rotated_token_and_the_entry_stays_gone() {
+    let server = TokenServer::start();
+    let env = TestEnv::with_keyring();
+    let daemon = daemon_with_expired_entry(&env, &server);
+    // The refresh reaches the provider, which rotates RTOKEN-0 into RTOKEN-1 and holds the
+    // answer: the daemon has not seen RTOKEN-1 yet when the logout comes.
+    server.hold_token_endpoint();
+    let getter = UnixStream::connect(&daemon.socket).unwrap();
+    getter.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+    (&getter).write_all(GET).unwrap();
+    wait_until("the refresh is out", || server.held_answers() == 1);
+    let mut rpc = Rpc::connect(&daemon.socket);
+    let logout = rpc.ok("logout", json!({ "service": "api" }));
+    assert_eq!(logout["removed"], true, "{logout}");
+    assert_eq!(logout["revocation"], "revoked", "{logout}");
+    server.release_token_endpoint();
+    assert_eq!(answers(getter, 1), ["error \"not_found\""]);
+    wait_until("the rotated refresh token is revoked", || {
+        server.revocation_log().iter().any(|t| t == "RTOKEN-1")
+    });
+    assert!(server.revocation_log().iter().any(|t| t == "RTOKEN-0"));
+    // The entry stays gone: in this daemon, and in the keychain for the next one.
+    let error = rpc.err("get", json!({ "service": "api" }));
+    assert_eq!(error["data"]["kind"], "not_found", "{error}");
+    assert_eq!(rpc.ok("list", Value::Null)["entries"], json!([]));
+    let (exit, logs) = daemon.stop();
+    assert!(exit.success());
+    assert!(!logs.contains("RTOKEN"), "a token in the logs");
+    let again = daemon_with_config(&env, &provider_section("test", &server, true), "info");
+    let mut rpc = Rpc::connect(&again.socket);
+    assert_eq!(rpc.ok("list", Value::Null)["entries"], json!([]));
+    let (exit, _) = again.stop();
+    assert!(exit.success());
+}
+
+/// A second daemon on the same keychain and data folder as `env`'s default one, serving
+/// `second/latchkey.sock` in the runtime folder, off the bus (one name per bus).
+fn second_daemon(env: &TestEnv, config: &std::path::Path) -> Daemon {
+    let folder = env.runtime_dir.join("second");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = folder.join("latchkey.sock");
+    env.start_daemon_with(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--no-dbus",
+            "--socket",
+            socket.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "info")],
+    )
+}
+
+#[test]
+fn two_daemons_on_one_keychain_never_present_a_refresh_token_twice() {
+    let server = TokenServer::start();
+    server.seed("RTOKEN-0");
+    let env = TestEnv::with_keyring();
+    let config = env.root().join("config.toml");
+    std::fs::write(&config, provider_section("test", &server, true)).unwrap();
+    let first = env.start_daemon_with(
+        &["--config", config.to_str().unwrap(), "--no-dbus"],
+        &[("RUST_LOG", "info")],
+    );
+    let bundle: Value = serde_json::from_str(EXPIRED).unwrap();
+    Rpc::connect(&first.socket).ok("set", json!({ "service": "api", "bundle": bundle }));
+    // Started after the set, so it knows the entry (from the keychain and the index).
+    let second = second_daemon(&env, &config);
+    second.wait_for_log("another latchkeyd uses this keychain and data folder");
+    // The first daemon's refresh reaches the provider, which rotates RTOKEN-0 and holds the
+    // answer; meanwhile clients of both daemons ask for the token.
+    server.hold_token_endpoint();
+    let opener = UnixStream::connect(&first.socket).unwrap();
+    (&opener).write_all(GET).unwrap();
+    wait_until("the first daemon's refresh is out", || {
+        server.held_answers() == 1
+    });
+    let mut streams = vec![(opener, 1)];
+    for socket in [&first.socket, &second.socket] {
+        for _ in 0..4 {
+            let stream = UnixStream::connect(socket).unwrap();
+            (&stream).write_all(&GET.repeat(5)).unwrap();
+            streams.push((stream, 5));
+        }
+    }
+    // The second daemon waits for the first one's refresh (or, wrongly, sends RTOKEN-0 too).
+    wait_until("the second daemon waits or refreshes", || {
+        second
+            .logs()
+            .contains("another latchkeyd is refreshing this entry")
+            || server.held_answers() > 1
+    });
+    server.release_token_endpoint();
+    let secrets: Vec<String> = streams
+        .into_iter()
+        .flat_map(|(stream, count)| {
+            stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+            answers(stream, count)
+        })
+        .collect();
+    assert_eq!(secrets.len(), 41);
+    assert_eq!(
+        server.reuse_detected(),
+        0,
+        "a refresh token was presented twice"
+    );
+    assert_eq!(server.refresh_requests(), 1);
+    assert!(secrets.iter().all(|s| s == "ATOKEN-1"), "{secrets:?}");
+    assert!(!server.is_revoked("RTOKEN-1"));
+    for daemon in [first, second] {
+        let (exit, logs) = daemon.stop();
+        assert!(exit.success());
+        assert!(!logs.contains("TOKEN-"), "a token in the logs:\n{logs}");
+    }
+}

@@ -86,6 +86,9 @@ struct Entry {
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
+    /// Logged out: its tokens are being revoked and it is about to be removed. It answers as
+    /// if it were gone already.
+    retired: bool,
 }
 
 impl Entry {
@@ -98,6 +101,7 @@ impl Entry {
             refreshing: Arc::default(),
             backoff: None,
             unsaved: None,
+            retired: false,
         }
     }
 }
@@ -115,6 +119,10 @@ struct Inner {
     refresher: Option<Arc<dyn Refresher>>,
     /// The source of entry generations.
     generations: std::sync::atomic::AtomicU64,
+    /// Generations that a logout retired. A refresh of one of them that lands later revokes
+    /// the refresh token it received, even if a new entry took the old one's place. One number
+    /// per logout; dropped when that refresh lands.
+    retired: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -189,6 +197,7 @@ impl TokenService {
                 changes: tokio::sync::broadcast::channel(256).0,
                 refresher,
                 generations: std::sync::atomic::AtomicU64::new(generation_start),
+                retired: Mutex::default(),
             }),
         })
     }
@@ -249,7 +258,10 @@ impl TokenService {
         // Every check that needs only the record runs under the lock, without copying it.
         let serve = {
             let entries = self.entries();
-            let entry = entries.get(&key).ok_or(Error::NotFound)?;
+            let entry = entries
+                .get(&key)
+                .filter(|e| !e.retired)
+                .ok_or(Error::NotFound)?;
             let record = &entry.record;
             if record.needs_login {
                 return Err(Error::AuthenticationRequired {
@@ -454,6 +466,7 @@ impl TokenService {
         let now = self.now();
         self.entries()
             .values()
+            .filter(|e| !e.retired)
             .filter(|e| {
                 params
                     .service
@@ -524,21 +537,44 @@ impl TokenService {
 }
 
 impl TokenService {
-    /// The OAuth tokens of an entry, for revoking them at logout; `None` for other kinds.
+    /// Starts a logout of `key`: returns its OAuth tokens (`None` for other kinds) for
+    /// revoking, and from then on the entry answers as if it were gone, until `clear`
+    /// removes it. Under the write lock, so the tokens returned are the newest: a refresh
+    /// that lands later finds the entry retired, and revokes the refresh token it received
+    /// instead of saving it. Does not wait for a refresh in flight.
     /// Daemon-internal: the refresh token never goes to a client.
-    pub async fn oauth_tokens(&self, key: &EntryKey) -> Result<Option<OAuth2Bundle>, Error> {
+    pub async fn retire(&self, key: &EntryKey) -> Result<Option<OAuth2Bundle>, Error> {
         if self.forget_secrets_if_locked() {
             return Err(Error::Locked);
         }
+        let _writing = self.inner.writes.lock().await;
         let (cached, generation) = {
             let entries = self.entries();
-            let entry = entries.get(key).ok_or(Error::NotFound)?;
+            let entry = entries
+                .get(key)
+                .filter(|e| !e.retired)
+                .ok_or(Error::NotFound)?;
             (entry.cached.clone(), entry.generation)
         };
         let bundle = self.load(key, cached, generation).await?;
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.retired = true;
+            entry.cached = None;
+            entry.unsaved = None;
+            entry.generation = self.next_generation();
+        }
+        self.retired_generations().insert(generation);
+        debug!(entry = ?key, "retired for logout");
         Ok(match &bundle.bundle {
             TokenBundle::OAuth2(b) => Some(b.clone()),
             _ => None,
         })
+    }
+
+    fn retired_generations(&self) -> MutexGuard<'_, std::collections::HashSet<u64>> {
+        self.inner
+            .retired
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -7,12 +7,16 @@
 //! the provider again, whatever the new token's lifetime. A caller that arrives after it
 //! landed judges the new token by the usual window (see `record`), which never exceeds half
 //! of the token's lifetime, so a just-refreshed token is served, not refreshed again.
+//!
+//! Logout wins: a refresh that lands after its entry was logged out (retired) or cleared saves
+//! nothing, answers `not_found`, and revokes the refresh token the provider rotated to, which
+//! nobody else holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::GetResult;
+use latchkey_proto::{GetResult, Secret};
 use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
@@ -23,6 +27,28 @@ use crate::error::Error;
 use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
+
+/// Whether two bundles hold the same tokens (else one of them was refreshed or replaced).
+fn same_tokens(a: &TokenBundle, b: &TokenBundle) -> bool {
+    match (a, b) {
+        (TokenBundle::OAuth2(a), TokenBundle::OAuth2(b)) => {
+            a.access_token.expose() == b.access_token.expose()
+                && a.refresh_token.as_ref().map(Secret::expose)
+                    == b.refresh_token.as_ref().map(Secret::expose)
+        }
+        _ => false,
+    }
+}
+
+/// What a landed refresh does with its bundle.
+enum Fate {
+    /// The entry is as the refresh found it: save.
+    Save,
+    /// A `set` put a new entry in its place: leave it.
+    Replaced,
+    /// Cleared or logged out: nobody holds the received tokens; revoke them.
+    Orphan,
+}
 
 /// One entry's refresh line. Shared by an entry and the entry a `set` puts in its place, so
 /// callers already waiting stay in the same line.
@@ -78,9 +104,12 @@ impl TokenService {
         // While we waited, the entry may have been set, cleared or refreshed by a caller that
         // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
-        let (record, cached, generation, failed_at, unsaved) = {
+        let (mut record, cached, mut generation, failed_at, unsaved) = {
             let entries = self.entries();
-            let entry = entries.get(key).ok_or(Error::NotFound)?;
+            let entry = entries
+                .get(key)
+                .filter(|e| !e.retired)
+                .ok_or(Error::NotFound)?;
             (
                 entry.record.clone(),
                 entry.cached.clone(),
@@ -126,31 +155,45 @@ impl TokenService {
                 retryable,
             });
         }
-        // Every write goes through this service (generations guard the races), so the cached
-        // bundle is the newest; without one the store is read. A refreshed bundle the store
-        // refused lives only in memory. A refusal of the refresh token is checked against the
-        // store below before the entry is marked.
+        // Another daemon sharing the store refreshes this entry only while it holds the lock,
+        // held from here until this refresh is written: the provider never sees one refresh
+        // token twice.
+        let shared_lock = match self.inner.store.refresh_lock(key).await {
+            Ok(lock) => lock,
+            Err(err) => {
+                return Err(Error::RefreshFailed {
+                    reason: err.to_string(),
+                    retryable: true,
+                })
+            }
+        };
+        // Without other writers (no lock), the cached bundle is the newest (every write goes
+        // through this service, generations guard the races); without one the store is read.
+        // With them, the store is read, and what another daemon wrote is taken as ours. A
+        // refreshed bundle the store refused lives only in memory. A refusal of the refresh
+        // token is checked against the store below before the entry is marked.
         let (stored, from_store) = match (unsaved, cached) {
             (Some(doc), _) => (
                 StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
                 false,
             ),
-            (None, Some(cached)) => ((*cached).clone(), false),
-            (None, None) => {
-                // Read under the write lock, so a `set` cannot land between this read and the
-                // generation it belongs to (its refresh token would be spent and then lost).
-                let _writing = self.inner.writes.lock().await;
-                if self.entries().get(key).map(|e| e.generation) != Some(generation) {
-                    return Err(Error::RefreshFailed {
-                        reason: "the entry changed while refreshing; try again".into(),
-                        retryable: true,
-                    });
+            (None, Some(cached)) if shared_lock.is_none() => ((*cached).clone(), false),
+            (None, cached) => {
+                let stored = self.read_for_refresh(key, generation).await?;
+                let moved = match &cached {
+                    Some(cached) => !same_tokens(&cached.bundle, &stored.bundle),
+                    None => stored.bundle.expires_at() != record.expires_at,
+                };
+                if moved {
+                    // Written by another daemon: ours now, and perhaps fresh enough to serve.
+                    (record, generation) = self.adopt(key, &record, generation, &stored, now)?;
+                    if self.freshness(&record, now, min) != Freshness::Refresh {
+                        debug!(entry = ?key, "another daemon refreshed it; serving its token");
+                        self.touch(key, now);
+                        return Ok(result_of(&stored.bundle));
+                    }
                 }
-                let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
-                (
-                    StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
-                    true,
-                )
+                (stored, true)
             }
         };
         let TokenBundle::OAuth2(old) = &stored.bundle else {
@@ -218,7 +261,7 @@ impl TokenService {
                     bundle.id_token = fresh.id_token;
                 }
                 let refreshed = stored.replaced(TokenBundle::OAuth2(bundle));
-                self.save_refreshed(key, &record, generation, refreshed, now)
+                self.save_refreshed(key, &record, generation, refreshed, refresh_token, now)
                     .await
             }
             Err(RefreshError::RejectedRotated {
@@ -233,7 +276,7 @@ impl TokenService {
                 let kept = stored.replaced(TokenBundle::OAuth2(bundle));
                 let backoff = self.entries().get(key).and_then(|e| e.backoff);
                 let served = self
-                    .save_refreshed(key, &record, generation, kept, now)
+                    .save_refreshed(key, &record, generation, kept, refresh_token, now)
                     .await;
                 // Saving ended the backoff as a success would; the refusal still counts.
                 if let Some(entry) = self.entries().get_mut(key) {
@@ -295,28 +338,46 @@ impl TokenService {
         }
     }
 
-    /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`
-    /// or `set` that came first wins: a cleared entry is not brought back, a replaced one is
-    /// not overwritten.
+    /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`,
+    /// logout or `set` that came first wins: a cleared or logged-out entry is not brought back
+    /// (and the refresh token the provider rotated to, which nobody else holds, is revoked), a
+    /// replaced one is not overwritten. `presented` is the refresh token the refresh spent.
     async fn save_refreshed(
         &self,
         key: &EntryKey,
         record: &EntryRecord,
         generation: u64,
         refreshed: StoredBundle,
+        presented: &Secret,
         now: DateTime<Utc>,
     ) -> Result<GetResult, Error> {
-        let _writing = self.inner.writes.lock().await;
-        let current = self.entries().get(key).map(|e| e.generation);
-        match current {
-            None => return Err(Error::NotFound),
-            Some(g) if g != generation => {
+        let writing = self.inner.writes.lock().await;
+        let fate = {
+            let entries = self.entries();
+            let mut retired = self.retired_generations();
+            match entries.get(key) {
+                Some(e) if e.generation == generation && !e.retired => Fate::Save,
+                // A new entry in its place, not a logout: the token may belong to its grant.
+                Some(e) if !e.retired && !retired.remove(&generation) => Fate::Replaced,
+                _ => {
+                    retired.remove(&generation);
+                    Fate::Orphan
+                }
+            }
+        };
+        match fate {
+            Fate::Save => {}
+            Fate::Replaced => {
                 return Err(Error::RefreshFailed {
                     reason: "the entry was replaced while it refreshed; ask again".into(),
                     retryable: true,
                 })
             }
-            Some(_) => {}
+            Fate::Orphan => {
+                drop(writing);
+                self.revoke_orphan(key, &refreshed, presented).await;
+                return Err(Error::NotFound);
+            }
         }
         let mut new_record =
             EntryRecord::describe(key.clone(), &refreshed.bundle, now, Some(record));
@@ -349,6 +410,72 @@ impl TokenService {
         }
         self.announce(key.clone(), ChangeKind::Refreshed);
         Ok(result_of(&bundle.bundle))
+    }
+
+    /// Reads the entry from the store for a refresh. Under the write lock, so a `set` cannot
+    /// land between this read and the generation it belongs to (its refresh token would be
+    /// spent and then lost).
+    async fn read_for_refresh(
+        &self,
+        key: &EntryKey,
+        generation: u64,
+    ) -> Result<StoredBundle, Error> {
+        let _writing = self.inner.writes.lock().await;
+        if self.entries().get(key).map(|e| e.generation) != Some(generation) {
+            return Err(Error::RefreshFailed {
+                reason: "the entry changed while refreshing; try again".into(),
+                retryable: true,
+            });
+        }
+        let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+        StoredBundle::from_document(&doc).map_err(Error::Corrupt)
+    }
+
+    /// Takes `stored`, which another daemon wrote, as the entry's bundle (as if this daemon had
+    /// refreshed it at `now`); the entry's new record and generation.
+    fn adopt(
+        &self,
+        key: &EntryKey,
+        record: &EntryRecord,
+        generation: u64,
+        stored: &StoredBundle,
+        now: DateTime<Utc>,
+    ) -> Result<(EntryRecord, u64), Error> {
+        let mut new_record = EntryRecord::describe(key.clone(), &stored.bundle, now, Some(record));
+        new_record.last_refreshed_at = Some(now);
+        let mut entries = self.entries();
+        let entry = entries
+            .get_mut(key)
+            .filter(|e| e.generation == generation && !e.retired)
+            .ok_or(Error::RefreshFailed {
+                reason: "the entry changed while refreshing; try again".into(),
+                retryable: true,
+            })?;
+        entry.record = new_record.clone();
+        entry.cached = Some(Arc::new(stored.clone()));
+        entry.generation = self.next_generation();
+        entry.backoff = None;
+        Ok((new_record, entry.generation))
+    }
+
+    /// Revokes the refresh token a refresh received for an entry removed meanwhile, if the
+    /// provider rotated it (an unrotated one is the token the logout revoked).
+    async fn revoke_orphan(&self, key: &EntryKey, refreshed: &StoredBundle, presented: &Secret) {
+        let TokenBundle::OAuth2(bundle) = &refreshed.bundle else {
+            return;
+        };
+        let (Some(rotated), Some(provider), Some(refresher)) = (
+            bundle.refresh_token.as_ref(),
+            bundle.provider.as_deref(),
+            self.inner.refresher.as_ref(),
+        ) else {
+            return;
+        };
+        if rotated.expose() == presented.expose() {
+            return;
+        }
+        info!(entry = ?key, "removed while refreshing: revoking the refresh token it received");
+        refresher.revoke_orphan(provider, rotated).await;
     }
 
     /// Records that the provider refused the refresh token.
