@@ -171,12 +171,25 @@ fn raw_dbus_server(address: &str) {
     });
 }
 
+/// `count` sequential `Get` calls to the owner of `destination`, called by its unique name as
+/// latchkey's client does (it checks the owner once per connection, then calls it directly).
 async fn dbus_calls(
     connection: &zbus::Connection,
     destination: &str,
     path: &str,
     count: usize,
 ) -> Stats {
+    let dbus = zbus::fdo::DBusProxy::new(connection).await.unwrap();
+    let owner = dbus
+        .get_name_owner(destination.try_into().unwrap())
+        .await
+        .unwrap();
+    let owner = owner.as_str();
+    let interface = if destination == "dev.latchkey.Latchkey1" {
+        "dev.latchkey.Latchkey1"
+    } else {
+        "dev.latchkey.BenchRaw"
+    };
     let options: HashMap<String, OwnedValue> = HashMap::new();
     let mut samples = Vec::with_capacity(count);
     let started = Instant::now();
@@ -184,9 +197,9 @@ async fn dbus_calls(
         let one = Instant::now();
         let reply = connection
             .call_method(
-                Some(destination),
+                Some(owner),
                 path,
-                Some(destination),
+                Some(interface),
                 "Get",
                 &("bench", "", &options),
             )
@@ -197,6 +210,23 @@ async fn dbus_calls(
         samples.push(one.elapsed());
     }
     stats(samples, started.elapsed())
+}
+
+/// `--dbus-client ADDRESS DESTINATION PATH COUNT`: only the calls, then their p50.
+fn dbus_client(address: &str, destination: &str, path: &str, count: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = runtime.block_on(async {
+        let connection = zbus::connection::Builder::address(address)
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        dbus_calls(&connection, destination, path, count).await
+    });
+    row(destination, &stats);
 }
 
 fn dbus_comparison(env: &TestEnv, runtime: &tokio::runtime::Runtime, count: usize) {
@@ -429,6 +459,12 @@ fn main() {
     }
     if args.len() == 3 && args[1] == "--raw-dbus-server" {
         raw_dbus_server(&args[2]);
+        return;
+    }
+    if args.len() == 6 && args[1] == "--dbus-client" {
+        // For instruction counts: `COUNT` calls from this process, with the server under
+        // `valgrind --tool=callgrind`.
+        dbus_client(&args[2], &args[3], &args[4], args[5].parse().unwrap());
         return;
     }
     let total: usize = std::env::var("LATCHKEY_BENCH_REQUESTS")

@@ -1,14 +1,17 @@
-//! Turns a parsed request into a response by calling the [`TokenService`], and writes one audit
-//! line per request: who asked, which method, which entry, and the outcome — never a secret.
+//! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and writes one
+//! audit line per request: who asked, which method, which entry, and the outcome — never a
+//! secret. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
+//! transport decodes another's encoding.
 
 use std::collections::HashSet;
 
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
-    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, ListResult, ProviderSecretResult,
-    ProvidersResult, Request, Response, RpcError, SetResult, StatusParams, StatusResult,
-    VersionResult, PROTOCOL_VERSION,
+    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LoginStarted,
+    LogoutResult, ProviderSecretResult, ProvidersResult, Request, Response, RpcError, SetResult,
+    StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
 };
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tracing::info;
 
@@ -27,8 +30,28 @@ pub struct Handler {
     connect: Connect,
 }
 
-fn encode<T: serde::Serialize>(value: T) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(&value)
+/// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
+/// its own records.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+#[allow(missing_docs)]
+pub enum Reply {
+    Version(VersionResult),
+    Get(GetResult),
+    /// `set`, and `login_wait` once the login completed.
+    Entry(SetResult),
+    Clear(ClearResult),
+    Status(StatusResult),
+    List(ListResult),
+    Login(LoginStarted),
+    Cancel(CancelResult),
+    Logout(LogoutResult),
+    Providers(ProvidersResult),
+    ProviderSecret(ProviderSecretResult),
+}
+
+fn encode(reply: Reply) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(&reply)
         .map_err(|_| Error::Store("could not encode the result".into()).to_rpc())
 }
 
@@ -100,10 +123,10 @@ impl Handler {
     }
 
     /// `get`, with a login link when the entry needs a login at a configured provider.
-    async fn get(&self, params: &latchkey_proto::GetParams) -> Result<Box<RawValue>, RpcError> {
+    async fn get(&self, params: &latchkey_proto::GetParams) -> Result<Reply, RpcError> {
         not_reserved(&params.service)?;
         match self.service.get(params).await {
-            Ok(result) => encode(result),
+            Ok(result) => Ok(Reply::Get(result)),
             Err(err @ (Error::NotFound | Error::AuthenticationRequired { .. })) => {
                 let account = params
                     .account
@@ -152,14 +175,14 @@ impl Handler {
         }
     }
 
-    /// Runs one call; the result as JSON text, or the error to send.
-    async fn dispatch(&self, call: &Call) -> Result<Box<RawValue>, RpcError> {
-        match call {
-            Call::Version => encode(VersionResult {
+    /// Runs one call; its typed result, or the error to send.
+    async fn dispatch(&self, call: &Call) -> Result<Reply, RpcError> {
+        Ok(match call {
+            Call::Version => Reply::Version(VersionResult {
                 version: VERSION.to_owned(),
                 protocol: PROTOCOL_VERSION,
             }),
-            Call::Get(params) => self.get(params).await,
+            Call::Get(params) => self.get(params).await?,
             Call::Set(params) => {
                 not_reserved(&params.service)?;
                 let entry = self
@@ -167,7 +190,7 @@ impl Handler {
                     .set(params.clone())
                     .await
                     .map_err(|e| e.to_rpc())?;
-                encode(SetResult { entry })
+                Reply::Entry(SetResult { entry })
             }
             Call::Clear(params) => {
                 not_reserved(&params.service)?;
@@ -176,53 +199,66 @@ impl Handler {
                     .clear(params.clone())
                     .await
                     .map_err(|e| e.to_rpc())?;
-                encode(ClearResult { removed })
+                Reply::Clear(ClearResult { removed })
             }
-            Call::Status(params) => encode(StatusResult {
+            Call::Status(params) => Reply::Status(StatusResult {
                 entries: self.service.status(checked_filters(params)?),
                 daemon: self.daemon_info(),
             }),
-            Call::List => encode(ListResult {
+            Call::List => Reply::List(ListResult {
                 entries: self.service.list(),
             }),
-            Call::Login(params) => encode(self.logins.start(params).await?),
-            Call::LoginWait(params) => encode(SetResult {
+            Call::Login(params) => Reply::Login(self.logins.start(params).await?),
+            Call::LoginWait(params) => Reply::Entry(SetResult {
                 entry: self.logins.wait(&params.login_id).await?,
             }),
-            Call::LoginCancel(params) => encode(CancelResult {
+            Call::LoginCancel(params) => Reply::Cancel(CancelResult {
                 cancelled: self.logins.cancel(&params.login_id),
             }),
             Call::Logout(params) => {
                 not_reserved(&params.service)?;
-                encode(self.logins.logout(params.clone()).await?)
+                Reply::Logout(self.logins.logout(params.clone()).await?)
             }
-            Call::Providers => encode(ProvidersResult {
+            Call::Providers => Reply::Providers(ProvidersResult {
                 providers: self.logins.providers().await,
             }),
-            Call::ProviderSecret(params) => encode(ProviderSecretResult {
+            Call::ProviderSecret(params) => Reply::ProviderSecret(ProviderSecretResult {
                 stored: self
                     .logins
                     .set_client_secret(&params.provider, params.secret.clone())
                     .await?,
             }),
-        }
+        })
     }
 
-    /// Runs one request for `peer`; `memory` is the connection's audit memory.
+    /// Runs one request for `peer` and encodes its result as JSON (the socket's answer);
+    /// `memory` is the connection's audit memory.
     pub async fn handle(
         &self,
         request: Request,
         peer: &Peer,
         memory: &mut AuditMemory,
     ) -> Response {
-        let method = request.call.method();
-        let outcome = self.dispatch(&request.call).await;
-        if let (Call::Get(params), Ok(_)) = (&request.call, &outcome) {
+        let outcome = self.answer(&request.call, peer, memory).await;
+        Response {
+            id: request.id,
+            outcome: outcome.and_then(encode),
+        }
+    }
+
+    /// Runs one call for `peer` and audits it; the typed result, for a transport to encode.
+    /// `memory` is the connection's (or D-Bus caller's) audit memory.
+    pub async fn answer(
+        &self,
+        call: &Call,
+        peer: &Peer,
+        memory: &mut AuditMemory,
+    ) -> Result<Reply, RpcError> {
+        let method = call.method();
+        let outcome = self.dispatch(call).await;
+        if let (Call::Get(params), Ok(_)) = (call, &outcome) {
             if !memory.first_read(&params.service, params.account.as_deref()) {
-                return Response {
-                    id: request.id,
-                    outcome,
-                };
+                return outcome;
             }
         }
         let result = match &outcome {
@@ -231,7 +267,7 @@ impl Handler {
         };
         // The audit names an entry only once it is a valid key: invalid names are the client's
         // raw input and never reach a log line.
-        let entry = match &request.call {
+        let entry = match call {
             Call::Get(p) => Some(audit_name(&p.service, p.account.as_deref())),
             Call::Set(p) => Some(audit_name(&p.service, p.account.as_deref())),
             Call::Clear(p) | Call::Logout(p) => Some(audit_name(&p.service, p.account.as_deref())),
@@ -251,9 +287,6 @@ impl Handler {
             exe = ?peer.exe,
             result,
         );
-        Response {
-            id: request.id,
-            outcome,
-        }
+        outcome
     }
 }

@@ -8,8 +8,10 @@
 //! failed write leaves the old secret in place.
 //!
 //! The store never unlocks the collection (that would prompt). It watches the collection's
-//! `Locked` property so that `locked()` is a cheap read, and checks the item itself before
-//! reading a secret.
+//! `Locked` property so that `locked()` is a cheap read. A read is two calls, `SearchItems` and
+//! `GetSecret`, as an application reading the item with `oo7` makes: a locked item answers
+//! `GetSecret` with `IsLocked`, so the item's `Locked` property is not read first (reading a
+//! property of a fresh item proxy costs a match rule and a `GetAll` on top of the `Get`).
 //!
 //! Several daemons of one user may share the keychain and the data folder; a refresh holds the
 //! entry's lock file (see `refresh_lock`) from reading the entry to writing the new tokens.
@@ -64,13 +66,6 @@ pub struct SecretServiceStore {
     /// Held open for the store's life: marks this daemon as a user of the store.
     _joined: Option<std::fs::File>,
     locked: Arc<AtomicBool>,
-}
-
-/// What reading an item found.
-enum Found {
-    Missing,
-    Locked,
-    Secret(SecretBytes),
 }
 
 fn attributes(key: &EntryKey) -> HashMap<&str, &str> {
@@ -322,26 +317,19 @@ impl Store for SecretServiceStore {
                 .run(|c| async move {
                     let items = c.collection.search_items(&attributes(key)).await?;
                     let Some(item) = items.first() else {
-                        return Ok(Found::Missing);
+                        return Ok(None);
                     };
                     if items.len() > 1 {
                         warn!(entry = ?key, count = items.len(), "several keychain items for one entry; using the first");
                     }
-                    if item.is_locked().await? {
-                        return Ok(Found::Locked);
-                    }
                     let secret = item.secret().await?;
-                    Ok(Found::Secret(Zeroizing::new(secret.as_bytes().to_vec())))
+                    Ok(Some(Zeroizing::new(secret.as_bytes().to_vec())))
                 })
-                .await?;
-            match found {
-                Found::Missing => Ok(None),
-                Found::Locked => {
-                    self.locked.store(true, Ordering::SeqCst);
-                    Err(StoreError::Locked)
-                }
-                Found::Secret(secret) => Ok(Some(secret)),
+                .await;
+            if matches!(found, Err(StoreError::Locked)) {
+                self.locked.store(true, Ordering::SeqCst);
             }
+            found
         })
     }
 

@@ -1,10 +1,12 @@
 //! The Secret Service path: entries really land in gnome-keyring, survive restarts, and the
-//! daemon keeps answering `status`/`list` while the collection is locked.
+//! daemon keeps answering `status`/`list` while the collection is locked, and a first read costs
+//! the keychain no more calls than an application reading the item itself.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use latchkey_tests::{stderr, stdout, Keyring, TestEnv};
+use futures_util::StreamExt;
+use latchkey_tests::{stderr, stdout, Keyring, TestEnv, START_TIMEOUT};
 use serde_json::Value;
 
 fn status_json(env: &TestEnv, socket: &std::path::Path) -> Value {
@@ -290,4 +292,95 @@ fn the_daemon_reconnects_when_the_keyring_comes_back() {
     let out = env.cli(s, &["set", "later"], "k-later");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(daemon.logs().contains("connecting again"));
+}
+
+/// The method calls made on the bus while `act` runs, by member name, in order (the bus's own
+/// `Hello`s left out). Watched through a monitor connection; the end is marked by a `GetId`
+/// sent after `act`, which the monitor sees after everything `act` caused.
+fn calls_during(env: &TestEnv, act: impl FnOnce()) -> Vec<String> {
+    use std::sync::mpsc;
+    let address = env.bus().address().to_owned();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let monitor = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let connection = zbus::connection::Builder::address(address.as_str())
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            let mut stream = zbus::MessageStream::from(&connection);
+            let rule = zbus::MatchRule::try_from("type='method_call'").unwrap();
+            zbus::fdo::MonitoringProxy::new(&connection)
+                .await
+                .unwrap()
+                .become_monitor(&[rule], 0)
+                .await
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut calls = Vec::new();
+            let watching = async {
+                while let Some(message) = stream.next().await {
+                    let message = message.unwrap();
+                    let header = message.header();
+                    if header.message_type() != zbus::message::Type::MethodCall {
+                        continue;
+                    }
+                    let member = header.member().map(|m| m.to_string()).unwrap_or_default();
+                    match member.as_str() {
+                        "GetId" => return,
+                        "Hello" => {}
+                        _ => calls.push(member),
+                    }
+                }
+            };
+            tokio::time::timeout(START_TIMEOUT, watching)
+                .await
+                .expect("the monitor saw the end marker");
+            calls
+        })
+    });
+    ready_rx.recv_timeout(START_TIMEOUT).unwrap();
+    act();
+    env.bus().with_connection(async |connection| {
+        zbus::fdo::DBusProxy::new(connection)
+            .await
+            .unwrap()
+            .get_id()
+            .await
+            .unwrap();
+    });
+    monitor.join().unwrap()
+}
+
+/// Issue 9: a cache-miss `get` reads the keychain in two calls, as an application reading the
+/// item with `oo7` does (`SearchItems`, `GetSecret`), and a second `get` in none.
+#[test]
+fn a_cold_get_is_two_secret_service_calls_and_a_warm_one_none() {
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&["--no-dbus"]);
+    assert!(env
+        .cli(&daemon.socket, &["set", "cold"], "cold-secret")
+        .status
+        .success());
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+    // A new daemon knows the entry from its index and reads the secret on the first get.
+    let daemon = env.start_daemon(&["--no-dbus"]);
+    let mut client = super::support::Rpc::connect(&daemon.socket);
+    let get = serde_json::json!({"service": "cold"});
+    let calls = calls_during(&env, || {
+        let answer = client.call("get", get.clone());
+        assert_eq!(answer["result"]["secret"], "cold-secret", "{answer}");
+    });
+    assert_eq!(calls, ["SearchItems", "GetSecret"]);
+    let calls = calls_during(&env, || {
+        let answer = client.call("get", get.clone());
+        assert_eq!(answer["result"]["secret"], "cold-secret", "{answer}");
+    });
+    assert!(calls.is_empty(), "{calls:?}");
+    drop(daemon);
 }

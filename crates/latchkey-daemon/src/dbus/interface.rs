@@ -1,11 +1,12 @@
 //! The `dev.latchkey.Latchkey1` interface. Each method checks the caller, builds the typed
-//! request the socket would build, and hands it to the shared [`Handler`].
+//! request the socket would build, hands it to the shared [`Handler`], and encodes the typed
+//! [`Reply`] as D-Bus values.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use latchkey_proto::{
-    Call, GetParams, Id, KeyParams, LoginIdParams, LoginParams, Request, SetParams, StatusParams,
+    Call, GetParams, KeyParams, LoginIdParams, LoginParams, Metadata, SetParams, StatusParams,
 };
 use serde_json::Value as Json;
 use zbus::message::Header;
@@ -13,7 +14,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
 use super::LatchkeyError;
-use crate::handler::{AuditMemory, Handler, VERSION};
+use crate::handler::{AuditMemory, Handler, Reply, VERSION};
 use crate::ipc::peer::Peer;
 use latchkey_proto::dbus::{ConvertError, Dict};
 
@@ -98,29 +99,43 @@ impl Latchkey {
         call: Call,
         header: &Header<'_>,
         connection: &zbus::Connection,
-    ) -> Result<Json, LatchkeyError> {
+    ) -> Result<Reply, LatchkeyError> {
         let sender = header
             .sender()
             .ok_or_else(|| LatchkeyError::PermissionDenied("the call has no sender".into()))?
             .to_string();
         let mut caller = self.caller(&sender, connection).await?;
-        let request = Request { id: Id::Null, call };
-        let response = self
+        let outcome = self
             .handler
-            .handle(request, &caller.peer, &mut caller.audit)
+            .answer(&call, &caller.peer, &mut caller.audit)
             .await;
         self.keep(sender, caller);
-        match response.outcome {
-            Ok(raw) => serde_json::from_str(raw.get())
-                .map_err(|_| LatchkeyError::Internal("cannot decode a result".into())),
-            Err(err) => Err(err.into()),
-        }
+        Ok(outcome?)
     }
 }
 
-fn to_dict(json: &Json) -> Result<Dict, LatchkeyError> {
-    latchkey_proto::dbus::to_dict(json)
-        .map_err(|e: ConvertError| LatchkeyError::Internal(e.to_string()))
+fn encoded(dict: Result<Dict, ConvertError>) -> Result<Dict, LatchkeyError> {
+    dict.map_err(|e| LatchkeyError::Internal(e.to_string()))
+}
+
+/// A record sent rarely (a login, a logout, a provider), through its JSON form.
+fn record(value: &impl serde::Serialize) -> Result<Dict, LatchkeyError> {
+    let json = serde_json::to_value(value)
+        .map_err(|_| LatchkeyError::Internal("cannot encode a result".into()))?;
+    encoded(latchkey_proto::dbus::to_dict(&json))
+}
+
+fn metadata(entry: &Metadata) -> Result<Dict, LatchkeyError> {
+    encoded(latchkey_proto::dbus::metadata(entry))
+}
+
+fn entries(entries: &[Metadata]) -> Result<Vec<Dict>, LatchkeyError> {
+    entries.iter().map(metadata).collect()
+}
+
+/// The handler answered with a reply of another method (a bug, never the caller's fault).
+fn mismatch() -> LatchkeyError {
+    LatchkeyError::Internal("the daemon answered with an unexpected result".into())
 }
 
 fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, LatchkeyError> {
@@ -130,12 +145,6 @@ fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, LatchkeyError> 
 
 fn account_or_default(account: &str) -> Option<String> {
     (!account.is_empty()).then(|| account.to_owned())
-}
-
-fn entries(json: &Json) -> Result<Vec<Dict>, LatchkeyError> {
-    json.as_array()
-        .map(|items| items.iter().map(to_dict).collect())
-        .unwrap_or_else(|| Ok(Vec::new()))
 }
 
 /// Credentials for local clients. An empty `account` means `default`. Records are `a{sv}`
@@ -152,17 +161,18 @@ impl Latchkey {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Dict, LatchkeyError> {
-        let mut params = from_dict(&options)?;
-        params["service"] = Json::from(service);
-        if let Some(account) = account_or_default(account) {
-            params["account"] = Json::from(account);
+        let options = latchkey_proto::dbus::get_options(&options)
+            .map_err(|e| LatchkeyError::InvalidRequest(e.to_string()))?;
+        let params = GetParams {
+            service: service.to_owned(),
+            account: account_or_default(account),
+            scopes: options.scopes,
+            min_valid_secs: options.min_valid_secs,
+        };
+        match self.run(Call::Get(params), &header, connection).await? {
+            Reply::Get(result) => encoded(latchkey_proto::dbus::get_result(&result)),
+            _ => Err(mismatch()),
         }
-        let params: GetParams = serde_json::from_value(params).map_err(|_| {
-            LatchkeyError::InvalidRequest(
-                "options may hold scopes (as) and min_valid_secs (t)".into(),
-            )
-        })?;
-        to_dict(&self.run(Call::Get(params), &header, connection).await?)
     }
 
     /// Stores a credential; `bundle` is the protocol's bundle as `a{sv}` (with `kind`).
@@ -185,8 +195,10 @@ impl Latchkey {
             account: account_or_default(account),
             bundle,
         };
-        let result = self.run(Call::Set(params), &header, connection).await?;
-        to_dict(&result["entry"])
+        match self.run(Call::Set(params), &header, connection).await? {
+            Reply::Entry(result) => metadata(&result.entry),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Removes an entry; true if it existed.
@@ -201,8 +213,10 @@ impl Latchkey {
             service: service.to_owned(),
             account: account_or_default(account),
         };
-        let result = self.run(Call::Clear(params), &header, connection).await?;
-        Ok(result["removed"].as_bool().unwrap_or(false))
+        match self.run(Call::Clear(params), &header, connection).await? {
+            Reply::Clear(result) => Ok(result.removed),
+            _ => Err(mismatch()),
+        }
     }
 
     /// The daemon's state and the entries matching the filters (empty string: any).
@@ -217,8 +231,13 @@ impl Latchkey {
             service: (!service.is_empty()).then(|| service.to_owned()),
             account: account_or_default(account),
         };
-        let result = self.run(Call::Status(params), &header, connection).await?;
-        Ok((to_dict(&result["daemon"])?, entries(&result["entries"])?))
+        match self.run(Call::Status(params), &header, connection).await? {
+            Reply::Status(result) => Ok((
+                encoded(latchkey_proto::dbus::daemon_info(&result.daemon))?,
+                entries(&result.entries)?,
+            )),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Every entry's metadata.
@@ -227,8 +246,10 @@ impl Latchkey {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Vec<Dict>, LatchkeyError> {
-        let result = self.run(Call::List, &header, connection).await?;
-        entries(&result["entries"])
+        match self.run(Call::List, &header, connection).await? {
+            Reply::List(result) => entries(&result.entries),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Starts a login at `provider` (stored under that service name and `account`).
@@ -251,7 +272,10 @@ impl Latchkey {
         let params: LoginParams = serde_json::from_value(params).map_err(|_| {
             LatchkeyError::InvalidRequest("options may hold scopes (as) and device (b)".into())
         })?;
-        to_dict(&self.run(Call::Login(params), &header, connection).await?)
+        match self.run(Call::Login(params), &header, connection).await? {
+            Reply::Login(started) => record(&started),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Waits until the login completes and returns the stored entry's metadata (a long
@@ -265,10 +289,13 @@ impl Latchkey {
         let params = LoginIdParams {
             login_id: login_id.to_owned(),
         };
-        let result = self
+        match self
             .run(Call::LoginWait(params), &header, connection)
-            .await?;
-        to_dict(&result["entry"])
+            .await?
+        {
+            Reply::Entry(result) => metadata(&result.entry),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Cancels a pending login; true if one was waiting.
@@ -281,10 +308,13 @@ impl Latchkey {
         let params = LoginIdParams {
             login_id: login_id.to_owned(),
         };
-        let result = self
+        match self
             .run(Call::LoginCancel(params), &header, connection)
-            .await?;
-        Ok(result["cancelled"].as_bool().unwrap_or(false))
+            .await?
+        {
+            Reply::Cancel(result) => Ok(result.cancelled),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Revokes an entry's tokens at its provider, then removes it: `{removed (b), revocation
@@ -300,7 +330,10 @@ impl Latchkey {
             service: service.to_owned(),
             account: account_or_default(account),
         };
-        to_dict(&self.run(Call::Logout(params), &header, connection).await?)
+        match self.run(Call::Logout(params), &header, connection).await? {
+            Reply::Logout(result) => record(&result),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Built-in and configured providers: `{name, builtin, configured, usable, flows,
@@ -310,8 +343,10 @@ impl Latchkey {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Vec<Dict>, LatchkeyError> {
-        let result = self.run(Call::Providers, &header, connection).await?;
-        entries(&result["providers"])
+        match self.run(Call::Providers, &header, connection).await? {
+            Reply::Providers(result) => result.providers.iter().map(record).collect(),
+            _ => Err(mismatch()),
+        }
     }
 
     /// The daemon's version.
