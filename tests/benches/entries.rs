@@ -154,7 +154,8 @@ impl Bench {
     /// Starts the daemon; returns it and the time from spawn to its first answered `version`.
     fn start(&self, runtime: &tokio::runtime::Runtime) -> (Daemon, Duration) {
         let mut cmd = self.env.command(&self.latchkeyd);
-        cmd.args(["--store", &self.store]).env("RUST_LOG", &self.log);
+        cmd.args(["--store", &self.store])
+            .env("RUST_LOG", &self.log);
         let started = Instant::now();
         let daemon = Daemon::spawn(cmd, self.env.socket());
         runtime.block_on(async {
@@ -212,14 +213,26 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
     let small = 10.min(total);
     let took = runtime.block_on(fill(&daemon.socket, 0, small));
     eprintln!("{store}: {small} entries stored in {took:.2?}");
-    rows.push(measure(runtime, &daemon, format!("{store}, {small}"), small, None));
+    rows.push(measure(
+        runtime,
+        &daemon,
+        format!("{store}, {small}"),
+        small,
+        None,
+    ));
     let took = runtime.block_on(fill(&daemon.socket, small, total));
     eprintln!(
         "{store}: {} more entries stored in {took:.2?} ({:.2?} per set)",
         total - small,
         took / (total - small).max(1) as u32
     );
-    rows.push(measure(runtime, &daemon, format!("{store}, {total}"), total, None));
+    rows.push(measure(
+        runtime,
+        &daemon,
+        format!("{store}, {total}"),
+        total,
+        None,
+    ));
     if store != "memory" {
         let (exit, _) = daemon.stop();
         assert!(exit.success());
@@ -236,8 +249,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let stores = std::env::var("LATCHKEY_BENCH_STORES")
-        .unwrap_or_else(|_| "secret-service,memory".into());
+    let stores =
+        std::env::var("LATCHKEY_BENCH_STORES").unwrap_or_else(|_| "secret-service,memory".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

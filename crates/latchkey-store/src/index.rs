@@ -105,7 +105,10 @@ fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, EntryRecord>, u32), 
     let doc = serde_json::from_slice::<IndexDocument>(&bytes)
         .map_err(|_| Unreadable::Broken("not an index document".into()))?;
     if doc.version == 0 || doc.version > INDEX_VERSION {
-        return Err(Unreadable::Broken(format!("unknown version {}", doc.version)));
+        return Err(Unreadable::Broken(format!(
+            "unknown version {}",
+            doc.version
+        )));
     }
     let records = doc
         .entries
@@ -116,7 +119,10 @@ fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, EntryRecord>, u32), 
 }
 
 /// Replays the journal over `records`; the journal's state for the writer.
-fn replay(path: &Path, records: &mut BTreeMap<EntryKey, EntryRecord>) -> Result<Journal, Unreadable> {
+fn replay(
+    path: &Path,
+    records: &mut BTreeMap<EntryKey, EntryRecord>,
+) -> Result<Journal, Unreadable> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
@@ -274,8 +280,7 @@ impl IndexFile {
     /// and the change already made in memory.
     async fn append(&self, journal: &mut Journal, line: Vec<u8>) -> Result<(), IndexError> {
         let live = self.records().len();
-        let snapshot = if journal.compact || journal.lines + 1 > (2 * live).max(MIN_COMPACT_LINES)
-        {
+        let snapshot = if journal.compact || journal.lines + 1 > (2 * live).max(MIN_COMPACT_LINES) {
             let doc = IndexDocument {
                 version: INDEX_VERSION,
                 entries: self.all(),
@@ -521,7 +526,10 @@ mod tests {
             .remove(&EntryKey::new("s4", None).unwrap())
             .await
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&journal).unwrap().lines().count(), 12);
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap().lines().count(),
+            12
+        );
         let again = IndexFile::load(path);
         assert!(again.trusted());
         assert_eq!(services(&again).len(), 9);
