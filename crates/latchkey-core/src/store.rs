@@ -80,6 +80,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every entry the store holds, without reading any secret.
     fn list(&self) -> StoreFuture<'_, Vec<Listed>>;
 
+    /// The entries the store's own index knows, from memory, when that index was read whole:
+    /// the service then serves them at once and checks them against [`Store::list`] later
+    /// (listing a keychain of thousands of items takes seconds). `None` (the default) when the
+    /// store keeps no such index or it was missing or unreadable: `list` is asked first.
+    fn indexed(&self) -> Option<Vec<Listed>> {
+        None
+    }
+
     /// The secret document of an entry.
     fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>>;
 

@@ -146,6 +146,7 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
         oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
     }
     tokio::spawn(save_unsaved_periodically(service.clone(), shutdown.clone()));
+    let reconciling = service.clone();
     let entries = service.store_info().entries;
     let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
     let handler = Handler::new(service, logins);
@@ -213,6 +214,8 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
         "latchkeyd is serving"
     );
     tokio::spawn(watch_signals(shutdown.clone()));
+    // Entries served from the index are checked against the keychain in the background.
+    tokio::spawn(async move { reconciling.reconcile().await });
     let socket_lost = match &guard {
         Some(guard) => guard.watch(shutdown.clone()).await,
         None => {

@@ -1,20 +1,37 @@
-//! The non-secret index of a persistent store: one JSON file of [`EntryRecord`]s, mode 0600,
-//! rewritten atomically (temporary file, fsync, rename) on every change.
+//! The non-secret index of a persistent store: the [`EntryRecord`]s of every entry, kept in a
+//! snapshot file plus an append-only journal beside it, both mode 0600.
+//!
+//! A change appends one JSON line to the journal (`{"put":RECORD}` or `{"remove":KEY}`) and
+//! fsyncs it, so a `set` costs the same with ten entries or ten thousand. When the journal
+//! holds more lines than twice the live entries (and at least [`MIN_COMPACT_LINES`]), the whole
+//! state is written to a new snapshot atomically (temporary file created fresh and never
+//! through a link, fsync, rename) and the journal is emptied. A crash between those two steps
+//! is harmless: replaying a journal over a snapshot that already includes it changes nothing.
+//! A torn last line (a crash mid-append) is dropped on load and cut off before the next append.
 //!
 //! It exists so that `status` and `list` can answer at start-up while the keychain is locked.
-//! It is a cache, never the truth: a missing or unreadable file is replaced by an empty one,
-//! and the store reconciles it with the keychain's own item list whenever it lists.
+//! It is a cache, never the truth: a missing or unreadable index is replaced by an empty one
+//! (and [`IndexFile::trusted`] says so, so the store is asked for its item list first), and the
+//! store reconciles it with the keychain's own item list whenever it lists. A version 1 index
+//! (one pretty-printed snapshot, no journal) loads as is and is rewritten as version 2 on the
+//! first change.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use latchkey_core::{EntryKey, EntryRecord};
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 
-const INDEX_VERSION: u32 = 1;
+/// The snapshot format written now; version 1 (the same document, without a journal) loads.
+const INDEX_VERSION: u32 = 2;
+
+/// The journal is never compacted below this many lines, so small indexes are not rewritten
+/// every few changes.
+pub const MIN_COMPACT_LINES: usize = 64;
 
 #[derive(Serialize, Deserialize)]
 struct IndexDocument {
@@ -22,12 +39,38 @@ struct IndexDocument {
     entries: Vec<EntryRecord>,
 }
 
-/// The index file and its in-memory copy.
+/// One journal line.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Change {
+    Put(EntryRecord),
+    Remove(EntryKey),
+}
+
+/// The index files and their in-memory copy.
 pub struct IndexFile {
     path: PathBuf,
+    journal_path: PathBuf,
     records: Mutex<BTreeMap<EntryKey, EntryRecord>>,
-    /// Serializes file writes so the file always ends as the last state.
-    writing: tokio::sync::Mutex<()>,
+    /// Whether the files were read whole (or a torn last line dropped); `false` when there was
+    /// no index or it was unreadable.
+    trusted: bool,
+    /// Serializes file writes (and the memory changes they record) so the files always end
+    /// as the last state.
+    writing: tokio::sync::Mutex<Journal>,
+}
+
+/// The journal as the writer knows it.
+#[derive(Default)]
+struct Journal {
+    /// Open for appending; `None` until the first append or after a failure.
+    file: Option<File>,
+    /// Lines in the journal (what compaction is measured by).
+    lines: usize,
+    /// Where the last whole line ends, when a torn tail must be cut off before appending.
+    cut_at: Option<u64>,
+    /// Whether the next write must rewrite the snapshot (an old format, a dropped tail).
+    compact: bool,
 }
 
 /// Why the index could not be written.
@@ -39,37 +82,148 @@ pub struct IndexError {
     source: std::io::Error,
 }
 
+/// What loading found.
+struct Loaded {
+    records: BTreeMap<EntryKey, EntryRecord>,
+    trusted: bool,
+    journal: Journal,
+}
+
+/// Why the index on disk cannot be used.
+enum Unreadable {
+    Missing,
+    Broken(String),
+}
+
+/// Reads the snapshot; `Missing` if there is none.
+fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, EntryRecord>, u32), Unreadable> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
+        Err(e) => return Err(Unreadable::Broken(e.to_string())),
+    };
+    let doc = serde_json::from_slice::<IndexDocument>(&bytes)
+        .map_err(|_| Unreadable::Broken("not an index document".into()))?;
+    if doc.version == 0 || doc.version > INDEX_VERSION {
+        return Err(Unreadable::Broken(format!(
+            "unknown version {}",
+            doc.version
+        )));
+    }
+    let records = doc
+        .entries
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    Ok((records, doc.version))
+}
+
+/// Replays the journal over `records`; the journal's state for the writer.
+fn replay(
+    path: &Path,
+    records: &mut BTreeMap<EntryKey, EntryRecord>,
+) -> Result<Journal, Unreadable> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
+        Err(e) => return Err(Unreadable::Broken(e.to_string())),
+    };
+    let mut journal = Journal::default();
+    let mut start = 0;
+    while start < bytes.len() {
+        let Some(len) = bytes[start..].iter().position(|&b| b == b'\n') else {
+            // No newline: a line torn by a crash mid-append. Dropped, and cut off later.
+            journal.cut_at = Some(start as u64);
+            journal.compact = true;
+            break;
+        };
+        let line = &bytes[start..start + len];
+        match serde_json::from_slice::<Change>(line) {
+            Ok(Change::Put(record)) => {
+                records.insert(record.key.clone(), record);
+            }
+            Ok(Change::Remove(key)) => {
+                records.remove(&key);
+            }
+            Err(_) => {
+                return Err(Unreadable::Broken(format!(
+                    "journal line {} unreadable",
+                    journal.lines + 1
+                )))
+            }
+        }
+        journal.lines += 1;
+        start += len + 1;
+    }
+    Ok(journal)
+}
+
+fn load_files(path: &Path, journal_path: &Path) -> Result<Loaded, Unreadable> {
+    let (mut records, version, snapshot) = match read_snapshot(path) {
+        Ok((records, version)) => (records, version, true),
+        Err(Unreadable::Missing) => (BTreeMap::new(), INDEX_VERSION, false),
+        Err(broken) => return Err(broken),
+    };
+    let mut journal = match replay(journal_path, &mut records) {
+        Ok(journal) => journal,
+        Err(Unreadable::Missing) if snapshot => Journal::default(),
+        Err(why) => return Err(why),
+    };
+    journal.compact |= version < INDEX_VERSION;
+    Ok(Loaded {
+        records,
+        trusted: true,
+        journal,
+    })
+}
+
 impl IndexFile {
-    /// Loads the index at `path`; a missing or unreadable file gives an empty index.
+    /// Loads the index at `path` (the snapshot; the journal is beside it, ending `.journal`).
+    /// A missing or unreadable index gives an empty, untrusted one.
     pub fn load(path: PathBuf) -> Self {
-        let records = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<IndexDocument>(&bytes) {
-                Ok(doc) => doc
-                    .entries
-                    .into_iter()
-                    .map(|r| (r.key.clone(), r))
-                    .collect(),
-                Err(_) => {
-                    warn!(path = %path.display(), "index file unreadable; rebuilding it from the keychain");
-                    BTreeMap::new()
+        let journal_path = path.with_extension("journal");
+        let loaded = match load_files(&path, &journal_path) {
+            Ok(loaded) => loaded,
+            Err(why) => {
+                let broken = matches!(why, Unreadable::Broken(_));
+                if let Unreadable::Broken(why) = why {
+                    warn!(path = %path.display(), %why, "index unreadable; rebuilding it from the keychain");
                 }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "index file unreadable; rebuilding it from the keychain");
-                BTreeMap::new()
+                Loaded {
+                    records: BTreeMap::new(),
+                    trusted: false,
+                    // What is on disk is of no use: the first write replaces it whole.
+                    journal: Journal {
+                        compact: broken,
+                        ..Journal::default()
+                    },
+                }
             }
         };
+        debug!(
+            entries = loaded.records.len(),
+            journal_lines = loaded.journal.lines,
+            trusted = loaded.trusted,
+            "index loaded"
+        );
         Self {
             path,
-            records: Mutex::new(records),
-            writing: tokio::sync::Mutex::new(()),
+            journal_path,
+            records: Mutex::new(loaded.records),
+            trusted: loaded.trusted,
+            writing: tokio::sync::Mutex::new(loaded.journal),
         }
     }
 
-    /// Where the file is.
+    /// Where the snapshot is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the index was read from disk whole: if not, it knows nothing yet and the
+    /// keychain must be listed before its records are served.
+    pub fn trusted(&self) -> bool {
+        self.trusted
     }
 
     fn records(&self) -> MutexGuard<'_, BTreeMap<EntryKey, EntryRecord>> {
@@ -86,20 +240,28 @@ impl IndexFile {
         self.records().values().cloned().collect()
     }
 
-    /// Adds or replaces a record and saves the file.
+    /// Adds or replaces a record and records that in the journal.
     pub async fn put(&self, record: EntryRecord) -> Result<(), IndexError> {
+        let mut journal = self.writing.lock().await;
+        let line = change_line(&Change::Put(record.clone()));
         self.records().insert(record.key.clone(), record);
-        self.save().await
+        self.append(&mut journal, line).await
     }
 
-    /// Removes a record and saves the file.
+    /// Removes a record and records that in the journal.
     pub async fn remove(&self, key: &EntryKey) -> Result<(), IndexError> {
-        self.records().remove(key);
-        self.save().await
+        let mut journal = self.writing.lock().await;
+        if self.records().remove(key).is_none() && !journal.compact {
+            return Ok(());
+        }
+        let line = change_line(&Change::Remove(key.clone()));
+        self.append(&mut journal, line).await
     }
 
-    /// Keeps only the records whose keys satisfy `keep`, saving if anything was dropped.
+    /// Keeps only the records whose keys satisfy `keep`; if anything was dropped, the snapshot
+    /// is rewritten.
     pub async fn retain(&self, keep: impl Fn(&EntryKey) -> bool) -> Result<(), IndexError> {
+        let mut journal = self.writing.lock().await;
         let changed = {
             let mut records = self.records();
             let before = records.len();
@@ -107,27 +269,104 @@ impl IndexFile {
             records.len() != before
         };
         if changed {
-            self.save().await?;
+            journal.compact = true;
+            self.append(&mut journal, Vec::new()).await?;
         }
         Ok(())
     }
 
-    async fn save(&self) -> Result<(), IndexError> {
-        let _writing = self.writing.lock().await;
-        let doc = IndexDocument {
-            version: INDEX_VERSION,
-            entries: self.all(),
+    /// Appends `line` to the journal, or rewrites the snapshot when the journal has grown past
+    /// twice the live entries (or must be rewritten anyway). Called with the writing lock held
+    /// and the change already made in memory.
+    async fn append(&self, journal: &mut Journal, line: Vec<u8>) -> Result<(), IndexError> {
+        let live = self.records().len();
+        let snapshot = if journal.compact || journal.lines + 1 > (2 * live).max(MIN_COMPACT_LINES) {
+            let doc = IndexDocument {
+                version: INDEX_VERSION,
+                entries: self.all(),
+            };
+            Some(serde_json::to_vec(&doc).unwrap_or_default())
+        } else {
+            None
         };
-        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
-        let path = Arc::new(self.path.clone());
-        let target = Arc::clone(&path);
-        tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .map_err(|source| IndexError {
-                path: path.to_path_buf(),
+        let mut state = std::mem::take(journal);
+        let path = self.path.clone();
+        let journal_path = self.journal_path.clone();
+        let (state, result) = tokio::task::spawn_blocking(move || {
+            let result = match snapshot {
+                Some(bytes) => state.compact_to(&path, &journal_path, &bytes),
+                None => state.append(&journal_path, &line),
+            };
+            (state, result)
+        })
+        .await
+        .unwrap_or_else(|e| (Journal::default(), Err(std::io::Error::other(e))));
+        *journal = state;
+        result.map_err(|source| {
+            // Whatever the files hold now, the next write rewrites them whole.
+            journal.compact = true;
+            journal.file = None;
+            IndexError {
+                path: self.path.clone(),
                 source,
-            })
+            }
+        })
+    }
+}
+
+/// The journal line of a change, newline included.
+fn change_line(change: &Change) -> Vec<u8> {
+    let mut line = serde_json::to_vec(change).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+impl Journal {
+    /// Opens the journal for appending: created 0600 if missing, never through a link.
+    fn open(path: &Path) -> std::io::Result<File> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(path)?;
+        // A new journal's name must survive a crash as well as its first line.
+        File::open(dir)?.sync_all()?;
+        Ok(file)
+    }
+
+    /// Appends one line and makes it durable.
+    fn append(&mut self, path: &Path, line: &[u8]) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            slot => slot.insert(Self::open(path)?),
+        };
+        if let Some(at) = self.cut_at.take() {
+            file.set_len(at)?;
+        }
+        file.write_all(line)?;
+        file.sync_data()?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Writes `snapshot` atomically, then empties the journal (which it includes).
+    fn compact_to(&mut self, path: &Path, journal: &Path, snapshot: &[u8]) -> std::io::Result<()> {
+        write_atomically(path, snapshot)?;
+        let file = match &mut self.file {
+            Some(file) => file,
+            slot => slot.insert(Self::open(journal)?),
+        };
+        file.set_len(0)?;
+        file.sync_all()?;
+        self.lines = 0;
+        self.cut_at = None;
+        self.compact = false;
+        Ok(())
     }
 }
 
@@ -215,11 +454,16 @@ mod tests {
             .map(|r| r.key.service().to_owned())
             .collect();
         assert_eq!(services, ["b"]);
+        // Force a snapshot too, so both files are checked.
+        again.retain(|_| false).await.unwrap();
+        again.put(record("b")).await.unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
+            for file in [&path, &path.with_extension("journal")] {
+                let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", file.display());
+            }
             let dir_mode = std::fs::metadata(path.parent().unwrap())
                 .unwrap()
                 .permissions()
@@ -231,7 +475,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
     }
 
     #[tokio::test]
@@ -254,5 +498,125 @@ mod tests {
         index.put(record("gone")).await.unwrap();
         index.retain(|k| k.service() == "keep").await.unwrap();
         assert_eq!(IndexFile::load(path).all().len(), 1);
+    }
+
+    fn services(index: &IndexFile) -> Vec<String> {
+        index
+            .all()
+            .iter()
+            .map(|r| r.key.service().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_change_appends_one_line_and_the_snapshot_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let index = IndexFile::load(path.clone());
+        for i in 0..10 {
+            index.put(record(&format!("s{i}"))).await.unwrap();
+        }
+        // Ten puts: ten journal lines, no snapshot yet.
+        assert!(!path.exists());
+        let journal = path.with_extension("journal");
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert_eq!(text.lines().count(), 10, "{text}");
+        index.put(record("s3")).await.unwrap();
+        index
+            .remove(&EntryKey::new("s4", None).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap().lines().count(),
+            12
+        );
+        let again = IndexFile::load(path);
+        assert!(again.trusted());
+        assert_eq!(services(&again).len(), 9);
+        assert!(!services(&again).contains(&"s4".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_compacted_past_twice_the_live_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let journal = path.with_extension("journal");
+        let index = IndexFile::load(path.clone());
+        // One entry written over and over: the journal never holds more than the minimum.
+        for _ in 0..(3 * MIN_COMPACT_LINES) {
+            index.put(record("busy")).await.unwrap();
+            let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
+            assert!(lines <= MIN_COMPACT_LINES, "{lines} lines");
+        }
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(snapshot["version"], INDEX_VERSION);
+        assert_eq!(services(&IndexFile::load(path)), ["busy"]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_ignored_and_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let journal = path.with_extension("journal");
+        let index = IndexFile::load(path.clone());
+        index.put(record("whole")).await.unwrap();
+        drop(index);
+        // A crash in the middle of appending the second line.
+        let torn = change_line(&Change::Put(record("torn")));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        file.write_all(&torn[..torn.len() / 2]).unwrap();
+        drop(file);
+
+        let index = IndexFile::load(path.clone());
+        assert!(index.trusted());
+        assert_eq!(services(&index), ["whole"]);
+        index.put(record("next")).await.unwrap();
+        let again = IndexFile::load(path);
+        assert!(again.trusted());
+        assert_eq!(services(&again), ["next", "whole"]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_middle_line_makes_the_index_untrusted_until_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let journal = path.with_extension("journal");
+        let mut text = String::from_utf8(change_line(&Change::Put(record("a")))).unwrap();
+        text.push_str("{ not json\n");
+        text.push_str(&String::from_utf8(change_line(&Change::Put(record("b")))).unwrap());
+        std::fs::write(&journal, text).unwrap();
+        let index = IndexFile::load(path.clone());
+        assert!(!index.trusted());
+        assert!(index.all().is_empty());
+        index.put(record("c")).await.unwrap();
+        let again = IndexFile::load(path);
+        assert!(again.trusted());
+        assert_eq!(services(&again), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_version_1_index_loads_and_is_rewritten_on_the_first_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let old = serde_json::json!({"version": 1, "entries": [record("old")]});
+        std::fs::write(&path, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+        let index = IndexFile::load(path.clone());
+        assert!(index.trusted());
+        assert_eq!(services(&index), ["old"]);
+        index.put(record("new")).await.unwrap();
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(snapshot["version"], INDEX_VERSION);
+        assert_eq!(services(&IndexFile::load(path)), ["new", "old"]);
+    }
+
+    #[test]
+    fn no_index_is_untrusted() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!IndexFile::load(dir.path().join("index.json")).trusted());
     }
 }

@@ -256,6 +256,19 @@ impl Store for SecretServiceStore {
         Some(self.locked.load(Ordering::SeqCst))
     }
 
+    fn indexed(&self) -> Option<Vec<Listed>> {
+        self.index.trusted().then(|| {
+            self.index
+                .all()
+                .into_iter()
+                .map(|r| Listed {
+                    key: r.key.clone(),
+                    record: Some(r),
+                })
+                .collect()
+        })
+    }
+
     fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
         Box::pin(async move {
             let indexed = self.index.all();

@@ -2,7 +2,7 @@
 //! entry, served without touching the keychain), the secret cache (bundles read once, dropped
 //! when the keychain locks), and the rules of `get`, `set`, `clear`, `status` and `list`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
@@ -18,7 +18,7 @@ use crate::refresh::Refresher;
 
 mod backoff;
 mod refresh;
-use crate::store::Store;
+use crate::store::{Listed, Store};
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
 const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
@@ -122,7 +122,11 @@ struct Inner {
     /// Generations that a logout retired. A refresh of one of them that lands later revokes
     /// the refresh token it received, even if a new entry took the old one's place. One number
     /// per logout; dropped when that refresh lands.
-    retired: Mutex<std::collections::HashSet<u64>>,
+    retired: Mutex<HashSet<u64>>,
+    /// While the entries served come from the store's index and are not yet checked against
+    /// the store's list: the keys `set` and `clear` changed meanwhile (their state is newer
+    /// than any listing). `None` once reconciled, or when `open` listed the store itself.
+    unreconciled: Mutex<Option<HashSet<EntryKey>>>,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -142,9 +146,12 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// Opens the service over `store`, learning its entries without unlocking anything.
     ///
-    /// An entry the store lists without a record (written by an older daemon, or whose index
-    /// was lost) is described by reading its document, but only while the keychain is already
-    /// unlocked; otherwise it is skipped until the next start.
+    /// When the store has an index read whole ([`Store::indexed`]), its records are served at
+    /// once and [`TokenService::reconcile`] checks them against the store's list later.
+    /// Otherwise the store is listed now. An entry the store lists without a record (written
+    /// by an older daemon, or whose index was lost) is described by reading its document, but
+    /// only while the keychain is already unlocked; otherwise it is skipped until the next
+    /// start.
     pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Self::open_with_refresher(store, clock, None).await
     }
@@ -155,36 +162,24 @@ impl TokenService {
         clock: Arc<dyn Clock>,
         refresher: Option<Arc<dyn Refresher>>,
     ) -> Result<Self, Error> {
-        let listed = store.list().await?;
+        let (listed, unreconciled) = match store.indexed() {
+            Some(indexed) => (indexed, Some(HashSet::new())),
+            None => (store.list().await?, None),
+        };
         let now = clock.now();
         let mut entries = BTreeMap::new();
         for item in listed {
-            let record = match item.record {
-                Some(record) => record,
-                None if store.locked() != Some(true) => match store.read(&item.key).await {
-                    Ok(Some(doc)) => match StoredBundle::from_document(&doc) {
-                        Ok(stored) => {
-                            EntryRecord::describe(item.key.clone(), &stored.bundle, now, None)
-                        }
-                        Err(err) => {
-                            warn!(entry = ?item.key, error = %err, "skipping an unreadable entry");
-                            continue;
-                        }
-                    },
-                    Ok(None) => continue,
-                    Err(err) => {
-                        warn!(entry = ?item.key, error = %err, "could not describe an entry");
-                        continue;
-                    }
-                },
-                None => continue,
+            let key = item.key.clone();
+            let Some(record) = describe(&*store, item, now).await else {
+                continue;
             };
             let generation = entries.len() as u64 + 1;
-            entries.insert(item.key, Entry::new(record, None, generation));
+            entries.insert(key, Entry::new(record, None, generation));
         }
         debug!(
             store = store.name(),
             entries = entries.len(),
+            from_index = unreconciled.is_some(),
             "service opened"
         );
         let generation_start = entries.len() as u64 + 1;
@@ -198,8 +193,73 @@ impl TokenService {
                 refresher,
                 generations: std::sync::atomic::AtomicU64::new(generation_start),
                 retired: Mutex::default(),
+                unreconciled: Mutex::new(unreconciled),
             }),
         })
+    }
+
+    /// Checks the entries served from the store's index against the store's own list:
+    /// entries it no longer holds go, entries it holds without a record are described (as in
+    /// [`TokenService::open`]). Entries set or cleared meanwhile keep what those calls made of
+    /// them. Does nothing when `open` listed the store itself or this already ran; a failed
+    /// listing leaves the entries as they are. The daemon runs it once it serves.
+    pub async fn reconcile(&self) {
+        if self.lock_unreconciled().is_none() {
+            return;
+        }
+        let listed = match self.inner.store.list().await {
+            Ok(listed) => listed,
+            Err(err) => {
+                warn!(error = %err, "cannot list the store; serving its index as it is");
+                *self.lock_unreconciled() = None;
+                return;
+            }
+        };
+        let now = self.now();
+        let present: HashSet<EntryKey> = listed.iter().map(|l| l.key.clone()).collect();
+        let mut found = Vec::new();
+        for item in listed {
+            if self.entries().contains_key(&item.key) {
+                continue;
+            }
+            if let Some(record) = describe(&*self.inner.store, item, now).await {
+                found.push(record);
+            }
+        }
+        let _writing = self.inner.writes.lock().await;
+        let touched = self.lock_unreconciled().take().unwrap_or_default();
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|key, _| present.contains(key) || touched.contains(key));
+        let removed = before - entries.len();
+        let mut added = 0;
+        for record in found {
+            if touched.contains(&record.key) || entries.contains_key(&record.key) {
+                continue;
+            }
+            let entry = Entry::new(record, None, self.next_generation());
+            entries.insert(entry.record.key.clone(), entry);
+            added += 1;
+        }
+        info!(
+            entries = entries.len(),
+            removed, added, "entries checked against the store"
+        );
+    }
+
+    fn lock_unreconciled(&self) -> MutexGuard<'_, Option<HashSet<EntryKey>>> {
+        self.inner
+            .unreconciled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Notes that `set` or `clear` changed `key` (under the writes lock), so a reconciliation
+    /// under way leaves it alone.
+    fn touched(&self, key: &EntryKey) {
+        if let Some(touched) = self.lock_unreconciled().as_mut() {
+            touched.insert(key.clone());
+        }
     }
 
     /// Receives every later change to an entry.
@@ -379,6 +439,31 @@ enum Freshness {
     Expired,
 }
 
+/// The record of a listed entry: the store's own, or one described from its document while
+/// the keychain is unlocked; `None` for an entry that cannot be described now.
+async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option<EntryRecord> {
+    if let Some(record) = item.record {
+        return Some(record);
+    }
+    if store.locked() == Some(true) {
+        return None;
+    }
+    match store.read(&item.key).await {
+        Ok(Some(doc)) => match StoredBundle::from_document(&doc) {
+            Ok(stored) => Some(EntryRecord::describe(item.key, &stored.bundle, now, None)),
+            Err(err) => {
+                warn!(entry = ?item.key, error = %err, "skipping an unreadable entry");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(err) => {
+            warn!(entry = ?item.key, error = %err, "could not describe an entry");
+            None
+        }
+    }
+}
+
 /// What a client gets for a bundle: never the refresh token.
 fn result_of(bundle: &TokenBundle) -> GetResult {
     match bundle {
@@ -434,6 +519,7 @@ impl TokenService {
         let stored = StoredBundle::new(bundle);
         let document = stored.to_document();
         self.inner.store.write(&key, &document, &record).await?;
+        self.touched(&key);
         let metadata = record.metadata(now, last_used_at);
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(stored));
         let mut entry = Entry::new(record, last_used_at, self.next_generation());
@@ -453,6 +539,7 @@ impl TokenService {
         let key = EntryKey::new(&params.service, params.account.as_deref())?;
         let _writing = self.inner.writes.lock().await;
         let in_store = self.inner.store.remove(&key).await?;
+        self.touched(&key);
         let in_cache = self.entries().remove(&key).is_some();
         let removed = in_store || in_cache;
         if removed {
