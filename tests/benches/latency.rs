@@ -1,10 +1,14 @@
 //! latchkey's latency benchmark (not a test): the socket `get` of a cached entry against a raw
 //! Unix-socket echo of the same message sizes, one client and sixteen at once, in one run on the
 //! same machine; the D-Bus `Get` against a minimal zbus service through the same bus daemon;
-//! then `latchkey get` as a whole process against `secret-tool lookup`.
+//! then `latchkey get` as a whole process against `secret-tool lookup`. Next to the socket
+//! times, the instructions one request costs the daemon and the echo (callgrind, see
+//! `instructions`), which do not swing with the machine's load as times do.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench latency`.
 //! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000);
+//! `LATCHKEY_BENCH_CALLGRIND_REQUESTS` the extra requests counted under callgrind (default
+//! 2000; 0 skips the counts);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
 //! per request; `warn,latchkeyd=info` turns the audit off).
 
@@ -19,6 +23,9 @@ use latchkey_tests::{bin, TestEnv};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use zbus::zvariant::{OwnedValue, Value};
+
+#[path = "latency/instructions.rs"]
+mod instructions;
 
 struct Stats {
     p50: Duration,
@@ -75,6 +82,7 @@ fn start_echo(path: &Path, response: &str) -> std::process::Child {
         .arg("--echo-server")
         .arg(path)
         .arg(response.trim_end())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -89,8 +97,13 @@ fn start_echo(path: &Path, response: &str) -> std::process::Child {
 }
 
 /// The echo server's main: answers every line with a fixed response of the daemon's size, on
-/// a runtime shaped like the daemon's (two workers).
+/// a runtime shaped like the daemon's (two workers). It exits when its stdin closes (so that
+/// callgrind, which writes nothing for a killed process, can count it).
 fn echo_server(path: PathBuf, response: String) {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     let response = Arc::new(format!("{response}\n").into_bytes());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -520,6 +533,17 @@ fn main() {
         line.len(),
         response.len()
     );
+    let counted: usize = std::env::var("LATCHKEY_BENCH_CALLGRIND_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let setup = instructions::Setup {
+        env: &env,
+        runtime: &runtime,
+        line: Arc::clone(&line),
+        response: response.clone(),
+        log: log.clone(),
+    };
     for clients in [1, 16] {
         let get = runtime.block_on(measure(&daemon.socket, &line, clients, total));
         let echo = runtime.block_on(measure(&echo_path, &line, clients, total));
@@ -530,6 +554,15 @@ fn main() {
             get.p50.as_secs_f64() / echo.p50.as_secs_f64(),
             get.ops / echo.ops
         );
+        if counted > 0 {
+            let per_client = (counted / clients).max(1);
+            let get = setup.per_request(false, clients, per_client);
+            let echo = setup.per_request(true, clients, per_client);
+            println!(
+                "  instructions per request (callgrind, server side): get {get:.0}, echo {echo:.0} ({:.2}x)",
+                get / echo
+            );
+        }
     }
 
     let runs = 100;

@@ -69,26 +69,42 @@ fn not_reserved(service: &str) -> Result<(), RpcError> {
 /// What one connection has already had audited, so a client that reads the same entry in a
 /// loop is audited once per connection instead of once per request. Writes, failures and every
 /// other method are always audited.
+///
+/// Entries are remembered by their names, not by a hash of them: a name crafted to collide
+/// with another must not get its reads past the audit.
 #[derive(Debug, Default)]
 pub struct AuditMemory {
-    /// Hashes of the (service, account) pairs already read on this connection.
-    reads: HashSet<u64>,
+    /// The entry read last as `service\naccount` (valid names hold no newline), checked first:
+    /// a client reading one entry in a loop costs a comparison, no hashing.
+    last: String,
+    /// Every entry already read on this connection, in the same form.
+    reads: HashSet<String>,
 }
 
 impl AuditMemory {
     /// Most distinct entries remembered per connection; past it every read is audited again.
     const LIMIT: usize = 1024;
 
+    /// Whether `service`/`account` is read for the first time on this connection (only asked
+    /// for valid names, after a successful read).
     fn first_read(&mut self, service: &str, account: Option<&str>) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (service, account.unwrap_or(latchkey_proto::DEFAULT_ACCOUNT)).hash(&mut hasher);
-        let entry = hasher.finish();
-        if self.reads.contains(&entry) {
+        let account = account.unwrap_or(latchkey_proto::DEFAULT_ACCOUNT);
+        let same_as_last = self.last.len() == service.len() + 1 + account.len()
+            && self.last.starts_with(service)
+            && self.last.as_bytes()[service.len()] == b'\n'
+            && self.last.ends_with(account);
+        if same_as_last {
+            return false;
+        }
+        self.last.clear();
+        self.last.push_str(service);
+        self.last.push('\n');
+        self.last.push_str(account);
+        if self.reads.contains(&self.last) {
             return false;
         }
         if self.reads.len() < Self::LIMIT {
-            self.reads.insert(entry);
+            self.reads.insert(self.last.clone());
         }
         true
     }
@@ -288,5 +304,23 @@ impl Handler {
             result,
         );
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditMemory;
+
+    #[test]
+    fn audit_memory_remembers_each_entry_read_once_per_connection() {
+        let mut memory = AuditMemory::default();
+        assert!(memory.first_read("github", None));
+        assert!(!memory.first_read("github", None));
+        assert!(!memory.first_read("github", Some("default")));
+        assert!(memory.first_read("github", Some("work")));
+        assert!(memory.first_read("git", Some("hub")));
+        assert!(memory.first_read("githu", Some("b")));
+        assert!(!memory.first_read("github", None));
+        assert!(!memory.first_read("git", Some("hub")));
     }
 }

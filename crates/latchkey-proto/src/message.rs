@@ -356,6 +356,14 @@ impl Response {
 
     /// Serializes the response as one line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.write_line(&mut line);
+        line
+    }
+
+    /// Appends the response to `out` as one line, newline included: the same bytes as
+    /// [`Response::to_line`], without a buffer of its own.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
         let (result, error) = match &self.outcome {
             Ok(value) => (Some(value.as_ref()), None),
             Err(error) => (None, Some(error)),
@@ -366,9 +374,22 @@ impl Response {
             result,
             error,
         };
-        let mut line = serde_json::to_vec(&envelope).unwrap_or_default();
-        line.push(b'\n');
-        line
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &envelope).is_err() {
+            // Writing to a Vec cannot fail; should it, no half line is left behind.
+            out.truncate(start);
+            return;
+        }
+        out.push(b'\n');
+    }
+
+    /// Drops the response, wiping the text of its result first (a `get` result holds a
+    /// secret).
+    pub fn wipe(self) {
+        if let Ok(result) = self.outcome {
+            let mut text = String::from(Box::<str>::from(result));
+            zeroize::Zeroize::zeroize(&mut text);
+        }
     }
 
     /// Parses one response line.

@@ -317,9 +317,9 @@ impl TokenService {
         let locked = self.forget_secrets_if_locked();
         // Every check that needs only the record runs under the lock, without copying it.
         let serve = {
-            let entries = self.entries();
+            let mut entries = self.entries();
             let entry = entries
-                .get(&key)
+                .get_mut(&key)
                 .filter(|e| !e.retired)
                 .ok_or(Error::NotFound)?;
             let record = &entry.record;
@@ -346,16 +346,25 @@ impl TokenService {
                     })
                 }
                 Freshness::Refresh if !locked => None,
-                _ => Some((entry.cached.clone(), entry.generation)),
+                _ if locked => None,
+                _ => match &entry.cached {
+                    // The common case, served under this one lock.
+                    Some(bundle) => {
+                        let result = result_of(&bundle.bundle);
+                        entry.last_used_at = Some(now);
+                        return Ok(result);
+                    }
+                    None => Some(entry.generation),
+                },
             }
         };
         if locked {
             return Err(Error::Locked);
         }
-        let Some((cached, generation)) = serve else {
+        let Some(generation) = serve else {
             return self.refresh_and_get(&key, min).await;
         };
-        let bundle = self.load(&key, cached, generation).await?;
+        let bundle = self.load(&key, None, generation).await?;
         self.touch(&key, now);
         Ok(result_of(&bundle.bundle))
     }

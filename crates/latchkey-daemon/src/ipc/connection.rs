@@ -14,19 +14,23 @@
 
 use std::pin::Pin;
 
-use latchkey_proto::codec::{Frame, LineDecoder};
+use latchkey_proto::codec::{wipe, FrameRef, LineDecoder};
 use latchkey_proto::{Id, Request, Response, RpcError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::{debug, warn};
 
 use super::peer::Peer;
 use super::slots::{Evicted, Phase, Slot};
 use crate::config::Limits;
 use crate::handler::{AuditMemory, Handler};
+
+/// Answers are written once this many bytes of them wait (else once no request is left to
+/// answer), so a batch of pipelined requests costs one write.
+const FLUSH_AT: usize = 8 * 1024;
 
 pub(super) async fn run(
     stream: UnixStream,
@@ -48,9 +52,10 @@ pub(super) async fn run(
     let (reader, writer) = stream.into_split();
     let mut connection = Connection {
         reader,
-        writer: BufWriter::new(writer),
+        writer,
         decoder: LineDecoder::new(limits.max_line),
         buf: vec![0u8; 16 * 1024],
+        out: Vec::new(),
         timer: Timer::new(Instant::now() + limits.idle_timeout),
         limits,
         slot,
@@ -80,14 +85,31 @@ impl From<Evicted> for Close {
     }
 }
 
+/// The connection's eviction and shutdown signals, each waited on by one future for the
+/// whole connection (a fresh waiter per read or write would register and unregister itself
+/// every time).
+struct Signals<'p, 'f> {
+    evicted: Pin<&'p mut WaitForCancellationFuture<'f>>,
+    shutdown: Pin<&'p mut WaitForCancellationFuture<'f>>,
+}
+
 struct Connection<'a> {
     reader: OwnedReadHalf,
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: OwnedWriteHalf,
     decoder: LineDecoder,
+    /// Bytes as read; wiped after they are fed to the decoder.
     buf: Vec<u8>,
+    /// Answers not yet written; wiped once written (a `get` answer holds a secret).
+    out: Vec<u8>,
     timer: Timer,
     limits: Limits,
     slot: &'a Slot,
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        wipe(&mut self.out);
+    }
 }
 
 impl Connection<'_> {
@@ -98,25 +120,31 @@ impl Connection<'_> {
         shutdown: &CancellationToken,
     ) -> Close {
         let mut audit = AuditMemory::default();
-        // One shutdown waiter for the whole connection.
+        let slot = self.slot;
+        let evicted = slot.evicted();
         let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
+        tokio::pin!(evicted, cancelled);
+        let mut signals = Signals {
+            evicted: evicted.as_mut(),
+            shutdown: cancelled.as_mut(),
+        };
         let mut idle_since = Instant::now();
         let mut line_started: Option<Instant> = None;
         loop {
             let mut answered = false;
-            while let Some(frame) = self.decoder.next_frame() {
+            while let Some(frame) = self.decoder.next_frame_ref() {
                 let response = match frame {
-                    Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                    Frame::Line(line) => match Request::parse(&line) {
+                    FrameRef::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                    FrameRef::Line(line) => match Request::parse(line) {
                         Ok(request) => {
                             if let Err(evicted) = self.slot.enter(Phase::Busy) {
                                 return evicted.into();
                             }
                             // A long call (`login_wait`) must not hold up a shutdown.
                             tokio::select! {
+                                biased;
                                 response = handler.handle(request, peer, &mut audit) => response,
-                                () = &mut cancelled => return Close::Shutdown,
+                                () = signals.shutdown.as_mut() => return Close::Shutdown,
                             }
                         }
                         Err(bad) => {
@@ -124,18 +152,21 @@ impl Connection<'_> {
                             Response::err(bad.id, bad.error)
                         }
                     },
-                    Frame::TooLong => {
+                    FrameRef::TooLong => {
                         debug!(limit = self.decoder.max(), "request line too long");
                         Response::err(Id::Null, RpcError::too_large(self.decoder.max()))
                     }
                 };
-                if let Err(closed) = self.write(Some(&response.to_line())).await {
-                    return closed;
-                }
+                answer(response, &mut self.out);
                 answered = true;
+                if self.out.len() >= FLUSH_AT {
+                    if let Err(closed) = self.flush(&mut signals).await {
+                        return closed;
+                    }
+                }
             }
             if answered {
-                if let Err(closed) = self.write(None).await {
+                if let Err(closed) = self.flush(&mut signals).await {
                     return closed;
                 }
                 idle_since = Instant::now();
@@ -159,34 +190,66 @@ impl Connection<'_> {
             let read = tokio::select! {
                 read = self.reader.read(&mut self.buf) => read,
                 () = self.timer.until(deadline) => return Close::Deadline(what),
-                () = self.slot.evicted() => return Close::Evicted,
-                () = &mut cancelled => return Close::Shutdown,
+                () = signals.evicted.as_mut() => return Close::Evicted,
+                () = signals.shutdown.as_mut() => return Close::Shutdown,
             };
             match read {
                 Ok(0) => return Close::Eof,
-                Ok(n) => self.decoder.feed(&self.buf[..n]),
+                Ok(n) => {
+                    self.decoder.feed(&self.buf[..n]);
+                    wipe(&mut self.buf[..n]);
+                }
                 Err(err) => return Close::Io(err),
             }
         }
     }
 
-    /// Writes `bytes` (or flushes, for `None`) within the write deadline.
-    async fn write(&mut self, bytes: Option<&[u8]>) -> Result<(), Close> {
-        self.slot.enter(Phase::Writing)?;
-        let deadline = Instant::now() + self.limits.write_timeout;
-        let writer = &mut self.writer;
-        let written = async move {
-            match bytes {
-                Some(bytes) => writer.write_all(bytes).await,
-                None => writer.flush().await,
+    /// Writes the waiting answers within the write deadline, then wipes them.
+    ///
+    /// The socket almost always takes them at once; only when it is full does the connection
+    /// enter the writing phase (evictable) and wait, for at most the write deadline.
+    async fn flush(&mut self, signals: &mut Signals<'_, '_>) -> Result<(), Close> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.out.len() {
+                break Ok(());
+            }
+            match self.writer.try_write(&self.out[written..]) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    break self.write_slowly(written, signals).await;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => break Err(Close::Io(err)),
             }
         };
+        // Only the bytes used: wiping the whole capacity every time would cost more than
+        // the request.
+        wipe(&mut self.out);
+        self.out.clear();
+        result
+    }
+
+    /// Writes `out[written..]` to a full socket, within the write deadline.
+    async fn write_slowly(
+        &mut self,
+        written: usize,
+        signals: &mut Signals<'_, '_>,
+    ) -> Result<(), Close> {
+        self.slot.enter(Phase::Writing)?;
+        let deadline = Instant::now() + self.limits.write_timeout;
         tokio::select! {
-            written = written => written.map_err(Close::Io),
+            written = self.writer.write_all(&self.out[written..]) => written.map_err(Close::Io),
             () = self.timer.until(deadline) => Err(Close::Deadline("write")),
-            () = self.slot.evicted() => Err(Close::Evicted),
+            () = signals.evicted.as_mut() => Err(Close::Evicted),
         }
     }
+}
+
+/// Appends `response` to `out` and wipes the result's text (a `get` result holds a secret).
+fn answer(response: Response, out: &mut Vec<u8>) {
+    response.write_line(out);
+    response.wipe();
 }
 
 /// One timer for the whole connection, re-armed lazily: re-arming a timer per request costs
