@@ -103,27 +103,8 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     let shutdown = CancellationToken::new();
     latchkey_paths::create_private_dir(&config.data_dir)
         .context("refusing the data folder (LATCHKEY_DATA_DIR, or the platform's data folder)")?;
-    let (listener, guard, socket_from) = match (transports.socket, transports.inherited) {
-        (false, _) => (None, None, "off".to_owned()),
-        (true, Some(std_listener)) => {
-            std_listener.set_nonblocking(true)?;
-            let listener = tokio::net::UnixListener::from_std(std_listener)
-                .context("cannot use the socket passed by the service manager")?;
-            (
-                Some(listener),
-                None,
-                "passed by the service manager".to_owned(),
-            )
-        }
-        (true, None) => {
-            let (listener, guard) = ipc::bind::bind(&config.socket)?;
-            (
-                Some(listener),
-                Some(guard),
-                config.socket.display().to_string(),
-            )
-        }
-    };
+    let (listener, guard, socket_from) =
+        open_socket(&config, transports.socket, transports.inherited)?;
     let selection = latchkey_store::open(config.backend, config.data_dir.clone())
         .await
         .context("cannot open the store")?;
@@ -162,43 +143,7 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     let mut bus = transports
         .dbus
         .then(|| dbus::start(handler.clone(), store_name.to_owned(), shutdown.clone()));
-    let bus_state = match &bus {
-        None => BusState::Off,
-        Some((state, _)) => {
-            let mut state = state.clone();
-            let settled = state.wait_for(|s| *s != BusState::Trying);
-            // D-Bus only: nothing is served until the bus is.
-            let wait = if socket.is_some() {
-                BUS_GRACE
-            } else {
-                dbus::ATTEMPT_TIMEOUT * 2
-            };
-            let _ = tokio::time::timeout(wait, settled).await;
-            let now = *state.borrow();
-            now
-        }
-    };
-    // A bus start that failed for good (the name is taken, say) stops the daemon here, as
-    // does a D-Bus-only daemon whose bus is not serving.
-    let bus_gave_up = matches!(&bus, Some((_, task)) if task.is_finished());
-    if bus_gave_up || (socket.is_none() && bus_state != BusState::Serving) {
-        let why = match bus.take() {
-            Some((_, task)) => match task.await {
-                Ok(Err(err)) => Some(err.to_string()),
-                _ => None,
-            },
-            None => None,
-        };
-        let why = match (why, socket.is_none()) {
-            (Some(why), _) => why,
-            (None, true) => "it is not there or does not answer".to_owned(),
-            (None, false) => String::new(),
-        };
-        if !why.is_empty() {
-            shutdown.cancel();
-            anyhow::bail!("cannot serve on the session bus: {why}");
-        }
-    }
+    let bus_state = settle_bus(&mut bus, socket.is_some(), &shutdown).await?;
     activation::notify_ready();
     info!(
         version = latchkey_daemon::handler::VERSION,
@@ -247,6 +192,90 @@ async fn run(config: Config, transports: Transports) -> Result<()> {
     }
     info!("latchkeyd stopped");
     Ok(())
+}
+
+/// The socket to serve, the guard that removes it at exit (none for a socket the service
+/// manager passed), and how to name it in the log.
+fn open_socket(
+    config: &Config,
+    wanted: bool,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> Result<(
+    Option<tokio::net::UnixListener>,
+    Option<ipc::bind::SocketGuard>,
+    String,
+)> {
+    Ok(match (wanted, inherited) {
+        (false, _) => (None, None, "off".to_owned()),
+        (true, Some(std_listener)) => {
+            std_listener.set_nonblocking(true)?;
+            let listener = tokio::net::UnixListener::from_std(std_listener)
+                .context("cannot use the socket passed by the service manager")?;
+            (
+                Some(listener),
+                None,
+                "passed by the service manager".to_owned(),
+            )
+        }
+        (true, None) => {
+            let (listener, guard) = ipc::bind::bind(&config.socket)?;
+            (
+                Some(listener),
+                Some(guard),
+                config.socket.display().to_string(),
+            )
+        }
+    })
+}
+
+type BusStart = (
+    tokio::sync::watch::Receiver<BusState>,
+    tokio::task::JoinHandle<Result<(), dbus::DbusError>>,
+);
+
+/// Gives the bus its grace (a D-Bus-only daemon waits for it), then says where it stands. A
+/// start that failed for good (the name is taken, say), or a D-Bus-only daemon whose bus is
+/// not serving, is an error that cancels `shutdown`.
+async fn settle_bus(
+    bus: &mut Option<BusStart>,
+    socket: bool,
+    shutdown: &CancellationToken,
+) -> Result<BusState> {
+    let state = match bus.as_ref() {
+        None => return Ok(BusState::Off),
+        Some((state, _)) => state.clone(),
+    };
+    let mut watching = state.clone();
+    let wait = if socket {
+        BUS_GRACE
+    } else {
+        dbus::ATTEMPT_TIMEOUT * 2
+    };
+    let _ = tokio::time::timeout(wait, watching.wait_for(|s| *s != BusState::Trying)).await;
+    let now = *state.borrow();
+    let gave_up = matches!(bus.as_ref(), Some((_, task)) if task.is_finished());
+    if !gave_up && (socket || now == BusState::Serving) {
+        return Ok(now);
+    }
+    let why = match bus.take() {
+        Some((_, task)) => match task.await {
+            Ok(Err(err)) => Some(err.to_string()),
+            _ => None,
+        },
+        None => None,
+    };
+    match (why, socket) {
+        (Some(why), _) => {
+            shutdown.cancel();
+            anyhow::bail!("cannot serve on the session bus: {why}")
+        }
+        (None, false) => {
+            shutdown.cancel();
+            anyhow::bail!("cannot serve on the session bus: it is not there or does not answer")
+        }
+        // No bus at all: the socket serves alone.
+        (None, true) => Ok(now),
+    }
 }
 
 /// The OAuth client for the configured providers (none configured: no refreshing or
