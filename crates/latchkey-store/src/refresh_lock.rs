@@ -98,22 +98,13 @@ pub fn join(folder: &Path) -> Option<File> {
 
 /// Opens (creating) a lock file: 0600, never through a link, in a private folder.
 fn open(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
 
     let folder = path.parent().unwrap_or(Path::new("."));
-    crate::index::create_private_dir(folder)?;
-    let meta = std::fs::symlink_metadata(folder)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not a folder of this user that only it can change",
-                folder.display()
-            ),
-        ));
-    }
+    // The same rule as every folder the daemon writes into: ours, closed to others.
+    latchkey_paths::create_private_dir(folder).map_err(|err| {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, err.to_string())
+    })?;
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
