@@ -153,7 +153,7 @@ fn a_logout_during_a_held_refresh_revokes_the_rotated_token_and_the_entry_stays_
     assert_eq!(error["data"]["kind"], "not_found", "{error}");
     assert_eq!(rpc.ok("list", Value::Null)["entries"], json!([]));
     let (exit, logs) = daemon.stop();
-    assert!(exit.success());
+    assert!(exit.success(), "{logs}");
     assert!(!logs.contains("RTOKEN"), "a token in the logs");
     let again = daemon_with_config(&env, &provider_section("test", &server, true), "info");
     let mut rpc = Rpc::connect(&again.socket);
