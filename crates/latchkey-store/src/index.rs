@@ -335,7 +335,7 @@ impl Journal {
         }
         let file = options.open(path)?;
         // A new journal's name must survive a crash as well as its first line.
-        File::open(dir)?.sync_all()?;
+        sync_dir(dir)?;
         Ok(file)
     }
 
@@ -398,12 +398,22 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Makes the names in `dir` durable. On Windows a folder cannot be opened as a file and
+/// NTFS journals its metadata itself, so there is nothing to do.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Creates `dir` (and parents) with mode 0700 for the new components.

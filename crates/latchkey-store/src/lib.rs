@@ -1,19 +1,24 @@
-//! Keychain backends for latchkey, one module each, and the `auto` choice between them.
+//! Keychain backends for latchkey, the one store they share, and the `auto` choice between
+//! them.
 //!
-//! - [`memory::MemoryStore`]: entries live in the daemon's memory and die with it.
-//! - `secret_service::SecretServiceStore` (Linux): one Secret Service item per entry, found by
-//!   its attributes, plus a non-secret [`index::IndexFile`] so listing never unlocks anything.
-//! - `refresh_lock` (Unix): per-entry lock files beside an index, so daemons sharing a
-//!   store refresh an entry one at a time.
-//! - [`select`]: turns a [`Backend`] choice into an open store, saying which and why.
+//! - [`keychain::Keychain`]: the narrow trait a backend implements (documents by entry key,
+//!   lock state); [`blocking`] runs a blocking one (the `keyring` crate) on blocking threads.
+//! - [`indexed::IndexedStore`]: latchkey-core's `Store` on top of any keychain: the non-secret
+//!   [`index::IndexFile`] (so listing never unlocks anything), its reconciliation with the
+//!   keychain, and the per-entry refresh locks ([`refresh_lock`]).
+//! - Backends: `secret_service` (Linux, `oo7`) and [`memory::MemoryStore`] (a `Store` of its
+//!   own: nothing persists).
+//! - [`registry`]: the backends each platform has, `auto`'s order, and [`open`].
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod index;
+pub mod indexed;
+pub mod keychain;
 pub mod memory;
-#[cfg(unix)]
 pub mod refresh_lock;
+pub mod registry;
 #[cfg(target_os = "linux")]
 pub mod secret_service;
-mod select;
 
-pub use select::{open, Backend, Selection};
+pub use registry::{open, Backend, Selection};

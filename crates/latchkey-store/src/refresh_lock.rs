@@ -1,5 +1,6 @@
 //! Per-entry refresh locks shared by every daemon that uses one store: an empty lock file per
-//! entry in a private folder beside the store's index, locked with `flock`.
+//! entry in a private folder beside the store's index, locked with `flock` on Unix and
+//! `LockFileEx` on Windows (through `fs4`; see the `os` module at the end).
 //!
 //! The file's name is a hash of the entry's key (it reveals neither service nor account; two
 //! entries that share a hash share a lock, which costs only waiting). Files are created 0600
@@ -40,8 +41,8 @@ pub fn folder_for(index: &Path) -> PathBuf {
 pub async fn take(folder: &Path, key: &EntryKey) -> Result<Option<RefreshLock>, StoreError> {
     let path = folder.join(format!("{:016x}.lock", key_hash(key)));
     let opened = tokio::task::spawn_blocking(move || {
-        let file = open(&path)?;
-        let taken = flock(&file, false)?;
+        let file = os::open(&path)?;
+        let taken = os::try_lock(&file)?;
         Ok::<_, std::io::Error>((file, taken))
     })
     .await
@@ -55,7 +56,7 @@ pub async fn take(folder: &Path, key: &EntryKey) -> Result<Option<RefreshLock>, 
         }
     };
     info!(entry = ?key, "another latchkeyd is refreshing this entry; waiting for it");
-    let waiting = tokio::task::spawn_blocking(move || flock(&file, true).map(|_| file));
+    let waiting = tokio::task::spawn_blocking(move || os::lock(&file).map(|()| file));
     match tokio::time::timeout(WAIT, waiting).await {
         Ok(Ok(Ok(file))) => Ok(Some(RefreshLock::new(file))),
         Ok(Ok(Err(err))) => {
@@ -76,7 +77,7 @@ pub async fn take(folder: &Path, key: &EntryKey) -> Result<Option<RefreshLock>, 
 /// Marks this daemon as a user of the store whose locks are in `folder` (the returned file
 /// must be kept open for the daemon's life) and warns if another daemon uses it already.
 pub fn join(folder: &Path) -> Option<File> {
-    let file = match open(&folder.join("daemons.lock")) {
+    let file = match os::open(&folder.join("daemons.lock")) {
         Ok(file) => file,
         Err(err) => {
             warn!(error = %err, "cannot use the store's lock folder");
@@ -84,7 +85,7 @@ pub fn join(folder: &Path) -> Option<File> {
         }
     };
     // Nobody else holds it if it can be taken exclusively; then keep it shared.
-    let alone = flock_as(&file, libc::LOCK_EX | libc::LOCK_NB).unwrap_or(true);
+    let alone = os::try_lock(&file).unwrap_or(true);
     if !alone {
         warn!(
             folder = %folder.display(),
@@ -92,54 +93,8 @@ pub fn join(folder: &Path) -> Option<File> {
              but each daemon caches what it read; run one daemon per user"
         );
     }
-    flock_as(&file, libc::LOCK_SH | libc::LOCK_NB).ok()?;
+    os::share(&file).ok()?;
     Some(file)
-}
-
-/// Opens (creating) a lock file: 0600, never through a link, in a private folder.
-fn open(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-
-    let folder = path.parent().unwrap_or(Path::new("."));
-    // The same rule as every folder the daemon writes into: ours, closed to others.
-    latchkey_paths::create_private_dir(folder).map_err(|err| {
-        std::io::Error::new(std::io::ErrorKind::PermissionDenied, err.to_string())
-    })?;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-/// Locks `file` exclusively; `false` if another holds it and `wait` is false.
-fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
-    if wait {
-        flock_as(file, libc::LOCK_EX)
-    } else {
-        flock_as(file, libc::LOCK_EX | libc::LOCK_NB)
-    }
-}
-
-/// `flock(2)` with `operation`; `false` if a non-blocking one found the lock taken.
-fn flock_as(file: &File, operation: libc::c_int) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-
-    loop {
-        // SAFETY: the descriptor is open for the duration of the call (`file` is borrowed).
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) if operation & libc::LOCK_NB != 0 => return Ok(false),
-            _ => return Err(err),
-        }
-    }
 }
 
 /// FNV-1a over the service, a separator and the account: stable across builds and daemons.
@@ -155,6 +110,119 @@ fn key_hash(key: &EntryKey) -> u64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
+}
+
+#[cfg(unix)]
+mod os {
+    //! Lock files on Unix: `flock(2)`, released when the file is closed.
+
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// Opens (creating) a lock file: 0600, never through a link, in a private folder.
+    pub fn open(path: &Path) -> std::io::Result<File> {
+        let folder = path.parent().unwrap_or(Path::new("."));
+        // The same rule as every folder the daemon writes into: ours, closed to others.
+        latchkey_paths::create_private_dir(folder).map_err(|err| {
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, err.to_string())
+        })?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    }
+
+    /// Locks `file` exclusively unless another holds it (then `false`).
+    pub fn try_lock(file: &File) -> std::io::Result<bool> {
+        flock(file, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// Locks `file` exclusively, waiting for other holders.
+    pub fn lock(file: &File) -> std::io::Result<()> {
+        flock(file, libc::LOCK_EX).map(|_| ())
+    }
+
+    /// Turns this process's lock on `file` (or none) into a shared one.
+    pub fn share(file: &File) -> std::io::Result<()> {
+        match flock(file, libc::LOCK_SH | libc::LOCK_NB)? {
+            true => Ok(()),
+            false => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// `flock(2)` with `operation`; `false` if a non-blocking one found the lock taken.
+    fn flock(file: &File, operation: libc::c_int) -> std::io::Result<bool> {
+        loop {
+            // SAFETY: the descriptor is open for the duration of the call (`file` is borrowed).
+            if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+                return Ok(true);
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) if operation & libc::LOCK_NB != 0 => return Ok(false),
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod os {
+    //! Lock files on Windows: `LockFileEx` through `fs4`, released when the handle is closed.
+
+    use std::fs::File;
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    use fs4::{FileExt, TryLockError};
+
+    /// `FILE_FLAG_OPEN_REPARSE_POINT`: a link planted at the name is opened as itself.
+    const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+
+    /// Opens (creating) a lock file in a folder under the user's profile, never through a link.
+    pub fn open(path: &Path) -> std::io::Result<File> {
+        let folder = path.parent().unwrap_or(Path::new("."));
+        crate::index::create_private_dir(folder)?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(OPEN_REPARSE_POINT)
+            .open(path)
+    }
+
+    /// Locks `file` exclusively unless another holds it (then `false`).
+    pub fn try_lock(file: &File) -> std::io::Result<bool> {
+        match FileExt::try_lock(file) {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(err)) => Err(err),
+        }
+    }
+
+    /// Locks `file` exclusively, waiting for other holders.
+    pub fn lock(file: &File) -> std::io::Result<()> {
+        FileExt::lock(file)
+    }
+
+    /// Turns this process's lock on `file` (or none) into a shared one. `LockFileEx` cannot
+    /// convert a lock, so an exclusive one is released first.
+    pub fn share(file: &File) -> std::io::Result<()> {
+        let _ = FileExt::unlock(file);
+        match FileExt::try_lock_shared(file) {
+            Ok(()) => Ok(()),
+            Err(TryLockError::WouldBlock) => Err(std::io::ErrorKind::WouldBlock.into()),
+            Err(TryLockError::Error(err)) => Err(err),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,18 +241,22 @@ mod tests {
         assert!(first.is_some());
         // Another open file of the same entry (as another daemon would have) must wait.
         let path = folder.join(format!("{:016x}.lock", key_hash(&key("api", "default"))));
-        let other = open(&path).unwrap();
-        assert!(!flock(&other, false).unwrap());
+        let other = os::open(&path).unwrap();
+        assert!(!os::try_lock(&other).unwrap());
         // Another entry is not held up.
         assert!(take(&folder, &key("api", "work")).await.unwrap().is_some());
         drop(first);
-        assert!(flock(&other, false).unwrap());
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&folder), 0o700);
+        assert!(os::try_lock(&other).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&folder), 0o700);
+        }
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_link_or_a_shared_folder_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
@@ -206,14 +278,14 @@ mod tests {
     fn a_second_daemon_is_told_about_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let first = join(dir.path()).unwrap();
-        let probe = open(&dir.path().join("daemons.lock")).unwrap();
+        let probe = os::open(&dir.path().join("daemons.lock")).unwrap();
         assert!(
-            !flock(&probe, false).unwrap(),
+            !os::try_lock(&probe).unwrap(),
             "the first daemon's mark is not held"
         );
         let second = join(dir.path()).unwrap();
         drop((first, second));
-        assert!(flock(&probe, false).unwrap());
+        assert!(os::try_lock(&probe).unwrap());
     }
 
     #[test]

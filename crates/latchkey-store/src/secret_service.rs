@@ -13,27 +13,25 @@
 //! `GetSecret` with `IsLocked`, so the item's `Locked` property is not read first (reading a
 //! property of a fresh item proxy costs a match rule and a `GetAll` on top of the `Get`).
 //!
-//! Several daemons of one user may share the keychain and the data folder; a refresh holds the
-//! entry's lock file (see `refresh_lock`) from reading the entry to writing the new tokens.
+//! This is the raw keychain only; the index, its reconciliation and the refresh locks are
+//! [`IndexedStore`](crate::indexed::IndexedStore)'s.
 //!
 //! When the Secret Service goes away (the keyring daemon stops or restarts, taking the
 //! encrypted session with it), calls fail as `Unavailable` and the connection is dropped; the
 //! next call connects again, so the daemon recovers by itself when the service returns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use latchkey_core::{
-    EntryKey, EntryRecord, Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture,
-};
+use latchkey_core::{EntryKey, SecretBytes, StoreError, StoreFuture};
 use oo7::dbus::{Collection, Error as SsError, ServiceError};
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
-use crate::index::IndexFile;
+use crate::keychain::Keychain;
 
 /// The `xdg:schema` attribute that marks latchkey's items.
 pub const SCHEMA: &str = "dev.latchkey.Entry";
@@ -56,15 +54,10 @@ impl Drop for Connection {
     }
 }
 
-/// The Secret Service backend.
-pub struct SecretServiceStore {
+/// The Secret Service keychain.
+pub struct SecretServiceKeychain {
     /// The live connection; `None` after the service went away, until the next call.
     connection: tokio::sync::RwLock<Option<Arc<Connection>>>,
-    index: IndexFile,
-    /// The folder of the per-entry refresh locks, beside the index.
-    locks: std::path::PathBuf,
-    /// Held open for the store's life: marks this daemon as a user of the store.
-    _joined: Option<std::fs::File>,
     locked: Arc<AtomicBool>,
 }
 
@@ -143,23 +136,18 @@ async fn open(locked: &Arc<AtomicBool>) -> Result<Connection, StoreError> {
     })
 }
 
-impl SecretServiceStore {
-    /// Connects to the Secret Service on the session bus with an encrypted session, opens the
-    /// default collection and loads the index at `index`.
-    pub async fn connect(index: IndexFile) -> Result<Self, StoreError> {
+impl SecretServiceKeychain {
+    /// Connects to the Secret Service on the session bus with an encrypted session and opens
+    /// the default collection.
+    pub async fn connect() -> Result<Self, StoreError> {
         let locked = Arc::new(AtomicBool::new(false));
         let connection = open(&locked).await?;
         info!(
             locked = locked.load(Ordering::SeqCst),
-            index = %index.path().display(),
             "connected to the Secret Service"
         );
-        let locks = crate::refresh_lock::folder_for(index.path());
         Ok(Self {
             connection: tokio::sync::RwLock::new(Some(Arc::new(connection))),
-            _joined: crate::refresh_lock::join(&locks),
-            locks,
-            index,
             locked,
         })
     }
@@ -243,36 +231,18 @@ async fn watch_lock(
     }
 }
 
-impl Store for SecretServiceStore {
+impl Keychain for SecretServiceKeychain {
     fn name(&self) -> &'static str {
         "secret-service"
-    }
-
-    fn persistent(&self) -> bool {
-        true
     }
 
     fn locked(&self) -> Option<bool> {
         Some(self.locked.load(Ordering::SeqCst))
     }
 
-    fn indexed(&self) -> Option<Vec<Listed>> {
-        self.index.trusted().then(|| {
-            self.index
-                .all()
-                .into_iter()
-                .map(|r| Listed {
-                    key: r.key.clone(),
-                    record: Some(r),
-                })
-                .collect()
-        })
-    }
-
-    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
+    fn list(&self) -> StoreFuture<'_, Option<Vec<EntryKey>>> {
         Box::pin(async move {
-            let indexed = self.index.all();
-            let listing = self
+            let items = self
                 .run(|c| async move {
                     let items = c
                         .collection
@@ -287,40 +257,15 @@ impl Store for SecretServiceStore {
                     }
                     Ok(found)
                 })
-                .await;
-            let items = match listing {
-                Ok(items) => items,
-                Err(err) => {
-                    warn!(error = %err, "cannot list keychain items; serving the index as it is");
-                    return Ok(indexed
-                        .into_iter()
-                        .map(|r| Listed {
-                            key: r.key.clone(),
-                            record: Some(r),
-                        })
-                        .collect());
-                }
-            };
-            let mut present = HashSet::new();
-            let mut listed = Vec::new();
-            for attrs in items {
-                let (Some(service), Some(account)) = (attrs.get("service"), attrs.get("account"))
-                else {
-                    continue;
-                };
-                let Ok(key) = EntryKey::new(service, Some(account)) else {
-                    continue;
-                };
-                if !present.insert(key.clone()) {
-                    continue;
-                }
-                let record = self.index.get(&key);
-                listed.push(Listed { key, record });
-            }
-            if let Err(err) = self.index.retain(|k| present.contains(k)).await {
-                warn!(error = %err, "could not prune the index");
-            }
-            Ok(listed)
+                .await?;
+            let keys = items
+                .iter()
+                .filter_map(|attrs| {
+                    let service = attrs.get("service")?;
+                    EntryKey::new(service, Some(attrs.get("account")?)).ok()
+                })
+                .collect();
+            Ok(Some(keys))
         })
     }
 
@@ -346,12 +291,7 @@ impl Store for SecretServiceStore {
         })
     }
 
-    fn write<'a>(
-        &'a self,
-        key: &'a EntryKey,
-        document: &'a SecretBytes,
-        record: &'a EntryRecord,
-    ) -> StoreFuture<'a, ()> {
+    fn write<'a>(&'a self, key: &'a EntryKey, document: &'a SecretBytes) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let text = std::str::from_utf8(document)
                 .map_err(|_| StoreError::Backend("the document is not UTF-8".into()))?;
@@ -372,35 +312,66 @@ impl Store for SecretServiceStore {
                 self.locked.store(true, Ordering::SeqCst);
                 return Err(StoreError::Locked);
             }
-            if let Err(err) = self.index.put(record.clone()).await {
-                // The secret is stored; the index heals on the next listing.
-                warn!(error = %err, "entry stored but the index was not updated");
-            }
             Ok(())
         })
     }
 
-    /// Another daemon of this user may share the keychain and the data folder: a lock file per
-    /// entry beside the index.
-    fn refresh_lock<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<RefreshLock>> {
-        Box::pin(crate::refresh_lock::take(&self.locks, key))
-    }
-
     fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let removed = self
-                .run(|c| async move {
-                    let items = c.collection.search_items(&attributes(key)).await?;
-                    for item in &items {
-                        item.delete(None).await?;
-                    }
-                    Ok(!items.is_empty())
-                })
-                .await?;
-            if let Err(err) = self.index.remove(key).await {
-                warn!(error = %err, "entry removed but the index was not updated");
-            }
-            Ok(removed)
+            self.run(|c| async move {
+                let items = c.collection.search_items(&attributes(key)).await?;
+                for item in &items {
+                    item.delete(None).await?;
+                }
+                Ok(!items.is_empty())
+            })
+            .await
         })
     }
+}
+
+/// Opens the Secret Service store: the keychain, once the session bus offers the service, with
+/// its index in `data_dir`.
+pub(crate) async fn open_store(
+    data_dir: std::path::PathBuf,
+) -> Result<Arc<dyn latchkey_core::Store>, StoreError> {
+    if !offered().await? {
+        return Err(StoreError::Unavailable(
+            "nothing on the session bus provides org.freedesktop.secrets".into(),
+        ));
+    }
+    let keychain = SecretServiceKeychain::connect().await?;
+    let index = crate::registry::index_path(&data_dir, crate::Backend::SecretService);
+    Ok(Arc::new(crate::indexed::IndexedStore::new(keychain, index)))
+}
+
+/// How long the session bus may take to answer a new connection. A live bus daemon answers in
+/// milliseconds, even on a busy machine.
+const BUS_ANSWER: Duration = Duration::from_millis(600);
+
+/// Whether the session bus has, or can start, `org.freedesktop.secrets`.
+async fn offered() -> Result<bool, StoreError> {
+    let unavailable = |e: zbus::Error| StoreError::Unavailable(format!("no session bus: {e}"));
+    // A bus that accepts the connection but never answers must not hold up the daemon.
+    let connection = tokio::time::timeout(BUS_ANSWER, zbus::Connection::session())
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the session bus did not answer within {} ms",
+                BUS_ANSWER.as_millis()
+            ))
+        })?
+        .map_err(unavailable)?;
+    let dbus = zbus::fdo::DBusProxy::new(&connection)
+        .await
+        .map_err(unavailable)?;
+    let name = zbus::names::BusName::try_from("org.freedesktop.secrets")
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    if dbus.name_has_owner(name).await.unwrap_or(false) {
+        return Ok(true);
+    }
+    let activatable = dbus.list_activatable_names().await.unwrap_or_default();
+    Ok(activatable
+        .iter()
+        .any(|n| n.as_str() == "org.freedesktop.secrets"))
 }
