@@ -7,11 +7,12 @@
 //!   [`index::IndexFile`] (so listing never unlocks anything), its reconciliation with the
 //!   keychain, and the per-entry refresh locks ([`refresh_lock`]).
 //! - Backends: `secret_service` (Linux, `oo7`) and [`memory::MemoryStore`] (a `Store` of its
-//!   own: nothing persists).
+//!   own: nothing persists); [`chunked`] splits documents for keychains with small items.
 //! - [`registry`]: the backends each platform has, `auto`'s order, and [`open`].
 #![deny(missing_docs)]
 
 pub mod blocking;
+pub mod chunked;
 pub mod index;
 pub mod indexed;
 pub mod keychain;
