@@ -6,13 +6,18 @@
 //! - [`indexed::IndexedStore`]: latchkey-core's `Store` on top of any keychain: the non-secret
 //!   [`index::IndexFile`] (so listing never unlocks anything), its reconciliation with the
 //!   keychain, and the per-entry refresh locks ([`refresh_lock`]).
-//! - Backends: `secret_service` (Linux, `oo7`) and [`memory::MemoryStore`] (a `Store` of its
-//!   own: nothing persists); [`chunked`] splits documents for keychains with small items.
+//! - Backends: `secret_service` (Linux, `oo7`), `credential_manager` (Windows, `keyring`,
+//!   chunked by [`chunked`] under the 2,560-byte limit), `apple_keychain` (macOS, `keyring`),
+//!   and [`memory::MemoryStore`] (a `Store` of its own: nothing persists).
 //! - [`registry`]: the backends each platform has, `auto`'s order, and [`open`].
 #![deny(missing_docs)]
 
+#[cfg(target_os = "macos")]
+pub mod apple_keychain;
 pub mod blocking;
 pub mod chunked;
+#[cfg(windows)]
+pub mod credential_manager;
 pub mod index;
 pub mod indexed;
 pub mod keychain;

@@ -7,6 +7,8 @@
 //! | platform | backends (`auto` order) | index file |
 //! |---|---|---|
 //! | Linux | `secret-service` | `secret-service-index.json` |
+//! | macOS | `keychain` | `keychain-index.json` |
+//! | Windows | `credential-manager` | `credential-manager-index.json` |
 //! | everywhere | `memory` (never chosen by `auto` unless nothing else opens) | none |
 
 use std::future::Future;
@@ -124,8 +126,38 @@ const PLATFORM: &[Registered] = &[Registered {
     why: "the session bus offers org.freedesktop.secrets",
 }];
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+const PLATFORM: &[Registered] = &[Registered {
+    backend: Backend::Keychain,
+    open: |dir| Box::pin(open_keyring(dir, Backend::Keychain)),
+    why: "the macOS Keychain answers",
+}];
+
+#[cfg(windows)]
+const PLATFORM: &[Registered] = &[Registered {
+    backend: Backend::CredentialManager,
+    open: |dir| Box::pin(open_keyring(dir, Backend::CredentialManager)),
+    why: "Windows Credential Manager answers",
+}];
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 const PLATFORM: &[Registered] = &[];
+
+/// Opens a `keyring` backend once a probe on a blocking thread says it answers.
+#[cfg(any(target_os = "macos", windows))]
+async fn open_keyring(data_dir: PathBuf, backend: Backend) -> Result<Arc<dyn Store>, StoreError> {
+    #[cfg(target_os = "macos")]
+    use crate::apple_keychain::{keychain, probe};
+    #[cfg(windows)]
+    use crate::credential_manager::{keychain, probe};
+    use crate::indexed::IndexedStore;
+
+    tokio::task::spawn_blocking(probe)
+        .await
+        .map_err(|e| StoreError::Backend(format!("probing the keychain failed: {e}")))??;
+    let index = index_path(&data_dir, backend);
+    Ok(Arc::new(IndexedStore::new(keychain(), index)))
+}
 
 /// Opens the backend asked for. `data_dir` holds the index of persistent stores.
 ///
@@ -196,6 +228,11 @@ mod tests {
         assert_eq!(
             Backend::on_this_platform(),
             [Backend::Auto, Backend::SecretService, Backend::Memory]
+        );
+        #[cfg(windows)]
+        assert_eq!(
+            Backend::on_this_platform(),
+            [Backend::Auto, Backend::CredentialManager, Backend::Memory]
         );
     }
 
