@@ -8,7 +8,7 @@
 //! for bundles larger than one blob, which only OAuth bundles with an ID token are.
 //!
 //! Layout, per entry, in slots named from its key (see [`slot_name`]):
-//! - the **head** slot `latchkey:SERVICE/ACCOUNT` holds a one-line header and, when the whole
+//! - the **head** slot `latchkey:SERVICE/ACCOUNT` (escaped) holds a one-line header and, when the whole
 //!   document fits beside it, the document itself (`latchkey1 inline GEN\n` + document);
 //!   otherwise it names a generation of chunks, their count, the document's length and its
 //!   SHA-256 (`latchkey1 chunks GEN COUNT LEN SHA256\n`);
@@ -56,14 +56,19 @@ const MAGIC: &str = "latchkey1";
 /// Chunk counts above this are refused when reading a head (bundles are capped far below).
 const MAX_CHUNKS: u32 = 4096;
 
-/// The head slot's name of `key`: `latchkey:SERVICE/ACCOUNT`, with `%`, `/` and `#`
-/// percent-encoded in both, so no two keys share a name and no head looks like a chunk.
+/// The head slot's name of `key`: `latchkey:SERVICE/ACCOUNT`, with `%`, `/`, `#`, ASCII
+/// capitals and every non-ASCII byte percent-encoded (upper-case hex) in both. So no two keys
+/// share a name, no head looks like a chunk, and names stay distinct where the keychain
+/// compares them without regard to case (Credential Manager's target names), while latchkey's
+/// keys are case-sensitive.
 pub fn slot_name(key: &EntryKey) -> String {
     fn escape(out: &mut String, text: &str) {
-        for c in text.chars() {
-            match c {
-                '%' | '/' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
-                c => out.push(c),
+        for byte in text.bytes() {
+            match byte {
+                b'%' | b'/' | b'#' | b'A'..=b'Z' | 0x80.. => {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+                byte => out.push(char::from(byte)),
             }
         }
     }
@@ -506,5 +511,12 @@ mod tests {
         assert_ne!(name("a%2Fb", "c"), name("a/b", "c"));
         assert!(!name("a#1.0", "c").contains('#'));
         assert_eq!(name("github", "default"), "latchkey:github/default");
+        // Keys that differ only by case (ASCII or not) stay apart when compared without case.
+        let folded = |s: &str, a: &str| name(s, a).to_lowercase();
+        assert_ne!(folded("GitHub", "default"), folded("github", "default"));
+        assert_ne!(folded("github", "Me"), folded("github", "me"));
+        assert_ne!(folded("straße", "x"), folded("STRASSE", "x"));
+        assert_ne!(folded("é", "x"), folded("É", "x"));
+        assert!(name("é", "x").is_ascii());
     }
 }
