@@ -193,6 +193,25 @@ mod tests {
         assert_eq!(store.read(&key).await.unwrap(), None);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_that_differ_only_by_case_keep_their_own_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexedStore::new(keychain(), dir.path().join("index.json"));
+        let pid = std::process::id();
+        let upper = EntryKey::new(&format!("Case-{pid}"), Some("Me")).unwrap();
+        let lower = EntryKey::new(&format!("case-{pid}"), Some("me")).unwrap();
+        for (key, doc) in [(&upper, b"upper"), (&lower, b"lower")] {
+            let doc = Zeroizing::new(doc.to_vec());
+            store.write(key, &doc, &record(key)).await.unwrap();
+        }
+        let read = |key| store.read(key);
+        assert_eq!(read(&upper).await.unwrap().unwrap().as_slice(), b"upper");
+        assert_eq!(read(&lower).await.unwrap().unwrap().as_slice(), b"lower");
+        assert!(store.remove(&upper).await.unwrap());
+        assert_eq!(read(&lower).await.unwrap().unwrap().as_slice(), b"lower");
+        assert!(store.remove(&lower).await.unwrap());
+    }
+
     #[test]
     fn a_blob_over_the_limit_is_refused_before_it_reaches_credential_manager() {
         let name = format!("latchkey:test-over-limit/{}", std::process::id());
