@@ -170,6 +170,9 @@ pub enum ConfigError {
         /// This process's effective uid.
         me: u32,
     },
+    /// No folder for latchkey's data: no home folder, and no `LATCHKEY_DATA_DIR`.
+    #[error("cannot find a home folder for latchkey's data; set LATCHKEY_DATA_DIR")]
+    NoDataDir,
     /// Others than the owner may write the file, and so change what this daemon does.
     #[error("{path} is writable by group or others (mode {mode:04o}): run `chmod go-w {path}`")]
     Writable {
@@ -299,7 +302,39 @@ pub struct Overrides {
     pub write_timeout_secs: Option<u64>,
 }
 
+/// The variable naming the data folder (the systemd unit sets it to its state folder).
+pub const DATA_DIR_ENV: &str = "LATCHKEY_DATA_DIR";
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "latchkey", "latchkey")
+}
+
 impl Config {
+    /// The configuration the daemon runs with: `file` if named (it must exist), else
+    /// `config.toml` in the platform's config folder if there is one, combined with `flags`.
+    /// Data goes to `LATCHKEY_DATA_DIR` if set, else the platform's data folder.
+    pub fn load(file: Option<PathBuf>, flags: Overrides) -> Result<Self, ConfigError> {
+        let dirs = project_dirs();
+        let (path, required) = match file {
+            Some(path) => (Some(path), true),
+            None => (
+                dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
+                false,
+            ),
+        };
+        let file = match path {
+            Some(path) => FileConfig::load(&path, required)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = match std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs
+                .map(|d| d.data_dir().to_owned())
+                .ok_or(ConfigError::NoDataDir)?,
+        };
+        Self::resolve(file, flags, data_dir)
+    }
+
     /// Combines defaults, the file and the flags, and checks the result.
     pub fn resolve(
         file: FileConfig,

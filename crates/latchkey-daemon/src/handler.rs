@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use tracing::info;
 
 use crate::connect::Connect;
-use crate::ipc::peer::Peer;
 use crate::login::{reserved, Logins};
+use crate::peer::Peer;
 
 /// The daemon's version, reported by `version` and `status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -298,7 +298,8 @@ impl Handler {
             target: "latchkey::audit",
             method,
             entry = entry.as_deref().unwrap_or("-"),
-            uid = peer.uid,
+            uid = peer.user.uid(),
+            sid = peer.user.sid(),
             pid = ?peer.pid,
             exe = ?peer.exe,
             result,
