@@ -108,3 +108,32 @@ fn executable(pid: u32) -> Option<String> {
 fn executable(_pid: u32) -> Option<String> {
     None
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_user_s_uid_is_the_current_user() {
+        let me = latchkey_paths::effective_uid();
+        assert!(PeerUser::Uid(me).is_current());
+        let other = if me == 65534 { 65533 } else { 65534 };
+        assert!(!PeerUser::Uid(other).is_current());
+        // A SID names no Unix user.
+        assert!(!PeerUser::Sid("S-1-5-21-1-2-3-1001".into()).is_current());
+    }
+
+    #[test]
+    fn a_peer_refused_or_served_by_its_user() {
+        let me = latchkey_paths::effective_uid();
+        let own = Peer::new(PeerUser::Uid(me), Some(std::process::id()));
+        assert!(own.is_own_user("a test connection"));
+        assert_eq!(own.user.uid(), Some(me));
+        assert_eq!(own.user.sid(), None);
+        #[cfg(target_os = "linux")]
+        assert!(own.exe.is_some(), "the executable is read from /proc");
+        let stranger = Peer::new(PeerUser::Sid("S-1-5-21-1-2-3-1001".into()), None);
+        assert!(!stranger.is_own_user("a test connection"));
+        assert_eq!(stranger.user.to_string(), "S-1-5-21-1-2-3-1001");
+    }
+}

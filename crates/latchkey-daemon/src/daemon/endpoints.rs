@@ -46,28 +46,42 @@ pub(super) struct Serving {
     pub(super) name: String,
 }
 
+/// Serves `listener` in the background until `shutdown`.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn spawn<L: ipc::Listener>(
+    listener: L,
+    handler: &Handler,
+    limits: Limits,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(ipc::serve(
+        listener,
+        handler.clone(),
+        limits,
+        shutdown.clone(),
+    ))
+}
+
 impl StreamEndpoint {
     /// Binds the endpoint and serves it until `shutdown`.
+    #[cfg_attr(not(unix), allow(unused_variables, unreachable_code))]
     pub(super) fn open(
         self,
         handler: &Handler,
         limits: Limits,
         shutdown: &CancellationToken,
     ) -> Result<Serving, DaemonError> {
-        let spawn = |listener| {
-            tokio::spawn(ipc::serve(
-                listener,
-                handler.clone(),
-                limits,
-                shutdown.clone(),
-            ))
-        };
         match self {
             #[cfg(unix)]
             StreamEndpoint::Socket(path) => {
                 let (listener, guard) = ipc::unix::bind::bind(&path)?;
                 Ok(Serving {
-                    task: spawn(ipc::unix::UnixListener::new(listener)),
+                    task: spawn(
+                        ipc::unix::UnixListener::new(listener),
+                        handler,
+                        limits,
+                        shutdown,
+                    ),
                     guard: Some(guard),
                     name: path.display().to_string(),
                 })
@@ -77,7 +91,7 @@ impl StreamEndpoint {
                 let listener =
                     ipc::unix::UnixListener::from_std(listener).map_err(DaemonError::Inherited)?;
                 Ok(Serving {
-                    task: spawn(listener),
+                    task: spawn(listener, handler, limits, shutdown),
                     guard: None,
                     name: "passed by the service manager".to_owned(),
                 })
