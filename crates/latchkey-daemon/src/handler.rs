@@ -8,11 +8,10 @@ use std::collections::HashSet;
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
     Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LoginStarted,
-    LogoutResult, ProviderSecretResult, ProvidersResult, Request, Response, RpcError, SetResult,
-    StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
+    LogoutResult, ProviderSecretResult, ProvidersResult, RpcError, SetResult, StatusParams,
+    StatusResult, VersionResult, PROTOCOL_VERSION,
 };
 use serde::Serialize;
-use serde_json::value::RawValue;
 use tracing::info;
 
 use crate::connect::Connect;
@@ -48,11 +47,6 @@ pub enum Reply {
     Logout(LogoutResult),
     Providers(ProvidersResult),
     ProviderSecret(ProviderSecretResult),
-}
-
-fn encode(reply: Reply) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(&reply)
-        .map_err(|_| Error::Store("could not encode the result".into()).to_rpc())
 }
 
 /// Refuses client access to the daemon's own entries (client secrets).
@@ -245,21 +239,6 @@ impl Handler {
                     .await?,
             }),
         })
-    }
-
-    /// Runs one request for `peer` and encodes its result as JSON (the socket's answer);
-    /// `memory` is the connection's audit memory.
-    pub async fn handle(
-        &self,
-        request: Request,
-        peer: &Peer,
-        memory: &mut AuditMemory,
-    ) -> Response {
-        let outcome = self.answer(&request.call, peer, memory).await;
-        Response {
-            id: request.id,
-            outcome: outcome.and_then(encode),
-        }
     }
 
     /// Runs one call for `peer` and audits it; the typed result, for a transport to encode.

@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use futures_util::FutureExt;
 use latchkey_proto::codec::{wipe, FrameRef, LineDecoder};
-use latchkey_proto::{Id, Request, Response, RpcError};
+use latchkey_proto::{ErrorKind, Id, Request, Response, RpcError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -136,7 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                             // A long call (`login_wait`) must not hold up a shutdown.
                             tokio::select! {
                                 biased;
-                                response = handler.handle(request, peer, &mut audit) => response,
+                                response = respond(handler, request, peer, &mut audit) => response,
                                 () = signals.shutdown.as_mut() => return Close::Shutdown,
                             }
                         }
@@ -236,6 +236,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             () = self.timer.until(deadline) => Err(Close::Deadline("write")),
             () = signals.evicted.as_mut() => Err(Close::Evicted),
         }
+    }
+}
+
+/// Runs one request for `peer` and encodes its typed reply as the JSON-RPC answer; `audit` is
+/// the connection's audit memory.
+async fn respond(
+    handler: &Handler,
+    request: Request,
+    peer: &Peer,
+    audit: &mut AuditMemory,
+) -> Response {
+    let outcome = handler.answer(&request.call, peer, audit).await;
+    Response {
+        id: request.id,
+        outcome: outcome.and_then(|reply| {
+            serde_json::value::to_raw_value(&reply)
+                .map_err(|_| RpcError::new(ErrorKind::Internal, "could not encode the result"))
+        }),
     }
 }
 
