@@ -1,7 +1,7 @@
 //! The stream transports (a Unix socket today; a Windows named pipe beside it later): a
 //! [`Listener`] yields each client's byte stream with its [`Peer`](crate::peer::Peer), and one
 //! generic loop accepts connections under a limit (with eviction when it is reached, see
-//! [`slots`]) and runs each one (peer check, framing, pipelined requests, idle, line and write
+//! `slots`) and runs each one (peer check, framing, pipelined requests, idle, line and write
 //! deadlines).
 
 mod connection;
