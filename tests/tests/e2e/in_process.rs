@@ -200,3 +200,25 @@ async fn the_builder_s_clock_decides_when_an_entry_expires() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_daemon_with_no_endpoint_refuses_to_start() {
+    tokio::time::timeout(LIMIT, async {
+        let world = World::new();
+        let shutdown = CancellationToken::new();
+        let started = DaemonBuilder::new(world.config())
+            .build()
+            .await
+            .unwrap()
+            .start(Endpoints::default(), shutdown.clone())
+            .await;
+        assert!(
+            matches!(started, Err(DaemonError::NothingToServe)),
+            "{:?}",
+            started.err()
+        );
+        assert!(shutdown.is_cancelled());
+    })
+    .await
+    .unwrap();
+}

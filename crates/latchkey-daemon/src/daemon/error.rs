@@ -36,6 +36,9 @@ pub enum DaemonError {
     /// An endpoint went away while serving (the socket file was removed or replaced).
     #[error("{0}")]
     EndpointLost(String),
+    /// No endpoint was asked for (`--no-socket` where there is no D-Bus, say).
+    #[error("nothing to serve: no socket and no session bus")]
+    NothingToServe,
     /// A transport this platform does not have was asked for.
     #[error("{0} is not available on this platform")]
     Unsupported(&'static str),

@@ -135,6 +135,9 @@ impl Daemon {
         endpoints: Endpoints,
         shutdown: &CancellationToken,
     ) -> Result<Running, DaemonError> {
+        if endpoints.stream.is_none() && !endpoints.dbus {
+            return Err(DaemonError::NothingToServe);
+        }
         let service = self.handler.service().clone();
         tokio::spawn(save_unsaved_periodically(service.clone(), shutdown.clone()));
         let stream = endpoints
