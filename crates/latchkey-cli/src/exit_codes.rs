@@ -49,6 +49,8 @@ impl ExitCode {
             ClientError::NotRunning { .. } | ClientError::Bus(_) => ExitCode::Unavailable,
             ClientError::Closed => ExitCode::PermissionDenied,
             ClientError::Untrusted(_) => ExitCode::Untrusted,
+            // `--transport dbus` where there is no D-Bus.
+            ClientError::Unsupported(_) => ExitCode::Usage,
             ClientError::Daemon(e) => match e.kind() {
                 ErrorKind::NotFound => ExitCode::NotFound,
                 ErrorKind::AuthenticationRequired => ExitCode::AuthenticationRequired,

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 const SYSTEMD_SERVICE: &str = include_str!("../../../systemd/latchkeyd.service");
 const SYSTEMD_SOCKET: &str = include_str!("../../../systemd/latchkeyd.socket");
 const DBUS_SERVICE: &str = include_str!("../../../dist/dev.latchkey.Latchkey1.service");
+#[cfg(target_os = "macos")]
 const LAUNCHD_PLIST: &str = include_str!("../../../launchd/dev.latchkey.latchkeyd.plist");
 
 /// One file to write.
@@ -82,7 +83,8 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// The plan for this platform.
 pub fn plan(daemon: &Path) -> Result<Plan> {
     let dirs = directories::BaseDirs::new().context("cannot find your home folder")?;
-    if cfg!(target_os = "macos") {
+    #[cfg(target_os = "macos")]
+    {
         let path = dirs
             .home_dir()
             .join("Library/LaunchAgents/dev.latchkey.latchkeyd.plist");

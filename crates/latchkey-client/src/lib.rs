@@ -22,23 +22,18 @@
 #![deny(missing_docs)]
 
 pub mod blocking;
-mod dbus;
+mod transport;
 
 use std::path::{Path, PathBuf};
 
-use latchkey_proto::codec::{Frame, LineDecoder};
 use latchkey_proto::{
-    BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult, Id,
+    BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult,
     KeyParams, ListResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult, Metadata,
-    ProviderInfo, ProviderSecretParams, ProviderSecretResult, ProvidersResult, Request, Response,
-    Secret, SetParams, SetResult, StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
+    ProviderInfo, ProviderSecretParams, ProviderSecretResult, ProvidersResult, Secret, SetParams,
+    SetResult, StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
-
-/// Longest response line accepted (a `list` of many entries is large).
-const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+use transport::Connection;
 
 /// An error the daemon reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +87,9 @@ pub enum ClientError {
     /// What answers as latchkeyd is not this user's own: nothing was sent to it.
     #[error("refusing to talk to latchkeyd: {0}")]
     Untrusted(Untrusted),
+    /// The transport asked for does not exist on this platform (D-Bus off Linux, say).
+    #[error("{0} is not supported on this platform")]
+    Unsupported(&'static str),
 }
 
 /// Why the other end is not trusted with a request.
@@ -99,9 +97,11 @@ pub enum ClientError {
 #[non_exhaustive]
 pub enum Untrusted {
     /// The socket's folder belongs to someone else or is open to others.
+    #[cfg(unix)]
     #[error("{0}")]
     Folder(latchkey_paths::TrustError),
     /// The process listening on the socket runs as another user.
+    #[cfg(unix)]
     #[error("the process listening on {path} runs as {owner}, not as this user")]
     Peer {
         /// The socket.
@@ -110,6 +110,7 @@ pub enum Untrusted {
         owner: latchkey_paths::User,
     },
     /// The owner of the daemon's bus name runs as another user.
+    #[cfg(unix)]
     #[error("dev.latchkey.Latchkey1 on the session bus is owned by a process of {owner}, not of this user")]
     BusOwner {
         /// Its owner.
@@ -130,9 +131,9 @@ impl ClientError {
 /// Where to reach the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// This socket and nothing else.
+    /// This socket and nothing else (Unix).
     Socket(PathBuf),
-    /// The session bus and nothing else.
+    /// The session bus and nothing else (Linux; elsewhere [`ClientError::Unsupported`]).
     Dbus,
     /// The default socket if a daemon listens there, else the session bus (see
     /// [`Client::connect_auto`]).
@@ -148,108 +149,40 @@ pub enum Transport {
     Dbus,
 }
 
-#[derive(Debug)]
-enum Connection {
-    Socket {
-        stream: UnixStream,
-        decoder: LineDecoder,
-    },
-    Dbus(dbus::DbusConnection),
-}
-
 /// A connection to latchkeyd. Requests on one client are sent one at a time.
 #[derive(Debug)]
 pub struct Client {
     connection: Connection,
-    next_id: u64,
 }
 
 impl Client {
     /// Connects over the D-Bus session bus (which starts the daemon if it is activatable).
     pub async fn connect_dbus() -> Result<Self, ClientError> {
-        Ok(Self {
-            connection: Connection::Dbus(dbus::DbusConnection::session().await?),
-            next_id: 1,
-        })
+        Self::connect_to(&Target::Dbus).await
     }
 
     /// The default socket if a daemon listens there, else the session bus. When
     /// `LATCHKEY_SOCKET` names a socket, only that socket is used.
     pub async fn connect_auto() -> Result<Self, ClientError> {
-        let path = latchkey_paths::default_socket_path();
-        if std::env::var_os(latchkey_paths::SOCKET_ENV).is_some_and(|p| !p.is_empty()) {
-            return Self::connect(path).await;
-        }
-        match Self::connect(&path).await {
-            Err(not_running @ ClientError::NotRunning { .. }) => {
-                match Self::connect_dbus().await {
-                    Ok(client) => Ok(client),
-                    // No bus either: the socket's message says how to start the daemon.
-                    Err(_) => Err(not_running),
-                }
-            }
-            other => other,
-        }
+        Self::connect_to(&Target::Auto).await
     }
 
     /// Connects as `target` says, never falling back from an explicit socket or bus.
     pub async fn connect_to(target: &Target) -> Result<Self, ClientError> {
-        match target {
-            Target::Socket(path) => Self::connect(path).await,
-            Target::Dbus => Self::connect_dbus().await,
-            Target::Auto => Self::connect_auto().await,
-        }
+        Ok(Self {
+            connection: Connection::open(target).await?,
+        })
     }
 
     /// The transport in use.
     pub fn transport(&self) -> Transport {
-        match self.connection {
-            Connection::Socket { .. } => Transport::Socket,
-            Connection::Dbus(_) => Transport::Dbus,
-        }
+        self.connection.transport()
     }
 
     /// Connects to the socket at `path`, after checking that its folder and the process
     /// listening on it are this user's own.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        let path = path.as_ref();
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        latchkey_paths::check_private_dir(folder).map_err(|e| {
-            if e.is_missing() {
-                ClientError::NotRunning {
-                    path: path.to_owned(),
-                }
-            } else {
-                ClientError::Untrusted(Untrusted::Folder(e))
-            }
-        })?;
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                    ClientError::NotRunning {
-                        path: path.to_owned(),
-                    }
-                }
-                _ => ClientError::Io(e),
-            })?;
-        let owner = stream.peer_cred()?.uid();
-        if !latchkey_paths::is_own_uid(owner) {
-            return Err(ClientError::Untrusted(Untrusted::Peer {
-                path: path.to_owned(),
-                owner: latchkey_paths::User(owner),
-            }));
-        }
-        Ok(Self {
-            connection: Connection::Socket {
-                stream,
-                decoder: LineDecoder::new(MAX_RESPONSE),
-            },
-            next_id: 1,
-        })
+        Self::connect_to(&Target::Socket(path.as_ref().to_owned())).await
     }
 
     /// Connects to the default socket (`LATCHKEY_SOCKET` or the per-user runtime folder).
@@ -258,44 +191,7 @@ impl Client {
     }
 
     async fn call<T: DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let (stream, decoder) = match &mut self.connection {
-            Connection::Socket { stream, decoder } => (stream, decoder),
-            Connection::Dbus(bus) => {
-                let value = bus.call(call).await?;
-                return serde_json::from_value(value).map_err(|_| ClientError::Protocol);
-            }
-        };
-        let request = Request {
-            id: Id::from(id),
-            call,
-        };
-        stream
-            .write_all(&request.to_line())
-            .await
-            .map_err(|e| match e.kind() {
-                // The daemon hung up first (for example: it refused this user).
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
-                    ClientError::Closed
-                }
-                _ => ClientError::Io(e),
-            })?;
-        let line = read_line(stream, decoder).await?;
-        let response = Response::parse(&line).map_err(|_| ClientError::Protocol)?;
-        // An error about a request the daemon could not read (too large, say) carries a null
-        // id; requests go one at a time, so it is ours.
-        let unidentified_error = response.id == Id::Null && response.outcome.is_err();
-        if response.id != Id::from(id) && !unidentified_error {
-            return Err(ClientError::Protocol);
-        }
-        match response.outcome {
-            Ok(raw) => serde_json::from_str(raw.get()).map_err(|_| ClientError::Protocol),
-            Err(err) => Err(ClientError::Daemon(DaemonError {
-                message: err.message,
-                data: err.data,
-            })),
-        }
+        self.connection.call(call).await
     }
 
     /// The daemon's version; fails with [`ClientError::VersionMismatch`] if its protocol differs.
@@ -433,28 +329,5 @@ impl Client {
             }))
             .await?;
         Ok(result.stored)
-    }
-}
-
-async fn read_line(
-    stream: &mut UnixStream,
-    decoder: &mut LineDecoder,
-) -> Result<Vec<u8>, ClientError> {
-    let mut buf = [0u8; 8192];
-    loop {
-        match decoder.next_frame() {
-            Some(Frame::Line(line)) => return Ok(line),
-            Some(Frame::TooLong) => return Err(ClientError::Protocol),
-            None => {}
-        }
-        let n = match stream.read(&mut buf).await {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => return Err(e.into()),
-        };
-        if n == 0 {
-            return Err(ClientError::Closed);
-        }
-        decoder.feed(&buf[..n]);
     }
 }

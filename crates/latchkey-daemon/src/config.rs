@@ -170,6 +170,9 @@ pub enum ConfigError {
         /// This process's effective uid.
         me: u32,
     },
+    /// No folder for latchkey's data: no home folder, and no `LATCHKEY_DATA_DIR`.
+    #[error("cannot find a home folder for latchkey's data; set LATCHKEY_DATA_DIR")]
+    NoDataDir,
     /// Others than the owner may write the file, and so change what this daemon does.
     #[error("{path} is writable by group or others (mode {mode:04o}): run `chmod go-w {path}`")]
     Writable {
@@ -205,6 +208,7 @@ impl FileConfig {
 }
 
 /// What a path is, for a message about a config path that is not a regular file.
+#[cfg(unix)]
 fn file_type_name(file_type: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_dir() {
@@ -220,34 +224,35 @@ fn file_type_name(file_type: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Opens `path` without blocking (a FIFO would otherwise wait for a writer), checks what the
-/// open file is, then reads at most [`MAX_CONFIG_BYTES`].
-fn read_checked(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
+#[cfg(not(unix))]
+fn file_type_name(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer).
+#[cfg(unix)]
+fn open_config(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(read_error)?;
-    // The checks look at the opened file, so the path cannot be swapped in between.
-    let meta = file.metadata().map_err(read_error)?;
-    if !meta.file_type().is_file() {
-        return Err(ConfigError::NotRegular {
-            path: path.to_owned(),
-            found: file_type_name(meta.file_type()),
-        });
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
-            path: path.to_owned(),
-            size: meta.len(),
-        });
-    }
+}
+
+#[cfg(not(unix))]
+fn open_config(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Refuses a file another user owns or may write: whoever can change it changes what this
+/// daemon does.
+#[cfg(unix)]
+fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
     let me = latchkey_paths::effective_uid();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(ConfigError::Owner {
@@ -263,6 +268,39 @@ fn read_checked(path: &Path) -> Result<String, ConfigError> {
             mode,
         });
     }
+    Ok(())
+}
+
+// WINDOWS: the file's owner SID and DACL, once latchkey-paths can read them.
+#[cfg(not(unix))]
+fn check_owner(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    Ok(())
+}
+
+/// Opens `path` without blocking, checks what the open file is, then reads at most
+/// [`MAX_CONFIG_BYTES`].
+fn read_checked(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = open_config(path).map_err(read_error)?;
+    // The checks look at the opened file, so the path cannot be swapped in between.
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.file_type().is_file() {
+        return Err(ConfigError::NotRegular {
+            path: path.to_owned(),
+            found: file_type_name(meta.file_type()),
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+        });
+    }
+    check_owner(path, &meta)?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -299,7 +337,39 @@ pub struct Overrides {
     pub write_timeout_secs: Option<u64>,
 }
 
+/// The variable naming the data folder (the systemd unit sets it to its state folder).
+pub const DATA_DIR_ENV: &str = "LATCHKEY_DATA_DIR";
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "latchkey", "latchkey")
+}
+
 impl Config {
+    /// The configuration the daemon runs with: `file` if named (it must exist), else
+    /// `config.toml` in the platform's config folder if there is one, combined with `flags`.
+    /// Data goes to `LATCHKEY_DATA_DIR` if set, else the platform's data folder.
+    pub fn load(file: Option<PathBuf>, flags: Overrides) -> Result<Self, ConfigError> {
+        let dirs = project_dirs();
+        let (path, required) = match file {
+            Some(path) => (Some(path), true),
+            None => (
+                dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
+                false,
+            ),
+        };
+        let file = match path {
+            Some(path) => FileConfig::load(&path, required)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = match std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs
+                .map(|d| d.data_dir().to_owned())
+                .ok_or(ConfigError::NoDataDir)?,
+        };
+        Self::resolve(file, flags, data_dir)
+    }
+
     /// Combines defaults, the file and the flags, and checks the result.
     pub fn resolve(
         file: FileConfig,

@@ -8,16 +8,15 @@ use std::collections::HashSet;
 use latchkey_core::{EntryKey, Error, TokenService};
 use latchkey_proto::{
     Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LoginStarted,
-    LogoutResult, ProviderSecretResult, ProvidersResult, Request, Response, RpcError, SetResult,
-    StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
+    LogoutResult, ProviderSecretResult, ProvidersResult, RpcError, SetResult, StatusParams,
+    StatusResult, VersionResult, PROTOCOL_VERSION,
 };
 use serde::Serialize;
-use serde_json::value::RawValue;
 use tracing::info;
 
 use crate::connect::Connect;
-use crate::ipc::peer::Peer;
 use crate::login::{reserved, Logins};
+use crate::peer::Peer;
 
 /// The daemon's version, reported by `version` and `status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,11 +47,6 @@ pub enum Reply {
     Logout(LogoutResult),
     Providers(ProvidersResult),
     ProviderSecret(ProviderSecretResult),
-}
-
-fn encode(reply: Reply) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(&reply)
-        .map_err(|_| Error::Store("could not encode the result".into()).to_rpc())
 }
 
 /// Refuses client access to the daemon's own entries (client secrets).
@@ -247,21 +241,6 @@ impl Handler {
         })
     }
 
-    /// Runs one request for `peer` and encodes its result as JSON (the socket's answer);
-    /// `memory` is the connection's audit memory.
-    pub async fn handle(
-        &self,
-        request: Request,
-        peer: &Peer,
-        memory: &mut AuditMemory,
-    ) -> Response {
-        let outcome = self.answer(&request.call, peer, memory).await;
-        Response {
-            id: request.id,
-            outcome: outcome.and_then(encode),
-        }
-    }
-
     /// Runs one call for `peer` and audits it; the typed result, for a transport to encode.
     /// `memory` is the connection's (or D-Bus caller's) audit memory.
     pub async fn answer(
@@ -298,7 +277,8 @@ impl Handler {
             target: "latchkey::audit",
             method,
             entry = entry.as_deref().unwrap_or("-"),
-            uid = peer.uid,
+            uid = peer.user.uid(),
+            sid = peer.user.sid(),
             pid = ?peer.pid,
             exe = ?peer.exe,
             result,

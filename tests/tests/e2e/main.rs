@@ -7,6 +7,7 @@ mod concurrency;
 mod config_file;
 mod crash;
 mod dbus;
+mod in_process;
 mod install;
 mod issuer;
 mod keychain;

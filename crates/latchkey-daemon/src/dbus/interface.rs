@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use latchkey_proto::{
-    Call, GetParams, KeyParams, LoginIdParams, LoginParams, Metadata, SetParams, StatusParams,
+    Call, ErrorKind, GetParams, KeyParams, LoginIdParams, LoginParams, Metadata, SetParams,
+    StatusParams,
 };
 use serde_json::Value as Json;
 use zbus::message::Header;
@@ -15,7 +16,7 @@ use zbus::zvariant::OwnedValue;
 
 use super::LatchkeyError;
 use crate::handler::{AuditMemory, Handler, Reply, VERSION};
-use crate::ipc::peer::Peer;
+use crate::peer::{Peer, PeerUser};
 use latchkey_proto::dbus::{ConvertError, Dict};
 
 /// Callers remembered by unique name (unique names are never reused on a bus).
@@ -62,25 +63,22 @@ impl Latchkey {
             None => {
                 let dbus = zbus::fdo::DBusProxy::new(connection).await?;
                 let name = zbus::names::BusName::try_from(sender)
-                    .map_err(|e| LatchkeyError::ZBus(e.into()))?;
+                    .map_err(|e| LatchkeyError::from(zbus::Error::from(e)))?;
                 let uid = dbus
                     .get_connection_unix_user(name.clone())
                     .await
-                    .map_err(|e| LatchkeyError::ZBus(e.into()))?;
-                let pid = dbus
-                    .get_connection_unix_process_id(name)
-                    .await
-                    .ok()
-                    .and_then(|pid| i32::try_from(pid).ok());
+                    .map_err(|e| LatchkeyError::from(zbus::Error::from(e)))?;
+                let pid = dbus.get_connection_unix_process_id(name).await.ok();
                 Caller {
-                    peer: Peer::from_ids(uid, pid),
+                    peer: Peer::new(PeerUser::Uid(uid), pid),
                     audit: AuditMemory::default(),
                 }
             }
         };
         if !caller.peer.is_own_user("a D-Bus call") {
-            return Err(LatchkeyError::PermissionDenied(
-                "latchkeyd serves only its own user".into(),
+            return Err(LatchkeyError::new(
+                ErrorKind::PermissionDenied,
+                "latchkeyd serves only its own user",
             ));
         }
         Ok(caller)
@@ -102,7 +100,9 @@ impl Latchkey {
     ) -> Result<Reply, LatchkeyError> {
         let sender = header
             .sender()
-            .ok_or_else(|| LatchkeyError::PermissionDenied("the call has no sender".into()))?
+            .ok_or_else(|| {
+                LatchkeyError::new(ErrorKind::PermissionDenied, "the call has no sender")
+            })?
             .to_string();
         let mut caller = self.caller(&sender, connection).await?;
         let outcome = self
@@ -115,13 +115,13 @@ impl Latchkey {
 }
 
 fn encoded(dict: Result<Dict, ConvertError>) -> Result<Dict, LatchkeyError> {
-    dict.map_err(|e| LatchkeyError::Internal(e.to_string()))
+    dict.map_err(|e| LatchkeyError::new(ErrorKind::Internal, e.to_string()))
 }
 
 /// A record sent rarely (a login, a logout, a provider), through its JSON form.
 fn record(value: &impl serde::Serialize) -> Result<Dict, LatchkeyError> {
     let json = serde_json::to_value(value)
-        .map_err(|_| LatchkeyError::Internal("cannot encode a result".into()))?;
+        .map_err(|_| LatchkeyError::new(ErrorKind::Internal, "cannot encode a result"))?;
     encoded(latchkey_proto::dbus::to_dict(&json))
 }
 
@@ -135,12 +135,15 @@ fn entries(entries: &[Metadata]) -> Result<Vec<Dict>, LatchkeyError> {
 
 /// The handler answered with a reply of another method (a bug, never the caller's fault).
 fn mismatch() -> LatchkeyError {
-    LatchkeyError::Internal("the daemon answered with an unexpected result".into())
+    LatchkeyError::new(
+        ErrorKind::Internal,
+        "the daemon answered with an unexpected result",
+    )
 }
 
 fn from_dict(dict: &HashMap<String, OwnedValue>) -> Result<Json, LatchkeyError> {
     latchkey_proto::dbus::from_dict(dict)
-        .map_err(|e: ConvertError| LatchkeyError::InvalidRequest(e.to_string()))
+        .map_err(|e: ConvertError| LatchkeyError::new(ErrorKind::InvalidRequest, e.to_string()))
 }
 
 fn account_or_default(account: &str) -> Option<String> {
@@ -162,7 +165,7 @@ impl Latchkey {
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Dict, LatchkeyError> {
         let options = latchkey_proto::dbus::get_options(&options)
-            .map_err(|e| LatchkeyError::InvalidRequest(e.to_string()))?;
+            .map_err(|e| LatchkeyError::new(ErrorKind::InvalidRequest, e.to_string()))?;
         let params = GetParams {
             service: service.to_owned(),
             account: account_or_default(account),
@@ -186,8 +189,9 @@ impl Latchkey {
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Dict, LatchkeyError> {
         let bundle = serde_json::from_value(from_dict(&bundle)?).map_err(|_| {
-            LatchkeyError::InvalidRequest(
-                "the bundle needs a known kind and that kind's fields".into(),
+            LatchkeyError::new(
+                ErrorKind::InvalidRequest,
+                "the bundle needs a known kind and that kind's fields",
             )
         })?;
         let params = SetParams {
@@ -270,7 +274,10 @@ impl Latchkey {
             params["account"] = Json::from(account);
         }
         let params: LoginParams = serde_json::from_value(params).map_err(|_| {
-            LatchkeyError::InvalidRequest("options may hold scopes (as) and device (b)".into())
+            LatchkeyError::new(
+                ErrorKind::InvalidRequest,
+                "options may hold scopes (as) and device (b)",
+            )
         })?;
         match self.run(Call::Login(params), &header, connection).await? {
             Reply::Login(started) => record(&started),

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use error::LatchkeyError;
+pub use error::{Failure, LatchkeyError};
 pub use interface::Latchkey;
 
 use crate::handler::Handler;

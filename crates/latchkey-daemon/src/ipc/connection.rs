@@ -14,45 +14,38 @@
 
 use std::pin::Pin;
 
+use futures_util::FutureExt;
 use latchkey_proto::codec::{wipe, FrameRef, LineDecoder};
-use latchkey_proto::{Id, Request, Response, RpcError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
+use latchkey_proto::{ErrorKind, Id, Request, Response, RpcError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::peer::Peer;
 use super::slots::{Evicted, Phase, Slot};
 use crate::config::Limits;
 use crate::handler::{AuditMemory, Handler};
+use crate::peer::Peer;
 
 /// Answers are written once this many bytes of them wait (else once no request is left to
 /// answer), so a batch of pipelined requests costs one write.
 const FLUSH_AT: usize = 8 * 1024;
 
-pub(super) async fn run(
-    stream: UnixStream,
+pub(super) async fn run<S>(
+    stream: S,
+    peer: Peer,
     handler: &Handler,
     limits: Limits,
     slot: &Slot,
     shutdown: &CancellationToken,
-) {
-    let peer = match Peer::of(&stream) {
-        Ok(peer) => peer,
-        Err(err) => {
-            warn!(error = %err, "cannot read peer credentials; closing");
-            return;
-        }
-    };
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if !peer.is_own_user("a connection") {
         return;
     }
-    let (reader, writer) = stream.into_split();
     let mut connection = Connection {
-        reader,
-        writer,
+        stream,
         decoder: LineDecoder::new(limits.max_line),
         buf: vec![0u8; 16 * 1024],
         out: Vec::new(),
@@ -93,9 +86,9 @@ struct Signals<'p, 'f> {
     shutdown: Pin<&'p mut WaitForCancellationFuture<'f>>,
 }
 
-struct Connection<'a> {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+struct Connection<'a, S> {
+    /// Read and written in turn, never at once, so it needs no splitting.
+    stream: S,
     decoder: LineDecoder,
     /// Bytes as read; wiped after they are fed to the decoder.
     buf: Vec<u8>,
@@ -106,13 +99,13 @@ struct Connection<'a> {
     slot: &'a Slot,
 }
 
-impl Drop for Connection<'_> {
+impl<S> Drop for Connection<'_, S> {
     fn drop(&mut self) {
         wipe(&mut self.out);
     }
 }
 
-impl Connection<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     async fn serve(
         &mut self,
         handler: &Handler,
@@ -143,7 +136,7 @@ impl Connection<'_> {
                             // A long call (`login_wait`) must not hold up a shutdown.
                             tokio::select! {
                                 biased;
-                                response = handler.handle(request, peer, &mut audit) => response,
+                                response = respond(handler, request, peer, &mut audit) => response,
                                 () = signals.shutdown.as_mut() => return Close::Shutdown,
                             }
                         }
@@ -188,7 +181,7 @@ impl Connection<'_> {
                 return evicted.into();
             }
             let read = tokio::select! {
-                read = self.reader.read(&mut self.buf) => read,
+                read = self.stream.read(&mut self.buf) => read,
                 () = self.timer.until(deadline) => return Close::Deadline(what),
                 () = signals.evicted.as_mut() => return Close::Evicted,
                 () = signals.shutdown.as_mut() => return Close::Shutdown,
@@ -214,13 +207,13 @@ impl Connection<'_> {
             if written == self.out.len() {
                 break Ok(());
             }
-            match self.writer.try_write(&self.out[written..]) {
-                Ok(n) => written += n,
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    break self.write_slowly(written, signals).await;
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => break Err(Close::Io(err)),
+            // One try without waiting; a full socket (pending) waits in `write_slowly`.
+            match self.stream.write(&self.out[written..]).now_or_never() {
+                Some(Ok(0)) => break Err(Close::Io(std::io::ErrorKind::WriteZero.into())),
+                Some(Ok(n)) => written += n,
+                None => break self.write_slowly(written, signals).await,
+                Some(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Some(Err(err)) => break Err(Close::Io(err)),
             }
         };
         // Only the bytes used: wiping the whole capacity every time would cost more than
@@ -239,10 +232,28 @@ impl Connection<'_> {
         self.slot.enter(Phase::Writing)?;
         let deadline = Instant::now() + self.limits.write_timeout;
         tokio::select! {
-            written = self.writer.write_all(&self.out[written..]) => written.map_err(Close::Io),
+            written = self.stream.write_all(&self.out[written..]) => written.map_err(Close::Io),
             () = self.timer.until(deadline) => Err(Close::Deadline("write")),
             () = signals.evicted.as_mut() => Err(Close::Evicted),
         }
+    }
+}
+
+/// Runs one request for `peer` and encodes its typed reply as the JSON-RPC answer; `audit` is
+/// the connection's audit memory.
+async fn respond(
+    handler: &Handler,
+    request: Request,
+    peer: &Peer,
+    audit: &mut AuditMemory,
+) -> Response {
+    let outcome = handler.answer(&request.call, peer, audit).await;
+    Response {
+        id: request.id,
+        outcome: outcome.and_then(|reply| {
+            serde_json::value::to_raw_value(&reply)
+                .map_err(|_| RpcError::new(ErrorKind::Internal, "could not encode the result"))
+        }),
     }
 }
 

@@ -1,13 +1,16 @@
-//! The Unix-socket transport: binding the socket safely, accepting connections under a limit
-//! (with eviction when it is reached, see [`slots`]), and running each connection (peer check,
-//! framing, pipelined requests, idle, line and write deadlines).
+//! The stream transports (a Unix socket today; a Windows named pipe beside it later): a
+//! [`Listener`] yields each client's byte stream with its [`Peer`](crate::peer::Peer), and one
+//! generic loop accepts connections under a limit (with eviction when it is reached, see
+//! `slots`) and runs each one (peer check, framing, pipelined requests, idle, line and write
+//! deadlines).
 
-pub mod bind;
 mod connection;
-pub mod peer;
+pub mod listener;
 mod slots;
+#[cfg(unix)]
+pub mod unix;
 
-use tokio::net::UnixListener;
+pub use listener::Listener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -17,8 +20,8 @@ use crate::handler::Handler;
 
 /// Serves `listener` until `shutdown` is cancelled, then waits for open connections to finish
 /// the requests they are running.
-pub async fn serve(
-    listener: UnixListener,
+pub async fn serve<L: Listener>(
+    mut listener: L,
     handler: Handler,
     limits: Limits,
     shutdown: CancellationToken,
@@ -26,9 +29,9 @@ pub async fn serve(
     let slots = slots::Slots::new(limits.max_connections);
     let tracker = TaskTracker::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     warn!(error = %err, "accept failed");
                     // Out of descriptors or similar: give the system a moment instead of spinning.
@@ -46,7 +49,7 @@ pub async fn serve(
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            connection::run(stream, &handler, limits, &slot, &shutdown).await;
+            connection::run(stream, peer, &handler, limits, &slot, &shutdown).await;
             drop(slot);
         });
     }

@@ -1,0 +1,171 @@
+//! `latchkey doctor`: checks what latchkey depends on, one line each, and says how to fix
+//! what is wrong. It never unlocks the keyring and never starts the daemon.
+
+use std::path::Path;
+
+use latchkey_client::blocking::Client;
+use latchkey_proto::StatusParams;
+
+use crate::install;
+use crate::output::sanitize;
+
+#[cfg(target_os = "linux")]
+mod bus;
+
+/// How a check came out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, outcome: Outcome, what: &str, fix: Option<&str>) {
+        let tag = match outcome {
+            Outcome::Ok => "ok  ",
+            Outcome::Warn => "warn",
+            Outcome::Fail => {
+                self.failed = true;
+                "FAIL"
+            }
+        };
+        // Lines quote the daemon and the bus (versions, store names, errors): escaped here.
+        println!("{tag}  {}", sanitize(what));
+        if let Some(fix) = fix {
+            println!("      fix: {}", sanitize(fix));
+        }
+    }
+}
+
+/// The socket's folder must be this user's and closed to others.
+#[cfg(unix)]
+fn check_socket_folder(report: &mut Report, socket: &Path) {
+    let folder = socket.parent().unwrap_or(Path::new("."));
+    match latchkey_paths::check_private_dir(folder) {
+
+        Ok(()) => report.line(
+            Outcome::Ok,
+            &format!("the socket folder {} is private to this user", folder.display()),
+            None,
+        ),
+        Err(err) if err.is_missing() => report.line(
+            Outcome::Warn,
+            &format!("the socket folder {} does not exist yet", folder.display()),
+            Some("start latchkeyd; it creates the folder"),
+        ),
+        Err(err) => report.line(
+            Outcome::Fail,
+            &format!("the socket folder cannot be trusted: {err}"),
+            Some("latchkey will not talk through it: remove that folder (if it is not yours, ask an administrator) or set XDG_RUNTIME_DIR to a private folder"),
+        ),
+    }
+}
+
+/// Runs every check; `Err` if any failed.
+pub fn run(socket: &Path) -> anyhow::Result<()> {
+    let mut report = Report { failed: false };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    #[cfg(target_os = "linux")]
+    let facts = runtime.block_on(bus::facts(&mut report));
+    #[cfg(not(target_os = "linux"))]
+    let _ = &runtime;
+
+    #[cfg(unix)]
+    check_socket_folder(&mut report, socket);
+
+    let mut daemon_store = None;
+    match Client::connect(socket).and_then(|mut c| {
+        let version = c.version()?;
+        let status = c.status(StatusParams::default())?;
+        Ok((version, status))
+    }) {
+        Ok((version, status)) => {
+            report.line(
+                Outcome::Ok,
+                &format!("latchkeyd answers on {}", socket.display()),
+                None,
+            );
+            if version.version == env!("CARGO_PKG_VERSION") {
+                report.line(
+                    Outcome::Ok,
+                    &format!("latchkeyd and latchkey are both {}", version.version),
+                    None,
+                );
+            } else {
+                report.line(
+                    Outcome::Warn,
+                    &format!(
+                        "latchkeyd is {} but latchkey is {}",
+                        sanitize(&version.version),
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    Some(
+                        "restart latchkeyd after upgrading (`systemctl --user restart latchkeyd`)",
+                    ),
+                );
+            }
+            daemon_store = Some(status.daemon);
+        }
+        Err(err) => report.line(
+            Outcome::Fail,
+            &format!("latchkeyd does not answer on {} ({err})", socket.display()),
+            Some("start it: `latchkeyd`, or `latchkey install` to start it at login"),
+        ),
+    }
+    #[cfg(target_os = "linux")]
+    bus::daemon_on_bus(&mut report, facts.as_ref());
+    if let Some(daemon) = daemon_store {
+        if daemon.persistent {
+            report.line(
+                Outcome::Ok,
+                &format!("store: {}", sanitize(&daemon.store)),
+                None,
+            );
+        } else {
+            report.line(
+                Outcome::Warn,
+                &format!(
+                    "store: {} (entries are lost when latchkeyd stops)",
+                    sanitize(&daemon.store)
+                ),
+                Some("make a Secret Service available, then restart latchkeyd"),
+            );
+        }
+    }
+
+    match install::find_daemon(None).and_then(|daemon| install::plan(&daemon)) {
+        Ok(plan) => {
+            let missing: Vec<String> = plan
+                .files
+                .iter()
+                .filter(|f| !f.path.exists())
+                .map(|f| f.path.display().to_string())
+                .collect();
+            if missing.is_empty() {
+                report.line(Outcome::Ok, "start-at-login files are installed", None);
+            } else {
+                report.line(
+                    Outcome::Warn,
+                    &format!("start-at-login files are missing: {}", missing.join(", ")),
+                    Some("run `latchkey install`"),
+                );
+            }
+        }
+        Err(err) => report.line(
+            Outcome::Warn,
+            &format!("cannot check the start-at-login files ({err:#})"),
+            None,
+        ),
+    }
+    if report.failed {
+        anyhow::bail!("some checks failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The daemon as a library: [`DaemonBuilder`] takes the configuration and, where a caller
+//! wants its own, the store, the clock and the refresher, and builds a [`Daemon`];
+//! [`Daemon::start`] opens the [`Endpoints`] and serves them until the shutdown token is
+//! cancelled, [`Running::wait`] then drains connections and saves what only memory holds.
+//! `main.rs` and the in-process tests run the daemon the same way.
+
+#[cfg(target_os = "linux")]
+mod bus;
+mod endpoints;
+mod error;
+
+use std::sync::Arc;
+
+use latchkey_core::{Clock, Refresher, Store, SystemClock, TokenService};
+use latchkey_oauth::OAuth;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use endpoints::{Endpoints, StreamEndpoint};
+pub use error::DaemonError;
+
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::login::{Logins, Problems, StoredClientSecrets};
+
+/// Builds a [`Daemon`]. Everything but the configuration has a default: the store named by
+/// the configuration (`auto` picks one), the system clock, and OAuth refreshing through the
+/// configured providers.
+pub struct DaemonBuilder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    clock: Arc<dyn Clock>,
+    refresher: Option<Arc<dyn Refresher>>,
+}
+
+impl DaemonBuilder {
+    /// A daemon configured by `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            store: None,
+            clock: Arc::new(SystemClock),
+            refresher: None,
+        }
+    }
+
+    /// Keeps entries in `store` instead of the one the configuration names.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Tells time by `clock`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Refreshes OAuth entries through `refresher` instead of the configured providers
+    /// (logins still use the configured providers).
+    pub fn refresher(mut self, refresher: Arc<dyn Refresher>) -> Self {
+        self.refresher = Some(refresher);
+        self
+    }
+
+    /// Makes the data folder private, opens the store and reads its entries. Must run inside
+    /// a tokio runtime.
+    pub async fn build(self) -> Result<Daemon, DaemonError> {
+        let config = self.config;
+        private_data_dir(&config.data_dir)?;
+        let (store, reason) = match self.store {
+            Some(store) => (store, "given by the caller".to_owned()),
+            None => open_store(&config).await?,
+        };
+        let (oauth, problems) = oauth(&config)?;
+        let refresher = match self.refresher {
+            Some(refresher) => Some(refresher),
+            None => oauth.clone().map(|o| o as Arc<dyn Refresher>),
+        };
+        let service = TokenService::open_with_refresher(store, self.clock, refresher)
+            .await
+            .map_err(DaemonError::Entries)?;
+        if let Some(oauth) = &oauth {
+            oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
+        }
+        let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
+        Ok(Daemon {
+            handler: Handler::new(service, logins),
+            config,
+            reason,
+        })
+    }
+}
+
+/// A daemon ready to serve: its handler over an open store.
+pub struct Daemon {
+    handler: Handler,
+    config: Config,
+    /// Why this store, for the start-up log.
+    reason: String,
+}
+
+impl Daemon {
+    /// The handler every transport shares.
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+
+    /// Serves `endpoints` until `shutdown` is cancelled (or an endpoint is lost), then drains
+    /// connections and saves what only memory holds: [`Daemon::start`] then [`Running::wait`].
+    pub async fn serve(
+        self,
+        endpoints: Endpoints,
+        shutdown: CancellationToken,
+    ) -> Result<(), DaemonError> {
+        self.start(endpoints, shutdown).await?.wait().await
+    }
+
+    /// Opens `endpoints` and starts serving them; when it returns, clients can connect. A
+    /// start that fails cancels `shutdown`, so whatever did start stops.
+    pub async fn start(
+        self,
+        endpoints: Endpoints,
+        shutdown: CancellationToken,
+    ) -> Result<Running, DaemonError> {
+        let started = self.start_endpoints(endpoints, &shutdown).await;
+        if started.is_err() {
+            shutdown.cancel();
+        }
+        started
+    }
+
+    async fn start_endpoints(
+        self,
+        endpoints: Endpoints,
+        shutdown: &CancellationToken,
+    ) -> Result<Running, DaemonError> {
+        if endpoints.stream.is_none() && !endpoints.dbus {
+            return Err(DaemonError::NothingToServe);
+        }
+        let service = self.handler.service().clone();
+        tokio::spawn(save_unsaved_periodically(service.clone(), shutdown.clone()));
+        let stream = endpoints
+            .stream
+            .map(|endpoint| endpoint.open(&self.handler, self.config.limits, shutdown))
+            .transpose()?;
+        let store = service.store_info();
+        #[cfg(target_os = "linux")]
+        let (bus, bus_state) = if endpoints.dbus {
+            let mut bus = bus::Bus::start(&self.handler, store.name, shutdown);
+            let state = bus.settle(stream.is_some(), shutdown).await?;
+            (Some(bus), bus::Bus::describe(state))
+        } else {
+            (None, "off")
+        };
+        #[cfg(not(target_os = "linux"))]
+        let bus_state = if endpoints.dbus {
+            return Err(DaemonError::Unsupported("D-Bus"));
+        } else {
+            "off"
+        };
+        crate::platform::notify_ready();
+        info!(
+            version = crate::handler::VERSION,
+            socket = stream.as_ref().map_or("off", |s| s.name.as_str()),
+            dbus = bus_state,
+            store = store.name,
+            reason = %self.reason,
+            entries = store.entries,
+            "latchkeyd is serving"
+        );
+        // Entries served from the index are checked against the keychain in the background.
+        tokio::spawn(async move { service.reconcile().await });
+        Ok(Running {
+            handler: self.handler,
+            stream,
+            #[cfg(target_os = "linux")]
+            bus,
+            shutdown: shutdown.clone(),
+        })
+    }
+}
+
+/// A daemon that serves; see [`Running::wait`].
+pub struct Running {
+    handler: Handler,
+    stream: Option<endpoints::Serving>,
+    #[cfg(target_os = "linux")]
+    bus: Option<bus::Bus>,
+    shutdown: CancellationToken,
+}
+
+impl Running {
+    /// The handler every transport shares.
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+
+    /// Serves until shutdown is cancelled (or the socket file is lost, which cancels it),
+    /// waits for open connections to finish their requests, gives refreshed tokens only
+    /// memory holds a last chance to reach the store, and says why it stopped if it failed.
+    pub async fn wait(mut self) -> Result<(), DaemonError> {
+        let lost = match &self.stream {
+            Some(stream) => stream.watch(&self.shutdown).await,
+            None => {
+                self.shutdown.cancelled().await;
+                None
+            }
+        };
+        if let Some(stream) = &mut self.stream {
+            stream.drain().await;
+        }
+        #[cfg(target_os = "linux")]
+        let bus_failed = match self.bus.take() {
+            Some(bus) => bus.finish().await,
+            None => None,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let bus_failed: Option<DaemonError> = None;
+        let left = self.handler.service().save_unsaved().await;
+        if left > 0 {
+            warn!(
+                entries = left,
+                "refreshed tokens the keychain refused are lost at shutdown; those entries will need a login"
+            );
+        }
+        // The socket file goes now, after the last answer.
+        drop(self.stream.take());
+        if let Some(err) = bus_failed {
+            return Err(err);
+        }
+        if let Some(reason) = lost {
+            return Err(DaemonError::EndpointLost(reason));
+        }
+        info!("latchkeyd stopped");
+        Ok(())
+    }
+}
+
+/// Creates the data folder, refusing one others could change.
+fn private_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
+    let refused = |source: Box<dyn std::error::Error + Send + Sync>| DaemonError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    #[cfg(unix)]
+    let made = latchkey_paths::create_private_dir(dir).map_err(|e| refused(e.into()));
+    // WINDOWS: the folder under the user's profile; an ACL check belongs in latchkey-paths.
+    #[cfg(not(unix))]
+    let made = std::fs::create_dir_all(dir).map_err(|e| refused(e.into()));
+    made
+}
+
+/// The store the configuration names, and why it was chosen.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, String), DaemonError> {
+    let selection = latchkey_store::open(config.backend, config.data_dir.clone())
+        .await
+        .map_err(DaemonError::Store)?;
+    if selection.fallback {
+        warn!(
+            reason = %selection.reason,
+            "no keychain available: entries are kept IN MEMORY ONLY and are lost when latchkeyd stops"
+        );
+    }
+    Ok((selection.store, selection.reason))
+}
+
+/// The OAuth client for the configured providers (none configured: no refreshing or
+/// logins), and the providers whose settings were refused, with why.
+fn oauth(config: &Config) -> Result<(Option<Arc<OAuth>>, Problems), DaemonError> {
+    let mut providers = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, spec) in &config.providers {
+        match latchkey_oauth::Provider::from_spec(name, spec) {
+            Ok(provider) => {
+                providers.insert(name.clone(), provider);
+            }
+            Err(err) => {
+                warn!(provider = %name, error = %err, "provider not usable");
+                problems.push((name.clone(), err.to_string()));
+            }
+        }
+    }
+    if providers.is_empty() {
+        return Ok((None, problems));
+    }
+    info!(
+        providers = providers.len(),
+        "OAuth providers configured for logins and refreshing"
+    );
+    let oauth = OAuth::with_timeout(providers, config.http_timeout).map_err(DaemonError::OAuth)?;
+    Ok((Some(Arc::new(oauth)), problems))
+}
+
+/// Writes again, every few seconds, refreshed tokens the keychain refused to save.
+async fn save_unsaved_periodically(service: TokenService, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                service.save_unsaved().await;
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

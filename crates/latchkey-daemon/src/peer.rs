@@ -1,0 +1,139 @@
+//! Who is on the other end of a request, in a form every transport shares: the user (a uid on
+//! Unix, a user SID on Windows), the process id and the executable where the platform tells
+//! them. Each transport fills a [`Peer`] its own way (socket peer credentials, the bus's
+//! credentials for a caller, a named pipe client's process token); the handler audits it and
+//! [`Peer::is_own_user`] decides whether it is served.
+
+use std::fmt;
+
+/// The user a peer runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerUser {
+    /// A Unix user id (socket peer credentials, D-Bus `GetConnectionUnixUser`).
+    Uid(u32),
+    /// A Windows user SID in its string form (`S-1-5-21-...`), from the client's process token.
+    Sid(String),
+}
+
+impl PeerUser {
+    /// The uid, for a Unix peer.
+    pub fn uid(&self) -> Option<u32> {
+        match self {
+            PeerUser::Uid(uid) => Some(*uid),
+            PeerUser::Sid(_) => None,
+        }
+    }
+
+    /// The SID, for a Windows peer.
+    pub fn sid(&self) -> Option<&str> {
+        match self {
+            PeerUser::Uid(_) => None,
+            PeerUser::Sid(sid) => Some(sid),
+        }
+    }
+
+    /// Whether this is the user the daemon runs as. A kind of identity the platform does not
+    /// have (a SID on Unix, a uid on Windows) is never this user.
+    pub fn is_current(&self) -> bool {
+        match self {
+            #[cfg(unix)]
+            PeerUser::Uid(uid) => latchkey_paths::is_own_uid(*uid),
+            // WINDOWS: compare with `latchkey_paths::current_user_sid()` (the daemon process
+            // token's user SID) once latchkey-paths has it; until then no SID is trusted.
+            #[cfg(windows)]
+            PeerUser::Sid(_) => false,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for PeerUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerUser::Uid(uid) => write!(f, "uid {uid}"),
+            PeerUser::Sid(sid) => write!(f, "{sid}"),
+        }
+    }
+}
+
+/// The peer of a connection or a bus call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The user it runs as.
+    pub user: PeerUser,
+    /// Its process id, where the platform reports one.
+    pub pid: Option<u32>,
+    /// Its executable, where it can be read.
+    pub exe: Option<String>,
+}
+
+impl Peer {
+    /// A peer known by its user and process id; its executable is looked up from the pid.
+    pub fn new(user: PeerUser, pid: Option<u32>) -> Peer {
+        Peer {
+            user,
+            pid,
+            exe: pid.and_then(executable),
+        }
+    }
+
+    /// Whether this peer is the daemon's own user. A peer that is not gets an audit line
+    /// (`what` says what was refused: "a connection", "a D-Bus call").
+    pub fn is_own_user(&self, what: &str) -> bool {
+        if self.user.is_current() {
+            return true;
+        }
+        tracing::warn!(
+            target: "latchkey::audit",
+            uid = self.user.uid(),
+            sid = self.user.sid(),
+            pid = ?self.pid,
+            exe = ?self.exe,
+            result = "permission_denied",
+            "refused {what} from another user"
+        );
+        false
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn executable(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn executable(_pid: u32) -> Option<String> {
+    None
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_user_s_uid_is_the_current_user() {
+        let me = latchkey_paths::effective_uid();
+        assert!(PeerUser::Uid(me).is_current());
+        let other = if me == 65534 { 65533 } else { 65534 };
+        assert!(!PeerUser::Uid(other).is_current());
+        // A SID names no Unix user.
+        assert!(!PeerUser::Sid("S-1-5-21-1-2-3-1001".into()).is_current());
+    }
+
+    #[test]
+    fn a_peer_refused_or_served_by_its_user() {
+        let me = latchkey_paths::effective_uid();
+        let own = Peer::new(PeerUser::Uid(me), Some(std::process::id()));
+        assert!(own.is_own_user("a test connection"));
+        assert_eq!(own.user.uid(), Some(me));
+        assert_eq!(own.user.sid(), None);
+        #[cfg(target_os = "linux")]
+        assert!(own.exe.is_some(), "the executable is read from /proc");
+        let stranger = Peer::new(PeerUser::Sid("S-1-5-21-1-2-3-1001".into()), None);
+        assert!(!stranger.is_own_user("a test connection"));
+        assert_eq!(stranger.user.to_string(), "S-1-5-21-1-2-3-1001");
+    }
+}
