@@ -644,3 +644,32 @@ pub fn raw_exchange(socket: &Path, bytes: &[u8], lines: usize) -> Vec<serde_json
         })
         .collect()
 }
+
+/// One open socket connection for request after request, so that two calls follow each other
+/// by one round trip (no process start in between: for checks that run inside a short window).
+pub struct RawConnection {
+    reader: BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl RawConnection {
+    /// Connects to `socket`.
+    pub fn open(socket: &Path) -> Self {
+        let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+        stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+        Self {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends one request line (a newline is added) and reads its response.
+    pub fn call(&mut self, request: &str) -> serde_json::Value {
+        let stream = self.reader.get_mut();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(b"\n").unwrap();
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .expect("read a response line");
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line:?}"))
+    }
+}

@@ -7,10 +7,12 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 
 use latchkey_tests::oauth_server::{Fault, TokenServer};
-use latchkey_tests::{stderr, stdout, Daemon, TestEnv, START_TIMEOUT};
+use latchkey_tests::{stderr, stdout, Daemon, RawConnection, TestEnv, START_TIMEOUT};
 use serde_json::Value;
 
 const EXPIRED: &str = r#"{"kind":"oauth2","access_token":"ATOKEN-0","refresh_token":"RTOKEN-0","expires_at":"2001-01-01T00:00:00Z","scopes":["repo"],"provider":"test"}"#;
+/// A `get` of the entry `api` as one request line.
+const GET_API: &str = r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"api"}}"#;
 
 fn daemon_with_provider(env: &TestEnv, server: &TokenServer, log: &str) -> Daemon {
     let config = env.root().join("config.toml");
@@ -118,8 +120,14 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
             .status
             .success());
         server.fail_next(std::slice::from_ref(&fault));
-        let out = env.cli(s, &["get", "api", "--json"], "");
-        assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
+        // One connection for both gets: the second must land inside the ~1 s cool-down the
+        // first starts, however loaded the machine (no process start between them).
+        let mut conn = RawConnection::open(s);
+        let first = conn.call(GET_API);
+        assert_eq!(
+            first["error"]["data"]["kind"], "refresh_failed",
+            "{fault:?}"
+        );
         assert_eq!(
             stored_document(&env)["refresh_token"],
             "RTOKEN-0",
@@ -127,8 +135,11 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
         );
         // During the cool-down the provider is not asked again.
         let before = server.refresh_requests();
-        let out = env.cli(s, &["get", "api"], "");
-        assert_eq!(out.status.code(), Some(9), "{fault:?}: {}", stderr(&out));
+        let second = conn.call(GET_API);
+        assert_eq!(
+            second["error"]["data"]["kind"], "refresh_failed",
+            "{fault:?}"
+        );
         assert_eq!(server.refresh_requests(), before, "{fault:?}");
     }
     assert!(env
@@ -154,18 +165,17 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
         .status
         .success());
     server.fail_next(&[Fault::Status(500), Fault::Status(500), Fault::Status(500)]);
-    let raw = latchkey_tests::raw_exchange(
-        s,
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"api\"}}\n",
-        1,
-    );
-    assert_eq!(raw[0]["error"]["data"]["kind"], "refresh_failed");
-    assert_eq!(raw[0]["error"]["data"]["retryable"], true);
+    let mut conn = RawConnection::open(s);
+    let raw = conn.call(GET_API);
+    assert_eq!(raw["error"]["data"]["kind"], "refresh_failed");
+    assert_eq!(raw["error"]["data"]["retryable"], true);
     assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
 
-    // During the cool-down after that failure the provider is not asked again.
+    // During the cool-down after that failure the provider is not asked again (asked on the
+    // same connection, so it lands inside the cool-down however loaded the machine).
     let requests = server.refresh_requests();
-    assert_eq!(env.cli(s, &["get", "api"], "").status.code(), Some(9));
+    let again = conn.call(GET_API);
+    assert_eq!(again["error"]["data"]["kind"], "refresh_failed");
     assert_eq!(server.refresh_requests(), requests);
 
     // invalid_grant (after a new set, which ends the cool-down): needs_login, remembered, and
