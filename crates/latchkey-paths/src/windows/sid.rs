@@ -27,7 +27,12 @@ pub fn current_user_sid() -> Result<String, TrustError> {
 /// user's SID (see [`pipe_name_for_sid`](crate::pipe_name_for_sid) for why a SID).
 pub fn default_pipe_name() -> Result<String, TrustError> {
     match std::env::var_os(PIPE_ENV).filter(|v| !v.is_empty()) {
-        Some(value) => parse_pipe_name(&value.to_string_lossy()),
+        Some(value) => match value.to_str() {
+            Some(text) => parse_pipe_name(text),
+            None => Err(TrustError::BadPipeName(
+                value.to_string_lossy().into_owned(),
+            )),
+        },
         None => pipe_name_for_sid(&current_user_sid()?),
     }
 }
