@@ -1,4 +1,5 @@
-//! latchkey's OAuth 2.0 I/O with providers, on the `oauth2` crate over `reqwest` with rustls.
+//! latchkey's OAuth 2.0 I/O with providers, on the `oauth2` crate over `reqwest` with rustls
+//! (on Apple targets, the system's TLS through `native-tls`).
 //!
 //! [`OAuth`] holds the configured [`Provider`]s and does everything that talks to them:
 //! refreshing (it implements the core's [`Refresher`]: bounded retries with backoff and

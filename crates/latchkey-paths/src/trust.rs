@@ -8,49 +8,9 @@
 
 use std::fmt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Why a path is not trusted.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TrustError {
-    /// The path belongs to another user.
-    #[error("{path} belongs to {owner}, not to this user ({us}); latchkey only uses folders of its own user")]
-    NotOwned {
-        /// The path checked.
-        path: PathBuf,
-        /// Who owns it.
-        owner: User,
-        /// Who we are.
-        us: User,
-    },
-    /// Group or other users may write into the path.
-    #[error("{path} can be changed by other users (mode {mode:04o}); fix: chmod go-w '{path}'")]
-    OpenToOthers {
-        /// The path checked.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// The path is not a folder.
-    #[error("{0} is not a folder")]
-    NotAFolder(PathBuf),
-    /// The path could not be examined.
-    #[error("cannot examine {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-impl TrustError {
-    /// Whether the path does not exist at all (nothing to trust or distrust yet).
-    pub fn is_missing(&self) -> bool {
-        matches!(self, TrustError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-    }
-}
+use crate::TrustError;
 
 /// A uid, shown with its name when the system knows one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
