@@ -7,11 +7,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const SYSTEMD_SERVICE: &str = include_str!("../../../systemd/latchkeyd.service");
-const SYSTEMD_SOCKET: &str = include_str!("../../../systemd/latchkeyd.socket");
-const DBUS_SERVICE: &str = include_str!("../../../dist/dev.latchkey.Latchkey1.service");
-#[cfg(target_os = "macos")]
-const LAUNCHD_PLIST: &str = include_str!("../../../launchd/dev.latchkey.latchkeyd.plist");
+#[cfg(any(target_os = "macos", test))]
+pub(crate) mod launchd;
+#[cfg(not(target_os = "macos"))]
+mod systemd;
 
 /// One file to write.
 pub struct File {
@@ -63,17 +62,21 @@ pub fn find_daemon(explicit: Option<&Path>) -> Result<PathBuf> {
     on_path.context("cannot find latchkeyd next to latchkey or on PATH; pass --daemon PATH")
 }
 
-fn render(template: &str, daemon: &Path) -> String {
-    let home = directories::BaseDirs::new()
-        .map(|d| d.home_dir().display().to_string())
-        .unwrap_or_default();
+/// The real paths the templates name, found once for this user.
+struct Paths<'a> {
+    daemon: &'a Path,
+    socket: PathBuf,
+    home: PathBuf,
+}
+
+/// `template` with `@LATCHKEYD@`, `@SOCKET@` and `@HOME@` replaced, each value passed through
+/// `escape` first (plists are XML; unit files take paths as they are).
+fn render(template: &str, paths: &Paths<'_>, escape: fn(&str) -> String) -> String {
+    let text = |path: &Path| escape(&path.display().to_string());
     template
-        .replace("@LATCHKEYD@", &daemon.display().to_string())
-        .replace(
-            "@SOCKET@",
-            &latchkey_paths::default_socket_path().display().to_string(),
-        )
-        .replace("@HOME@", &home)
+        .replace("@LATCHKEYD@", &text(paths.daemon))
+        .replace("@SOCKET@", &text(&paths.socket))
+        .replace("@HOME@", &text(&paths.home))
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -83,62 +86,23 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// The plan for this platform.
 pub fn plan(daemon: &Path) -> Result<Plan> {
     let dirs = directories::BaseDirs::new().context("cannot find your home folder")?;
+    let paths = Paths {
+        daemon,
+        socket: latchkey_paths::default_socket_path(),
+        home: dirs.home_dir().to_owned(),
+    };
     #[cfg(target_os = "macos")]
-    {
-        let path = dirs
-            .home_dir()
-            .join("Library/LaunchAgents/dev.latchkey.latchkeyd.plist");
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
-        let target = format!("gui/{uid}");
-        let shown = path.display().to_string();
-        return Ok(Plan {
-            files: vec![File {
-                path,
-                contents: render(LAUNCHD_PLIST, daemon),
-            }],
-            enable: vec![strings(&["launchctl", "bootstrap", &target, &shown])],
-            disable: vec![strings(&["launchctl", "bootout", &target, &shown])],
-        });
-    }
-    let units = dirs.config_dir().join("systemd/user");
-    Ok(Plan {
-        files: vec![
-            File {
-                path: units.join("latchkeyd.service"),
-                contents: render(SYSTEMD_SERVICE, daemon),
-            },
-            File {
-                path: units.join("latchkeyd.socket"),
-                contents: render(SYSTEMD_SOCKET, daemon),
-            },
-            File {
-                path: dirs
-                    .data_dir()
-                    .join("dbus-1/services/dev.latchkey.Latchkey1.service"),
-                contents: render(DBUS_SERVICE, daemon),
-            },
-        ],
-        enable: vec![
-            strings(&["systemctl", "--user", "daemon-reload"]),
-            strings(&[
-                "systemctl",
-                "--user",
-                "enable",
-                "--now",
-                "latchkeyd.socket",
-                "latchkeyd.service",
-            ]),
-        ],
-        disable: vec![strings(&[
-            "systemctl",
-            "--user",
-            "disable",
-            "--now",
-            "latchkeyd.service",
-            "latchkeyd.socket",
-        ])],
-    })
+    return Ok(launchd::plan(&paths, launchd::current_uid()));
+    #[cfg(not(target_os = "macos"))]
+    Ok(systemd::plan(&dirs, &paths))
+}
+
+/// How to restart a running latchkeyd after an upgrade, for this platform's service manager.
+pub fn restart_hint() -> String {
+    #[cfg(target_os = "macos")]
+    return launchd::restart_command(launchd::current_uid());
+    #[cfg(not(target_os = "macos"))]
+    systemd::RESTART.to_owned()
 }
 
 /// Whether the service manager these commands talk to is running for this user.

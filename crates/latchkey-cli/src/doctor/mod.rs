@@ -11,6 +11,15 @@ use crate::output::sanitize;
 
 #[cfg(target_os = "linux")]
 mod bus;
+#[cfg(target_os = "macos")]
+mod launchd;
+
+/// What makes `auto` choose a store that keeps entries, on this platform.
+#[cfg(target_os = "linux")]
+const PERSISTENT_STORE_FIX: &str = "make a Secret Service available, then restart latchkeyd";
+#[cfg(not(target_os = "linux"))]
+const PERSISTENT_STORE_FIX: &str =
+    "start latchkeyd with `--store auto` (the platform keychain), not `--store memory`";
 
 /// How a check came out.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,9 +115,10 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
                         sanitize(&version.version),
                         env!("CARGO_PKG_VERSION")
                     ),
-                    Some(
-                        "restart latchkeyd after upgrading (`systemctl --user restart latchkeyd`)",
-                    ),
+                    Some(&format!(
+                        "restart latchkeyd after upgrading (`{}`)",
+                        install::restart_hint()
+                    )),
                 );
             }
             daemon_store = Some(status.daemon);
@@ -135,7 +145,7 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
                     "store: {} (entries are lost when latchkeyd stops)",
                     sanitize(&daemon.store)
                 ),
-                Some("make a Secret Service available, then restart latchkeyd"),
+                Some(PERSISTENT_STORE_FIX),
             );
         }
     }
@@ -164,6 +174,8 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
             None,
         ),
     }
+    #[cfg(target_os = "macos")]
+    launchd::agent_loaded(&mut report);
     if report.failed {
         anyhow::bail!("some checks failed");
     }
