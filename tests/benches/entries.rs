@@ -10,7 +10,7 @@
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench entries`.
 //! `LATCHKEY_BENCH_ENTRIES` sets the full count (default 10000 for memory, 1000 for the keyring:
 //! filling gnome-keyring costs about 0.1 s a `set` at that size, and grows), `LATCHKEY_BENCH_STORES` the
-//! stores (default `secret-service,memory`), `LATCHKEY_BENCH_LATCHKEYD` another `latchkeyd`
+//! stores (default `secret-service,memory` on Linux, `memory` elsewhere), `LATCHKEY_BENCH_LATCHKEYD` another `latchkeyd`
 //! binary to measure (an older build, say), `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter
 //! (default `warn,latchkeyd=info`: no audit line per request).
 
@@ -194,14 +194,20 @@ fn measure(
     }
 }
 
+/// A bare world for the memory store, a keyring on a private bus for the others (Linux).
+fn env_for(store: &str) -> TestEnv {
+    if store == "memory" {
+        return TestEnv::bare();
+    }
+    #[cfg(target_os = "linux")]
+    return TestEnv::with_keyring();
+    #[cfg(not(target_os = "linux"))]
+    panic!("the {store} store needs gnome-keyring (Linux); set LATCHKEY_BENCH_STORES=memory")
+}
+
 fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Vec<Row> {
-    let env = if store == "memory" {
-        TestEnv::bare()
-    } else {
-        TestEnv::with_keyring()
-    };
     let bench = Bench {
-        env,
+        env: env_for(store),
         latchkeyd: std::env::var_os("LATCHKEY_BENCH_LATCHKEYD")
             .map(PathBuf::from)
             .unwrap_or_else(|| bin("latchkeyd")),
@@ -249,8 +255,12 @@ fn main() {
     let total: Option<usize> = std::env::var("LATCHKEY_BENCH_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok());
-    let stores =
-        std::env::var("LATCHKEY_BENCH_STORES").unwrap_or_else(|_| "secret-service,memory".into());
+    let default_stores = if cfg!(target_os = "linux") {
+        "secret-service,memory"
+    } else {
+        "memory"
+    };
+    let stores = std::env::var("LATCHKEY_BENCH_STORES").unwrap_or_else(|_| default_stores.into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,8 +6,8 @@
 //!   (or `ping` for a connection that sent only `ping`), and answers each JSON request with a
 //!   plausible result, so a trusting client would go on to send its secrets.
 //! - `connect PATH LINE`: sends LINE to the socket and prints the answer, or `closed`.
-//! - `bus ADDRESS`: owns `dev.latchkey.Latchkey1` on that bus and prints `call MEMBER` for
-//!   every method call it receives.
+//! - `bus ADDRESS` (Linux): owns `dev.latchkey.Latchkey1` on that bus and prints `call MEMBER`
+//!   for every method call it receives.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +24,7 @@ fn main() {
     {
         ["serve", path] => serve(path),
         ["connect", path, line] => connect(path, line),
+        #[cfg(target_os = "linux")]
         ["bus", address] => bus(address),
         _ => {
             eprintln!("usage: latchkey-test-peer serve PATH | connect PATH LINE | bus ADDRESS");
@@ -101,6 +102,7 @@ fn connect(path: &str, line: &str) {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn bus(address: &str) {
     use futures_util::StreamExt;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -3,10 +3,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+#[cfg(target_os = "linux")]
 use latchkey_tests::users::OtherUser;
 use latchkey_tests::{stderr, stdout, TestEnv};
 use serde_json::Value;
 
+// Linux: the Secret Service, the session bus and `useradd` are Linux parts.
+#[cfg(target_os = "linux")]
 #[test]
 fn without_a_keychain_auto_falls_back_to_memory_loudly() {
     let env = TestEnv::bare();
@@ -29,6 +32,8 @@ fn without_a_keychain_auto_falls_back_to_memory_loudly() {
     );
 }
 
+// Linux: the Secret Service, the session bus and `useradd` are Linux parts.
+#[cfg(target_os = "linux")]
 #[test]
 fn explicit_secret_service_without_one_is_an_error() {
     let env = TestEnv::bare();
@@ -192,6 +197,8 @@ fn exit_codes_follow_error_kinds() {
     assert!(stderr(&again).contains("nothing to remove"));
 }
 
+// Linux: the Secret Service, the session bus and `useradd` are Linux parts.
+#[cfg(target_os = "linux")]
 #[test]
 fn another_user_is_disconnected_before_being_read() {
     let Some(other) = OtherUser::create() else {

@@ -4,8 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use latchkey_tests::{bin, require_program, stderr, stdout, TestEnv};
+#[cfg(target_os = "linux")]
+use latchkey_tests::{bin, TestEnv};
+use latchkey_tests::{require_program, stderr, stdout};
 
+#[cfg(target_os = "linux")]
 fn latchkey(env: &TestEnv, args: &[&str]) -> std::process::Output {
     env.command(&bin("latchkey"))
         .env_remove("XDG_CONFIG_HOME")
@@ -15,6 +18,7 @@ fn latchkey(env: &TestEnv, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+#[cfg(target_os = "linux")]
 /// Splits `install --print` output into (path, contents) pairs.
 fn printed_files(text: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Vec::new();
@@ -31,6 +35,7 @@ fn printed_files(text: &str) -> Vec<(String, String)> {
     files
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn install_writes_what_it_prints_and_systemd_accepts_it() {
     require_program("systemd-analyze", "systemd");
@@ -138,6 +143,7 @@ print("ok")
     assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn doctor_explains_what_is_missing_and_what_is_fine() {
     // Nothing running, no bus: a failing report with fixes.

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use latchkey_tests::oauth_server::TokenServer;
-use latchkey_tests::{http, Daemon, TestEnv, START_TIMEOUT};
+use latchkey_tests::{Daemon, TestEnv, START_TIMEOUT};
 use serde_json::{json, Value};
 
 /// One socket connection that sends a request line and reads its answer.
@@ -95,6 +95,7 @@ pub(crate) fn daemon_with_config(env: &TestEnv, config: &str, log: &str) -> Daem
     env.start_daemon_with(&["--config", path.to_str().unwrap()], &[("RUST_LOG", log)])
 }
 
+#[cfg(target_os = "linux")]
 /// Starts a browser login, plays the browser through the test server's consent and the
 /// daemon's loopback callback, and returns `login_wait`'s entry.
 pub(crate) fn browser_login(rpc: &mut Rpc, provider: &str, account: Option<&str>) -> Value {
@@ -106,7 +107,7 @@ pub(crate) fn browser_login(rpc: &mut Rpc, provider: &str, account: Option<&str>
     let url = started["authorization_url"]
         .as_str()
         .unwrap_or_else(|| panic!("no authorization_url: {started}"));
-    let hops = http::follow(url, 4);
+    let hops = latchkey_tests::http::follow(url, 4);
     let last = hops.last().unwrap();
     assert_eq!(last.status, 200, "the login did not complete: {hops:?}");
     let done = rpc.ok("login_wait", json!({ "login_id": started["login_id"] }));

@@ -1,0 +1,612 @@
+//! The latency benchmark on Linux, where its D-Bus comparisons and gnome-keyring exist.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey_proto::{Call, GetParams, Id, Request};
+use latchkey_tests::{bin, TestEnv};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::instructions;
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    ops: f64,
+}
+
+fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        ops: samples.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+/// One connection doing `count` sequential round trips of `line`; returns each latency.
+async fn client(socket: PathBuf, line: Arc<Vec<u8>>, count: usize) -> Vec<Duration> {
+    let stream = UnixStream::connect(&socket).await.expect("connect");
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut response = String::new();
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        writer.write_all(&line).await.unwrap();
+        response.clear();
+        reader.read_line(&mut response).await.unwrap();
+        samples.push(started.elapsed());
+        assert!(!response.contains("\"error\""), "{response}");
+    }
+    samples
+}
+
+async fn measure(socket: &Path, line: &Arc<Vec<u8>>, clients: usize, total: usize) -> Stats {
+    // Warm up the connection path.
+    client(socket.to_owned(), Arc::clone(line), 200).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(client(socket.to_owned(), Arc::clone(line), total / clients)))
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.unwrap());
+    }
+    stats(samples, started.elapsed())
+}
+
+/// Starts the raw echo server as a separate process (this binary with `--echo-server`), so
+/// that it pays the same process switches as the daemon.
+fn start_echo(path: &Path, response: &str) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--echo-server")
+        .arg(path)
+        .arg(response.trim_end())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    child
+}
+
+/// The echo server's main: answers every line with a fixed response of the daemon's size, on
+/// a runtime shaped like the daemon's (two workers). It exits when its stdin closes (so that
+/// callgrind, which writes nothing for a killed process, can count it).
+fn echo_server(path: PathBuf, response: String) {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let response = Arc::new(format!("{response}\n").into_bytes());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let listener = UnixListener::bind(&path).unwrap();
+        println!("ready");
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let response = Arc::clone(&response);
+            tokio::spawn(async move {
+                let (reader, mut writer) = stream.into_split();
+                let mut reader = BufReader::new(reader);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if writer.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A minimal zbus service with a `Get` of latchkey's signature that answers a fixed record of
+/// the same shape: what a D-Bus method call costs through the same bus daemon, with no policy.
+struct RawGet;
+
+#[zbus::interface(name = "dev.latchkey.BenchRaw")]
+impl RawGet {
+    fn get(
+        &self,
+        _service: &str,
+        _account: &str,
+        _options: HashMap<String, OwnedValue>,
+    ) -> HashMap<String, OwnedValue> {
+        let mut reply = HashMap::new();
+        let fields: [(&str, Value<'_>); 3] = [
+            (
+                "secret",
+                Value::from("sk-bench-0123456789abcdef0123456789abcdef"),
+            ),
+            ("kind", Value::from("api_key")),
+            ("scopes", Value::from(Vec::<String>::new())),
+        ];
+        for (key, value) in fields {
+            reply.insert(key.to_owned(), OwnedValue::try_from(value).unwrap());
+        }
+        reply
+    }
+}
+
+fn raw_dbus_server(address: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let _connection = zbus::connection::Builder::address(address)
+            .unwrap()
+            .serve_at("/dev/latchkey/BenchRaw", RawGet)
+            .unwrap()
+            .name("dev.latchkey.BenchRaw")
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        println!("ready");
+        std::future::pending::<()>().await;
+    });
+}
+
+/// `count` sequential `Get` calls to the owner of `destination`, called by its unique name as
+/// latchkey's client does (it checks the owner once per connection, then calls it directly).
+async fn dbus_calls(
+    connection: &zbus::Connection,
+    destination: &str,
+    path: &str,
+    count: usize,
+) -> Stats {
+    let dbus = zbus::fdo::DBusProxy::new(connection).await.unwrap();
+    let owner = dbus
+        .get_name_owner(destination.try_into().unwrap())
+        .await
+        .unwrap();
+    let owner = owner.as_str();
+    let interface = if destination == "dev.latchkey.Latchkey1" {
+        "dev.latchkey.Latchkey1"
+    } else {
+        "dev.latchkey.BenchRaw"
+    };
+    let options: HashMap<String, OwnedValue> = HashMap::new();
+    let mut samples = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let one = Instant::now();
+        let reply = connection
+            .call_method(
+                Some(owner),
+                path,
+                Some(interface),
+                "Get",
+                &("bench", "", &options),
+            )
+            .await
+            .unwrap();
+        let body: HashMap<String, OwnedValue> = reply.body().deserialize().unwrap();
+        assert!(body.contains_key("secret"));
+        samples.push(one.elapsed());
+    }
+    stats(samples, started.elapsed())
+}
+
+/// `--dbus-client ADDRESS DESTINATION PATH COUNT`: only the calls, then their p50.
+fn dbus_client(address: &str, destination: &str, path: &str, count: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = runtime.block_on(async {
+        let connection = zbus::connection::Builder::address(address)
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        dbus_calls(&connection, destination, path, count).await
+    });
+    row(destination, &stats);
+}
+
+fn dbus_comparison(env: &TestEnv, runtime: &tokio::runtime::Runtime, count: usize) {
+    let bus = env.bus();
+    let mut raw = Command::new(std::env::current_exe().unwrap())
+        .arg("--raw-dbus-server")
+        .arg(bus.address())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(raw.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let (get, plain) = runtime.block_on(async {
+        let connection = zbus::connection::Builder::address(bus.address())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        // Warm up both paths (and the daemon's caller cache).
+        dbus_calls(
+            &connection,
+            "dev.latchkey.Latchkey1",
+            "/dev/latchkey/Latchkey1",
+            100,
+        )
+        .await;
+        dbus_calls(
+            &connection,
+            "dev.latchkey.BenchRaw",
+            "/dev/latchkey/BenchRaw",
+            100,
+        )
+        .await;
+        let get = dbus_calls(
+            &connection,
+            "dev.latchkey.Latchkey1",
+            "/dev/latchkey/Latchkey1",
+            count,
+        )
+        .await;
+        let plain = dbus_calls(
+            &connection,
+            "dev.latchkey.BenchRaw",
+            "/dev/latchkey/BenchRaw",
+            count,
+        )
+        .await;
+        (get, plain)
+    });
+    println!("D-Bus through the same bus daemon, {count} sequential calls each:");
+    row("Latchkey1.Get", &get);
+    row("raw zbus Get (no policy)", &plain);
+    println!(
+        "  ratio Get/raw: p50 {:.2}x (goal <= 1.25x), throughput {:.2}x",
+        get.p50.as_secs_f64() / plain.p50.as_secs_f64(),
+        get.ops / plain.ops
+    );
+    let _ = raw.kill();
+    let _ = raw.wait();
+}
+
+/// One token request straight to the test server, as HTTP/1.1 over a fresh TCP connection.
+fn direct_token_request(address: &str, refresh_token: &str) -> Duration {
+    use std::io::{Read, Write};
+    let body = format!("grant_type=refresh_token&refresh_token={refresh_token}&client_id=bench");
+    let request = format!(
+        "POST /token HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    elapsed
+}
+
+/// 1000 gets of an expired token over 50 connections against the test token server: how many
+/// refresh requests reach it, and the gets' latency next to the endpoint's own. `lifetime`
+/// sets the lifetime of the tokens the server issues (a strict provider's few seconds).
+fn refresh_storm(env: &TestEnv, runtime: &tokio::runtime::Runtime, lifetime: Option<u64>) {
+    use latchkey_tests::oauth_server::TokenServer;
+
+    let server = TokenServer::start();
+    if let Some(secs) = lifetime {
+        server.set_expires_in(secs);
+    }
+    let url = server.token_url();
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/token")
+        .to_owned();
+    // The endpoint's own latency, on tokens of their own family.
+    let mut direct: Vec<Duration> = (0..50)
+        .map(|i| {
+            let token = format!("DIRECT-{i}");
+            server.seed(&token);
+            direct_token_request(&address, &token)
+        })
+        .collect();
+    direct.sort();
+    let config = env
+        .root()
+        .join(format!("storm-{}.toml", lifetime.unwrap_or(0)));
+    std::fs::write(
+        &config,
+        format!("[providers.test]\ntoken_url = \"{url}\"\nclient_id = \"bench\"\n"),
+    )
+    .unwrap();
+    let socket = env
+        .root()
+        .join(format!("storm-{}.sock", lifetime.unwrap_or(0)));
+    let daemon = env.start_daemon_with(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+            "--no-dbus",
+        ],
+        &[("RUST_LOG", "warn,latchkeyd=info,latchkey_core=debug")],
+    );
+    server.seed("STORM-0");
+    let before = server.refresh_requests();
+    let bundle = r#"{"kind":"oauth2","access_token":"old","refresh_token":"STORM-0","expires_at":"2001-01-01T00:00:00Z","provider":"test"}"#;
+    assert!(env
+        .cli(&socket, &["set", "storm", "--bundle"], bundle)
+        .status
+        .success());
+    let line = Arc::new(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"storm\"}}\n"
+            .to_vec(),
+    );
+    let samples = runtime.block_on(async {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let socket = socket.clone();
+                let line = Arc::clone(&line);
+                tokio::spawn(async move {
+                    let stream = UnixStream::connect(&socket).await.unwrap();
+                    let (reader, mut writer) = stream.into_split();
+                    let mut reader = BufReader::new(reader);
+                    let started = Instant::now();
+                    writer.write_all(&line.repeat(20)).await.unwrap();
+                    let mut samples = Vec::new();
+                    let mut response = String::new();
+                    for _ in 0..20 {
+                        response.clear();
+                        reader.read_line(&mut response).await.unwrap();
+                        assert!(response.contains("\"secret\""), "{response}");
+                        samples.push(started.elapsed());
+                    }
+                    samples
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    let first = samples.iter().min().copied().unwrap_or_default();
+    let gets = stats(samples, Duration::from_secs(1));
+    let refreshes = server.refresh_requests() - before;
+    println!(
+        "refresh storm: 1000 gets of an expired token over 50 connections, new tokens live {}",
+        lifetime.map_or("the server's default (1 h)".to_owned(), |s| format!(
+            "{s} s"
+        ))
+    );
+    println!(
+        "  refresh requests at the token endpoint: {refreshes} (must be 1); reused refresh tokens: {}",
+        server.reuse_detected()
+    );
+    println!(
+        "  gets p50 {:.2} ms, p99 {:.2} ms; token endpoint alone p50 {:.2} ms, p99 {:.2} ms (goal: get p99 <= endpoint + 10 ms)",
+        gets.p50.as_secs_f64() * 1e3,
+        gets.p99.as_secs_f64() * 1e3,
+        direct[direct.len() / 2].as_secs_f64() * 1e3,
+        direct[direct.len() * 99 / 100].as_secs_f64() * 1e3,
+    );
+    // The first answer comes once the refresh is done; the rest is answering 1000 requests.
+    println!(
+        "  first answer after {:.2} ms (the refresh: endpoint + saving the rotated token)",
+        first.as_secs_f64() * 1e3
+    );
+    for line in daemon.logs().lines().filter(|l| {
+        l.contains(" refreshed")
+            || l.contains("refreshing")
+            || l.contains("token endpoint answered")
+    }) {
+        println!("  daemon: {}", line.trim());
+    }
+    drop(daemon);
+}
+
+fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Duration {
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let out = make()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(out.success());
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[runs / 2]
+}
+
+fn row(name: &str, s: &Stats) {
+    println!(
+        "{name:<28} p50 {:>8.1} µs   p99 {:>8.1} µs   {:>9.0} ops/s",
+        s.p50.as_secs_f64() * 1e6,
+        s.p99.as_secs_f64() * 1e6,
+        s.ops
+    );
+}
+
+/// The whole benchmark, or one of its helper roles named by the arguments.
+pub(crate) fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    if args.len() == 4 && args[1] == "--echo-server" {
+        echo_server(PathBuf::from(&args[2]), args[3].clone());
+        return;
+    }
+    if args.len() == 3 && args[1] == "--raw-dbus-server" {
+        raw_dbus_server(&args[2]);
+        return;
+    }
+    if args.len() == 6 && args[1] == "--dbus-client" {
+        // For instruction counts: `COUNT` calls from this process, with the server under
+        // `valgrind --tool=callgrind`.
+        dbus_client(&args[2], &args[3], &args[4], args[5].parse().unwrap());
+        return;
+    }
+    let total: usize = std::env::var("LATCHKEY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let env = TestEnv::with_keyring();
+    if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("storm") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        refresh_storm(&env, &runtime, None);
+        refresh_storm(&env, &runtime, Some(5));
+        return;
+    }
+    // The daemon's default logging (info, audit line per request) unless told otherwise.
+    let log = std::env::var("LATCHKEY_BENCH_RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let daemon = env.start_daemon_with(&[], &[("RUST_LOG", &log)]);
+    let set = env.cli(
+        &daemon.socket,
+        &["set", "bench"],
+        "sk-bench-0123456789abcdef0123456789abcdef",
+    );
+    assert!(set.status.success());
+
+    let line = Arc::new(
+        Request {
+            id: Id::from(1),
+            call: Call::Get(GetParams {
+                service: "bench".into(),
+                account: None,
+                scopes: vec![],
+                min_valid_secs: None,
+            }),
+        }
+        .to_line(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The daemon's real response, so the echo sends the same number of bytes.
+    let response = runtime.block_on(async {
+        let stream = UnixStream::connect(&daemon.socket).await.unwrap();
+        let (reader, mut writer) = stream.into_split();
+        writer.write_all(&line).await.unwrap();
+        let mut response = String::new();
+        BufReader::new(reader)
+            .read_line(&mut response)
+            .await
+            .unwrap();
+        response
+    });
+    let echo_path = env.root().join("echo.sock");
+    let mut echo = start_echo(&echo_path, &response);
+
+    println!(
+        "latchkey socket benchmark: {} requests per measurement, request {} bytes, response {} bytes, store secret-service (entry cached), daemon RUST_LOG={log}",
+        total,
+        line.len(),
+        response.len()
+    );
+    let counted: usize = std::env::var("LATCHKEY_BENCH_CALLGRIND_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let setup = instructions::Setup {
+        env: &env,
+        runtime: &runtime,
+        line: Arc::clone(&line),
+        response: response.clone(),
+        log: log.clone(),
+    };
+    for clients in [1, 16] {
+        let get = runtime.block_on(measure(&daemon.socket, &line, clients, total));
+        let echo = runtime.block_on(measure(&echo_path, &line, clients, total));
+        row(&format!("get, {clients} client(s)"), &get);
+        row(&format!("raw echo, {clients} client(s)"), &echo);
+        println!(
+            "  ratio get/echo: p50 {:.2}x (goal <= 1.25x), throughput {:.2}x (goal >= 0.8x with 16 clients)",
+            get.p50.as_secs_f64() / echo.p50.as_secs_f64(),
+            get.ops / echo.ops
+        );
+        if counted > 0 {
+            let per_client = (counted / clients).max(1);
+            let get = setup.per_request(false, clients, per_client);
+            let echo = setup.per_request(true, clients, per_client);
+            println!(
+                "  instructions per request (callgrind, server side): get {get:.0}, echo {echo:.0} ({:.2}x)",
+                get / echo
+            );
+        }
+    }
+
+    let runs = 100;
+    let latchkey = bin("latchkey");
+    let cli = median_process_time(
+        || {
+            let mut cmd = env.command(&latchkey);
+            cmd.env("LATCHKEY_SOCKET", &daemon.socket)
+                .args(["get", "bench"]);
+            cmd
+        },
+        runs,
+    );
+    let secret_tool = median_process_time(
+        || {
+            let mut cmd = Command::new("secret-tool");
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", env.bus().address())
+                .args(["lookup", "service", "bench", "account", "default"]);
+            cmd
+        },
+        runs,
+    );
+    println!(
+        "process, median of {runs}: latchkey get {:.2} ms, secret-tool lookup {:.2} ms ({:.2}x)",
+        cli.as_secs_f64() * 1e3,
+        secret_tool.as_secs_f64() * 1e3,
+        cli.as_secs_f64() / secret_tool.as_secs_f64()
+    );
+    let _ = echo.kill();
+    let _ = echo.wait();
+    dbus_comparison(&env, &runtime, total / 4);
+    refresh_storm(&env, &runtime, None);
+    refresh_storm(&env, &runtime, Some(5));
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+}
