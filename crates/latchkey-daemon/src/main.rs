@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 use latchkey_daemon::config::Overrides;
 use latchkey_daemon::{platform, Config, DaemonBuilder, Endpoints, StreamEndpoint};
@@ -18,8 +19,8 @@ struct Args {
     /// Socket to listen on [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
     #[arg(long, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Where secrets are kept: auto, secret-service or memory [default: auto]
-    #[arg(long, value_name = "STORE")]
+    /// Where secrets are kept [default: auto]
+    #[arg(long, value_name = "STORE", value_parser = store_parser())]
     store: Option<Backend>,
     /// Configuration file [default: <config dir>/latchkey/config.toml, if present]
     #[arg(long, value_name = "FILE")]
@@ -45,6 +46,15 @@ struct Args {
     /// Do not serve on the Unix socket (D-Bus only).
     #[arg(long, conflicts_with = "no_dbus")]
     no_socket: bool,
+}
+
+/// `--store` takes the stores this platform has, and help and errors list exactly those.
+fn store_parser() -> impl TypedValueParser<Value = Backend> {
+    let names = Backend::on_this_platform().into_iter().map(Backend::name);
+    PossibleValuesParser::new(names).map(|name| {
+        name.parse()
+            .expect("every listed store has a name that parses")
+    })
 }
 
 /// A listening socket the service manager passed. Call it first, while the process has one

@@ -104,7 +104,19 @@ fn executable(pid: u32) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+fn executable(pid: u32) -> Option<String> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    let mut path = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+    let capacity = u32::try_from(path.len()).ok()?;
+    // SAFETY: proc_pidpath writes at most `capacity` bytes into `path`, which is that long,
+    // and returns how many it wrote (0 or less on failure: no such process, not allowed).
+    let written = unsafe { libc::proc_pidpath(pid, path.as_mut_ptr().cast(), capacity) };
+    path.truncate(usize::try_from(written).ok().filter(|n| *n > 0)?);
+    Some(String::from_utf8_lossy(&path).into_owned())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn executable(_pid: u32) -> Option<String> {
     None
 }
@@ -130,8 +142,11 @@ mod tests {
         assert!(own.is_own_user("a test connection"));
         assert_eq!(own.user.uid(), Some(me));
         assert_eq!(own.user.sid(), None);
-        #[cfg(target_os = "linux")]
-        assert!(own.exe.is_some(), "the executable is read from /proc");
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        assert!(
+            own.exe.is_some(),
+            "the executable is read from /proc or proc_pidpath"
+        );
         let stranger = Peer::new(PeerUser::Sid("S-1-5-21-1-2-3-1001".into()), None);
         assert!(!stranger.is_own_user("a test connection"));
         assert_eq!(stranger.user.to_string(), "S-1-5-21-1-2-3-1001");

@@ -35,17 +35,35 @@ fn without_a_keychain_auto_falls_back_to_memory_loudly() {
 // Linux: the Secret Service, the session bus and `useradd` are Linux parts.
 #[cfg(target_os = "linux")]
 #[test]
-fn explicit_secret_service_without_one_is_an_error() {
+fn explicit_secret_service_without_one_is_an_error_and_other_stores_are_refused() {
     let env = TestEnv::bare();
     let Err((status, logs)) = env.try_start_daemon(&["--store", "secret-service"], &[]) else {
         panic!("the daemon started without a Secret Service");
     };
     assert_eq!(status.code(), Some(1));
     assert!(logs.contains("cannot open the store"), "{logs}");
-    let Err((status, logs)) = env.try_start_daemon(&["--store", "floppy"], &[]) else {
-        panic!("the daemon accepted an unknown store");
-    };
-    assert_eq!(status.code(), Some(2), "{logs}");
+    // Unknown stores, and stores of other platforms, are usage errors that list this
+    // platform's stores; so does the help.
+    for other in ["floppy", "keychain", "credential-manager"] {
+        let Err((status, logs)) = env.try_start_daemon(&["--store", other], &[]) else {
+            panic!("the daemon accepted the store {other}");
+        };
+        assert_eq!(status.code(), Some(2), "{logs}");
+        assert!(
+            logs.contains("[possible values: auto, secret-service, memory]"),
+            "{logs}"
+        );
+    }
+    let help = env
+        .command(&latchkey_tests::bin("latchkeyd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&help).contains("[possible values: auto, secret-service, memory]"),
+        "{}",
+        stdout(&help)
+    );
 }
 
 #[test]

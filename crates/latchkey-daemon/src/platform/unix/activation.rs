@@ -47,15 +47,21 @@ pub fn inherited_listener() -> Option<UnixListener> {
     let name = CString::new("Listeners").ok()?;
     let mut fds: *mut libc::c_int = std::ptr::null_mut();
     let mut count: libc::size_t = 0;
-    // SAFETY: launchd fills `fds` with `count` descriptors allocated with malloc, which we
-    // free after taking the first one.
+    // SAFETY: on success launchd fills `fds` with `count` descriptors in memory allocated with
+    // malloc; we read them once, free that memory, keep the first and close any others (a
+    // path socket has one), so no descriptor is owned twice.
     unsafe {
-        if launch_activate_socket(name.as_ptr(), &mut fds, &mut count) != 0 || count == 0 {
+        if launch_activate_socket(name.as_ptr(), &mut fds, &mut count) != 0 || fds.is_null() {
             return None;
         }
-        let fd = *fds;
+        let all: Vec<libc::c_int> = std::slice::from_raw_parts(fds, count).to_vec();
         libc::free(fds.cast());
-        Some(UnixListener::from_raw_fd(fd))
+        let (&first, rest) = all.split_first()?;
+        for &fd in rest {
+            libc::close(fd);
+        }
+        libc::fcntl(first, libc::F_SETFD, libc::FD_CLOEXEC);
+        Some(UnixListener::from_raw_fd(first))
     }
 }
 
