@@ -53,6 +53,13 @@ pub enum Error {
     Store(String),
 }
 
+/// How to unlock this platform's keychain; over SSH the macOS Keychain may not prompt.
+#[cfg(target_os = "macos")]
+const LOCKED_HINT: &str =
+    "unlock your login keychain (`security unlock-keychain`), or run from the desktop session";
+#[cfg(not(target_os = "macos"))]
+const LOCKED_HINT: &str = "unlock your keyring (log in to the desktop)";
+
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
@@ -86,9 +93,7 @@ impl Error {
             Error::AuthenticationRequired { .. } => {
                 rpc.data.hint = Some("store a new token with `latchkey set`".to_owned())
             }
-            Error::Locked => {
-                rpc.data.hint = Some("unlock your keyring (log in to the desktop)".to_owned())
-            }
+            Error::Locked => rpc.data.hint = Some(LOCKED_HINT.to_owned()),
             Error::RefreshFailed { retryable, .. } => rpc.data.retryable = Some(*retryable),
             _ => {}
         }

@@ -6,7 +6,8 @@
 //! a rebuilt or unsigned daemon makes macOS ask again.
 //!
 //! Over SSH the Keychain refuses with `errSecInteractionNotAllowed` (-25308): that is a locked
-//! keychain for latchkey ([`StoreError::Locked`]), not a failure.
+//! keychain for latchkey ([`StoreError::Locked`]), not a failure (see
+//! [`crate::keychain_status`], tested on every platform).
 //!
 //! Listing: `keyring` cannot enumerate items; the store's index is the list. `keyring` blocks,
 //! so the store runs it on blocking threads.
@@ -15,12 +16,10 @@ use latchkey_core::{EntryKey, SecretBytes, StoreError};
 use zeroize::Zeroizing;
 
 use crate::blocking::{BlockingKeychain, OnBlockingThreads};
+use crate::keychain_status::{classify as meaning, Failure};
 
 /// The backend's name.
 pub const NAME: &str = "keychain";
-
-/// `errSecInteractionNotAllowed`: the keychain may not ask the user (an SSH session).
-const INTERACTION_NOT_ALLOWED: i32 = -25308;
 
 /// The keychain the store is built on.
 pub type AppleKeychainOnThreads = OnBlockingThreads<AppleKeychain>;
@@ -43,25 +42,14 @@ fn status(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
         .map(|e| e.code())
 }
 
-/// Turns a `keyring` failure into a store error, dropping any bytes it carries.
+/// Turns a `keyring` failure into a store error, dropping any bytes it carries; what it means
+/// is decided in [`crate::keychain_status`].
 fn classify(err: keyring::Error) -> StoreError {
     match err {
-        keyring::Error::PlatformFailure(e) | keyring::Error::NoStorageAccess(e)
-            if status(e.as_ref()) == Some(INTERACTION_NOT_ALLOWED) =>
-        {
-            StoreError::Locked
-        }
-        keyring::Error::NoStorageAccess(_) => {
-            StoreError::Unavailable("the Keychain refused access".into())
-        }
-        keyring::Error::BadEncoding(_) => {
-            StoreError::Backend("the Keychain returned an unreadable item".into())
-        }
-        other => {
-            let mut text = other.to_string();
-            text.truncate(200);
-            StoreError::Backend(format!("Keychain: {text}"))
-        }
+        keyring::Error::PlatformFailure(e) => meaning(Failure::Platform, status(e.as_ref())),
+        keyring::Error::NoStorageAccess(e) => meaning(Failure::NoAccess, status(e.as_ref())),
+        keyring::Error::BadEncoding(_) => meaning(Failure::BadEncoding, None),
+        other => meaning(Failure::Other(other.to_string()), None),
     }
 }
 

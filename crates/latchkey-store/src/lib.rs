@@ -21,6 +21,8 @@ pub mod credential_manager;
 pub mod index;
 pub mod indexed;
 pub mod keychain;
+#[cfg(any(target_os = "macos", test))]
+mod keychain_status;
 pub mod memory;
 pub mod refresh_lock;
 pub mod registry;

@@ -229,6 +229,11 @@ mod tests {
             Backend::on_this_platform(),
             [Backend::Auto, Backend::SecretService, Backend::Memory]
         );
+        #[cfg(target_os = "macos")]
+        assert_eq!(
+            Backend::on_this_platform(),
+            [Backend::Auto, Backend::Keychain, Backend::Memory]
+        );
         #[cfg(windows)]
         assert_eq!(
             Backend::on_this_platform(),
