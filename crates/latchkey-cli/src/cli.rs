@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about, after_help = crate::exit_codes::HELP)]
 pub struct Cli {
-    /// The daemon's socket, and only it [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
+    /// The daemon's socket, and only it [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: $TMPDIR/latchkey)]
     #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// How to reach the daemon: the socket, the session bus, or the socket if a daemon listens

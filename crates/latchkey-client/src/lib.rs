@@ -51,12 +51,23 @@ impl DaemonError {
     }
 }
 
+/// How to start the daemon, with this platform's service manager.
+#[cfg(target_os = "linux")]
+const START_HINT: &str = "`latchkeyd` or `systemctl --user start latchkeyd`";
+#[cfg(target_os = "macos")]
+const START_HINT: &str = "`latchkeyd` or `launchctl kickstart gui/$(id -u)/dev.latchkey.latchkeyd`";
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+const START_HINT: &str = "`latchkeyd`";
+
 /// What can go wrong talking to latchkeyd.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// Nothing listens on the socket.
-    #[error("latchkeyd is not running (nothing listens on {path}); start it with `latchkeyd` or `systemctl --user start latchkeyd`")]
+    #[error(
+        "latchkeyd is not running (nothing listens on {path}); start it with {}",
+        START_HINT
+    )]
     NotRunning {
         /// The socket tried.
         path: PathBuf,

@@ -16,7 +16,7 @@ use tracing::warn;
 #[derive(Debug, Parser)]
 #[command(name = "latchkeyd", version, about)]
 struct Args {
-    /// Socket to listen on [default: $XDG_RUNTIME_DIR/latchkey/latchkey.sock]
+    /// Socket to listen on [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: $TMPDIR/latchkey)]
     #[arg(long, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Where secrets are kept [default: auto]
