@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn keys_order_by_service_then_account() {
         let key = |s: &str, a: &str| EntryKey::new(s, Some(a)).unwrap();
-        let mut keys = vec![
+        let mut keys = [
             key("ab", "a"),
             key("a", "z"),
             key("a", "b"),
