@@ -22,7 +22,7 @@
 //! filling gnome-keyring costs about 0.1 s a `set` at that size, and grows), `LATCHKEY_BENCH_STORES` the
 //! stores (default `secret-service,memory`), `LATCHKEY_BENCH_LATCHKEYD` another `latchkeyd`
 //! binary to measure (an older build, say), `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter
-//! (default `warn,latchkeyd=info`: no audit line per request), `LATCHKEY_BENCH_INDEX_ENTRIES`
+//! (default `warn,latchkey_daemon::daemon=info`: no audit line per request), `LATCHKEY_BENCH_INDEX_ENTRIES`
 //! the records in the index for the start-up row (default 10000, 0 to skip).
 
 use std::path::{Path, PathBuf};
@@ -344,7 +344,7 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
             .unwrap_or_else(|| bin("latchkeyd")),
         store: store.to_owned(),
         log: std::env::var("LATCHKEY_BENCH_RUST_LOG")
-            .unwrap_or_else(|_| "warn,latchkeyd=info".into()),
+            .unwrap_or_else(|_| "warn,latchkey_daemon::daemon=info".into()),
     };
     let mut rows = Vec::new();
     let (daemon, _) = bench.start(runtime);

@@ -11,7 +11,7 @@
 //! `LATCHKEY_BENCH_CALLGRIND_REQUESTS` the extra requests counted under callgrind (default
 //! 2000; 0 skips the counts);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
-//! per request; `warn,latchkeyd=info` turns the audit off).
+//! per request; `warn,latchkey_daemon::daemon=info` turns the audit off).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -372,7 +372,7 @@ fn refresh_storm(env: &TestEnv, runtime: &tokio::runtime::Runtime, lifetime: Opt
             socket.to_str().unwrap(),
             "--no-dbus",
         ],
-        &[("RUST_LOG", "warn,latchkeyd=info,latchkey_core=debug")],
+        &[("RUST_LOG", "warn,latchkey_daemon::daemon=info,latchkey_core=debug")],
     );
     server.seed("STORM-0");
     let before = server.refresh_requests();
