@@ -3,8 +3,8 @@
 //! with `oo7` directly (the same collection, an `oo7` connection that is already open), on a
 //! real gnome-keyring on a private bus.
 //!
-//! Each round restarts the daemon and reads every entry once over one socket connection, then
-//! reads every item once with `oo7`; the rounds alternate which goes first.
+//! Each round restarts the daemon and reads every entry once over one socket connection and
+//! once with `oo7`, item by item, alternating which of the two reads an item first.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench cold_get`.
 //! `LATCHKEY_BENCH_ENTRIES` sets the entry count (default 200), `LATCHKEY_BENCH_ROUNDS` the
@@ -71,43 +71,77 @@ mod linux {
         }
     }
 
-    /// The first `get` of every entry, one after the other on one connection: each a cache miss.
-    async fn daemon_reads(socket: &Path, count: usize) -> Vec<Duration> {
-        let stream = UnixStream::connect(socket).await.unwrap();
-        let (reader, mut writer) = stream.into_split();
-        let mut reader = BufReader::new(reader);
-        let mut response = String::new();
-        let mut samples = Vec::with_capacity(count);
-        for i in 0..count {
-            let line = get_line(i);
-            let started = Instant::now();
-            writer.write_all(&line).await.unwrap();
-            response.clear();
-            reader.read_line(&mut response).await.unwrap();
-            samples.push(started.elapsed());
-            assert!(response.contains(&format!("sk-cold-{i:04}-")), "{response}");
-        }
-        samples
+    /// A connection to the daemon for one `get` after another.
+    struct DaemonConn {
+        reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+        writer: tokio::net::unix::OwnedWriteHalf,
+        response: String,
     }
 
-    /// Every item read with `oo7` as an application would: search by the attributes, then the
-    /// first item's secret.
-    async fn oo7_reads(collection: &oo7::dbus::Collection, count: usize) -> Vec<Duration> {
-        let mut samples = Vec::with_capacity(count);
-        for i in 0..count {
-            let service = service(i);
-            let attributes = HashMap::from([
-                ("xdg:schema", SCHEMA),
-                ("service", service.as_str()),
-                ("account", "default"),
-            ]);
-            let started = Instant::now();
-            let items = collection.search_items(&attributes).await.unwrap();
-            let secret = items.first().expect("the item").secret().await.unwrap();
-            samples.push(started.elapsed());
-            assert!(secret.as_bytes().len() > 10);
+    impl DaemonConn {
+        async fn open(socket: &Path) -> Self {
+            let (reader, writer) = UnixStream::connect(socket).await.unwrap().into_split();
+            Self {
+                reader: BufReader::new(reader),
+                writer,
+                response: String::new(),
+            }
         }
-        samples
+
+        /// The first `get` of entry `i`: a cache miss, so the daemon reads the keychain.
+        async fn first_get(&mut self, i: usize) -> Duration {
+            let line = get_line(i);
+            let started = Instant::now();
+            self.writer.write_all(&line).await.unwrap();
+            self.response.clear();
+            self.reader.read_line(&mut self.response).await.unwrap();
+            let took = started.elapsed();
+            assert!(
+                self.response.contains(&format!("sk-cold-{i:04}-")),
+                "{}",
+                self.response
+            );
+            took
+        }
+    }
+
+    /// Item `i` read with `oo7` as an application would: search by the attributes, then the
+    /// first item's secret.
+    async fn oo7_read(collection: &oo7::dbus::Collection, i: usize) -> Duration {
+        let service = service(i);
+        let attributes = HashMap::from([
+            ("xdg:schema", SCHEMA),
+            ("service", service.as_str()),
+            ("account", "default"),
+        ]);
+        let started = Instant::now();
+        let items = collection.search_items(&attributes).await.unwrap();
+        let secret = items.first().expect("the item").secret().await.unwrap();
+        let took = started.elapsed();
+        assert!(secret.as_bytes().len() > 10);
+        took
+    }
+
+    /// Every item read once each way, interleaved item by item, the order alternating, so
+    /// neither side gains from going second (a warm keyring, a settled machine).
+    async fn both_reads(
+        socket: &Path,
+        collection: &oo7::dbus::Collection,
+        count: usize,
+        round: usize,
+    ) -> (Vec<Duration>, Vec<Duration>) {
+        let mut daemon = DaemonConn::open(socket).await;
+        let (mut ours, mut theirs) = (Vec::with_capacity(count), Vec::with_capacity(count));
+        for i in 0..count {
+            if (i + round) % 2 == 0 {
+                ours.push(daemon.first_get(i).await);
+                theirs.push(oo7_read(collection, i).await);
+            } else {
+                theirs.push(oo7_read(collection, i).await);
+                ours.push(daemon.first_get(i).await);
+            }
+        }
+        (ours, theirs)
     }
 
     fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -151,7 +185,7 @@ mod linux {
             let service = oo7::dbus::Service::encrypted().await.unwrap();
             let collection = service.with_alias("default").await.unwrap().unwrap();
             // Warm the oo7 path once, as the daemon's connection is warm once it serves.
-            oo7_reads(&collection, 1).await;
+            oo7_read(&collection, 0).await;
             (service, collection)
         });
 
@@ -160,21 +194,19 @@ mod linux {
         let mut round_ratios = Vec::new();
         for round in 0..rounds {
             let daemon = start(&env, &log);
-            let (mut ours, mut theirs) = runtime.block_on(async {
-                if round % 2 == 0 {
-                    let ours = daemon_reads(&daemon.socket, count).await;
-                    (ours, oo7_reads(&collection.1, count).await)
-                } else {
-                    let theirs = oo7_reads(&collection.1, count).await;
-                    (daemon_reads(&daemon.socket, count).await, theirs)
-                }
-            });
+            let (mut ours, mut theirs) =
+                runtime.block_on(both_reads(&daemon.socket, &collection.1, count, round));
             let (exit, _) = daemon.stop();
             assert!(exit.success());
             ours.sort();
             theirs.sort();
-            round_ratios
-                .push(quantile(&ours, 0.5).as_secs_f64() / quantile(&theirs, 0.5).as_secs_f64());
+            let (p50_ours, p50_theirs) = (quantile(&ours, 0.5), quantile(&theirs, 0.5));
+            println!(
+                "  round {round}: get p50 {:.1} µs, oo7 p50 {:.1} µs",
+                p50_ours.as_secs_f64() * 1e6,
+                p50_theirs.as_secs_f64() * 1e6
+            );
+            round_ratios.push(p50_ours.as_secs_f64() / p50_theirs.as_secs_f64());
             daemon_samples.extend(ours);
             oo7_samples.extend(theirs);
         }

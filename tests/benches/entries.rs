@@ -3,16 +3,27 @@
 //! For each store (a real gnome-keyring on a private bus, and `--store memory`, where the
 //! index is not used), it fills a release `latchkeyd` through its own socket (many `set`s from
 //! concurrent connections), then reports, with 10 entries and with the full count: the
-//! daemon's resident memory (`VmRSS`), the p50 of `list` and of `set` (an overwrite of an
-//! existing entry), and, for the keyring, the start-up to serving time of a restarted daemon
-//! (spawn until its first answered `version`) and the same figures after that restart.
+//! daemon's resident memory (`VmRSS`, once filled and again after the `list` samples), the p50
+//! of `list` and the daemon's CPU time per `list` (from `/proc`, steadier than the round trip
+//! here), the p50 of `set` (an overwrite of an existing entry), and, for the keyring, the
+//! start-up to serving time of a restarted daemon (spawn until its first answered `version`)
+//! and the same figures after that restart.
+//!
+//! Start-up with 10,000 entries: filling gnome-keyring with 10,000 items takes far too long
+//! here, so the keyring keeps the filled entries (1,000 by default) and the store's index is
+//! replaced by a snapshot of 10,000 records (the filled ones among them), as a daemon that
+//! stored them would leave it. A daemon serves its index at once and checks it against the
+//! keyring in the background, after it serves; so this times everything up to serving
+//! (reading and parsing the 10,000-record index, connecting to the keyring, building the
+//! cache), while the background check lists only the keyring's items. Median of 5 restarts.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench entries`.
 //! `LATCHKEY_BENCH_ENTRIES` sets the full count (default 10000 for memory, 1000 for the keyring:
 //! filling gnome-keyring costs about 0.1 s a `set` at that size, and grows), `LATCHKEY_BENCH_STORES` the
 //! stores (default `secret-service,memory` on Linux, `memory` elsewhere), `LATCHKEY_BENCH_LATCHKEYD` another `latchkeyd`
 //! binary to measure (an older build, say), `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter
-//! (default `warn,latchkeyd=info`: no audit line per request).
+//! (default `warn,latchkey_daemon::daemon=info`: no audit line per request), `LATCHKEY_BENCH_INDEX_ENTRIES`
+//! the records in the index for the start-up row (default 10000, 0 to skip).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +39,8 @@ use tokio::net::UnixStream;
 const SAMPLES: usize = 50;
 /// Connections filling the daemon at once.
 const FILLERS: usize = 16;
+/// Restarts timed with the large index.
+const STARTUP_ROUNDS: usize = 5;
 
 /// One socket connection doing JSON-RPC round trips.
 struct Conn {
@@ -63,8 +76,11 @@ impl Conn {
         self.writer.write_all(&bytes).await.unwrap();
         self.line.clear();
         self.reader.read_line(&mut self.line).await.unwrap();
+        // The envelope comes first (`{"jsonrpc":"2.0","id":N,"result":…`), so its head tells
+        // a result from an error without scanning a 3 MB `list` answer inside the timing.
+        let head = &self.line[..self.line.len().min(64)];
         assert!(
-            self.line.starts_with('{') && !self.line.contains("\"error\""),
+            head.starts_with("{\"jsonrpc\":\"2.0\"") && head.contains("\"result\":"),
             "{method}: {}",
             &self.line[..self.line.len().min(300)]
         );
@@ -114,24 +130,53 @@ fn p50(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// The p50 of `list` and of `set` (overwriting entries `0..entries` in turn), and the size
-/// of a `list` answer.
-async fn latencies(socket: &Path, entries: usize) -> (Duration, Duration, usize) {
+/// What [`latencies`] measured.
+struct Latencies {
+    list: Duration,
+    /// The daemon's own CPU time (user + system) per `list`, from `/proc`: steadier than the
+    /// round trip on a busy machine.
+    list_cpu: Duration,
+    list_bytes: usize,
+    set: Duration,
+}
+
+/// The p50 of `list` and of `set` (overwriting entries `0..entries` in turn), the daemon's
+/// CPU time per `list`, and the size of a `list` answer.
+async fn latencies(socket: &Path, pid: u32, entries: usize) -> Latencies {
     let mut conn = Conn::open(socket).await;
-    let mut size = conn.call("list", None).await;
+    let mut list_bytes = conn.call("list", None).await;
     let mut lists = Vec::with_capacity(SAMPLES);
+    let cpu_before = cpu_time(pid);
     for _ in 0..SAMPLES {
         let started = Instant::now();
-        size = conn.call("list", None).await;
+        list_bytes = conn.call("list", None).await;
         lists.push(started.elapsed());
     }
+    let list_cpu = (cpu_time(pid) - cpu_before) / SAMPLES as u32;
     let mut sets = Vec::with_capacity(SAMPLES);
     for i in 0..SAMPLES {
         let started = Instant::now();
         conn.call("set", Some(set_params(i % entries, 1 + i))).await;
         sets.push(started.elapsed());
     }
-    (p50(lists), p50(sets), size)
+    Latencies {
+        list: p50(lists),
+        list_cpu,
+        list_bytes,
+        set: p50(sets),
+    }
+}
+
+/// The CPU time (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after its `)`.
+    let after = &stat[stat.rfind(')').expect("a /proc stat line") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
 }
 
 /// The daemon's resident memory, in KiB.
@@ -169,10 +214,14 @@ impl Bench {
 /// One row of the table.
 struct Row {
     label: String,
-    rss_kib: u64,
-    list: Duration,
+    /// Resident memory once filled, before any `list`.
+    rss_filled_kib: Option<u64>,
+    /// Resident memory after the `list` and `set` samples (what answering `list` left behind).
+    rss_kib: Option<u64>,
+    list: Option<Duration>,
+    list_cpu: Option<Duration>,
     list_bytes: usize,
-    set: Duration,
+    set: Option<Duration>,
     start: Option<Duration>,
 }
 
@@ -183,13 +232,16 @@ fn measure(
     entries: usize,
     start: Option<Duration>,
 ) -> Row {
-    let (list, set, list_bytes) = runtime.block_on(latencies(&daemon.socket, entries));
+    let rss_filled_kib = Some(rss_kib(daemon.pid()));
+    let measured = runtime.block_on(latencies(&daemon.socket, daemon.pid(), entries));
     Row {
         label,
-        rss_kib: rss_kib(daemon.pid()),
-        list,
-        list_bytes,
-        set,
+        rss_filled_kib,
+        rss_kib: Some(rss_kib(daemon.pid())),
+        list: Some(measured.list),
+        list_cpu: Some(measured.list_cpu),
+        list_bytes: measured.list_bytes,
+        set: Some(measured.set),
         start,
     }
 }
@@ -205,6 +257,91 @@ fn env_for(store: &str) -> TestEnv {
     panic!("the {store} store needs gnome-keyring (Linux); set LATCHKEY_BENCH_STORES=memory")
 }
 
+/// The index file of the Secret Service store under `dir` (searched, so that where the store
+/// keeps it may change).
+fn find_index(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_index(&path) {
+                return Some(found);
+            }
+        } else if path.file_name() == Some("secret-service-index.json".as_ref()) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Replaces the store's index with a snapshot of `count` records `bench-000000…` (an empty
+/// journal), as a daemon that stored them would have left it. The first entries are the ones
+/// really in the keyring, described as they were stored (API keys).
+fn write_index(index: &Path, count: usize) {
+    let now = chrono::Utc::now();
+    let entries: Vec<latchkey_core::EntryRecord> = (0..count)
+        .map(|n| latchkey_core::EntryRecord {
+            key: latchkey_core::EntryKey::new(&service(n), None).unwrap(),
+            kind: latchkey_proto::Kind::ApiKey,
+            scopes: Vec::new(),
+            expires_at: None,
+            has_refresh_token: false,
+            provider: None,
+            created_at: now,
+            updated_at: now,
+            last_refreshed_at: None,
+            needs_login: false,
+        })
+        .collect();
+    let document = json!({"version": 2, "entries": entries});
+    std::fs::write(index, serde_json::to_vec(&document).unwrap()).unwrap();
+    let _ = std::fs::remove_file(index.with_extension("journal"));
+}
+
+/// Start-up to serving with `count` entries in the index but only the filled ones in the
+/// keyring: each round writes the index again (the previous daemon's background check
+/// against the keyring dropped the extra records) and restarts the daemon.
+fn indexed_startup(
+    runtime: &tokio::runtime::Runtime,
+    bench: &Bench,
+    count: usize,
+    in_keyring: usize,
+) -> Row {
+    let index = find_index(&bench.env.data_dir).expect("the store's index file");
+    let mut starts = Vec::new();
+    let mut served = 0;
+    for _ in 0..STARTUP_ROUNDS {
+        write_index(&index, count);
+        let (daemon, start) = bench.start(runtime);
+        starts.push(start);
+        served = runtime.block_on(async {
+            let mut conn = Conn::open(&daemon.socket).await;
+            conn.call("status", None).await;
+            let status: Value = serde_json::from_str(&conn.line).unwrap();
+            status["result"]["daemon"]["entries"].as_u64().unwrap_or(0)
+        });
+        let (exit, _) = daemon.stop();
+        assert!(exit.success());
+    }
+    starts.sort();
+    eprintln!(
+        "{}: start-up with {count} entries in the index ({in_keyring} in the keyring), {} rounds: {:.2?} to {:.2?}; the last daemon served {served} entries at its first status",
+        bench.store,
+        starts.len(),
+        starts[0],
+        starts[starts.len() - 1],
+    );
+    Row {
+        label: format!("{}, {count} in index, restarted", bench.store),
+        rss_filled_kib: None,
+        rss_kib: None,
+        list: None,
+        list_cpu: None,
+        list_bytes: 0,
+        set: None,
+        start: Some(starts[starts.len() / 2]),
+    }
+}
+
 fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Vec<Row> {
     let bench = Bench {
         env: env_for(store),
@@ -213,7 +350,7 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
             .unwrap_or_else(|| bin("latchkeyd")),
         store: store.to_owned(),
         log: std::env::var("LATCHKEY_BENCH_RUST_LOG")
-            .unwrap_or_else(|_| "warn,latchkeyd=info".into()),
+            .unwrap_or_else(|_| "warn,latchkey_daemon::daemon=info".into()),
     };
     let mut rows = Vec::new();
     let (daemon, _) = bench.start(runtime);
@@ -240,14 +377,28 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
         total,
         None,
     ));
-    if store != "memory" {
-        let (exit, _) = daemon.stop();
-        assert!(exit.success());
-        let (daemon, start) = bench.start(runtime);
-        let label = format!("{store}, {total}, restarted");
-        rows.push(measure(runtime, &daemon, label, total, Some(start)));
+    if store == "memory" {
+        return rows;
+    }
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+    let (daemon, start) = bench.start(runtime);
+    let label = format!("{store}, {total}, restarted");
+    rows.push(measure(runtime, &daemon, label, total, Some(start)));
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+    let indexed = std::env::var("LATCHKEY_BENCH_INDEX_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    if indexed > 0 {
+        rows.push(indexed_startup(runtime, &bench, indexed, total));
     }
     rows
+}
+
+fn cell<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
+    value.map_or_else(|| "-".to_owned(), show)
 }
 
 fn main() {
@@ -275,18 +426,29 @@ fn main() {
     }
     println!();
     println!(
-        "{:<36} {:>10} {:>10} {:>12} {:>10} {:>12}",
-        "store, entries", "RSS MiB", "list p50", "list bytes", "set p50", "start-up"
+        "{:<36} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}",
+        "store, entries",
+        "RSS filled",
+        "RSS MiB",
+        "list p50",
+        "list CPU",
+        "list bytes",
+        "set p50",
+        "start-up"
     );
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+    let time = |d: Duration| format!("{d:.2?}");
     for row in rows {
         println!(
-            "{:<36} {:>10.1} {:>10.2?} {:>12} {:>10.2?} {:>12}",
+            "{:<36} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}",
             row.label,
-            row.rss_kib as f64 / 1024.0,
-            row.list,
+            cell(row.rss_filled_kib, mib),
+            cell(row.rss_kib, mib),
+            cell(row.list, time),
+            cell(row.list_cpu, time),
             row.list_bytes,
-            row.set,
-            row.start.map_or("-".into(), |d| format!("{d:.2?}")),
+            cell(row.set, time),
+            cell(row.start, time),
         );
     }
 }

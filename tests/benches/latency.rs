@@ -11,7 +11,7 @@
 //! `LATCHKEY_BENCH_CALLGRIND_REQUESTS` the extra requests counted under callgrind (default
 //! 2000; 0 skips the counts);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
-//! per request; `warn,latchkeyd=info` turns the audit off).
+//! per request; `warn,latchkey_daemon::daemon=info` turns the audit off).
 
 #[cfg(target_os = "linux")]
 #[path = "latency/instructions.rs"]

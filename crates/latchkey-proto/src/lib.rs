@@ -15,6 +15,7 @@ pub mod error;
 pub mod message;
 mod secret;
 pub mod text;
+mod timestamp;
 pub mod types;
 
 pub use error::{ErrorData, ErrorKind, RpcError};

@@ -69,7 +69,7 @@ pub struct Metadata {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// When the access token expires, if known.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::timestamp::serialize_option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Whether the daemon holds a refresh token for it (the token itself never leaves).
     #[serde(default)]
@@ -78,14 +78,16 @@ pub struct Metadata {
     #[serde(default)]
     pub provider: Option<String>,
     /// When the entry was first stored.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// When the entry was last written.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
     /// When a client last read its secret (since the daemon started).
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::timestamp::serialize_option")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When the daemon last refreshed it.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::timestamp::serialize_option")]
     pub last_refreshed_at: Option<DateTime<Utc>>,
     /// Whether it can serve now.
     pub state: State,

@@ -358,7 +358,10 @@ fn refresh_storm(env: &TestEnv, runtime: &tokio::runtime::Runtime, lifetime: Opt
             socket.to_str().unwrap(),
             "--no-dbus",
         ],
-        &[("RUST_LOG", "warn,latchkeyd=info,latchkey_core=debug")],
+        &[(
+            "RUST_LOG",
+            "warn,latchkey_daemon::daemon=info,latchkey_core=debug",
+        )],
     );
     server.seed("STORM-0");
     let before = server.refresh_requests();

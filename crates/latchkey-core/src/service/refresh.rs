@@ -70,8 +70,9 @@ impl TokenService {
         min: Duration,
     ) -> Result<GetResult, Error> {
         let flights = {
-            let entries = self.entries();
-            Arc::clone(&entries.get(key).ok_or(Error::NotFound)?.refreshing)
+            let mut entries = self.entries();
+            let entry = entries.get_mut(key).ok_or(Error::NotFound)?;
+            Arc::clone(entry.refreshing.get_or_insert_with(Arc::default))
         };
         let seen = flights.landed.load(Ordering::SeqCst);
         let mut last = flights.last.lock().await;

@@ -8,6 +8,8 @@
 
 #[cfg(unix)]
 mod unix;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use unix::return_large_buffers;
 #[cfg(unix)]
 pub use unix::{activation, disable_core_dumps, notify_ready, shutdown_signal};
 

@@ -3,9 +3,13 @@
 
 pub mod activation;
 mod hardening;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod memory;
 
 pub use activation::notify_ready;
 pub use hardening::disable_core_dumps;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use memory::return_large_buffers;
 use tracing::{info, warn};
 
 /// Completes on SIGTERM or SIGINT (never, if the handlers cannot be installed).
