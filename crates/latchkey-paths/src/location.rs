@@ -4,7 +4,8 @@
 //! `$XDG_RUNTIME_DIR/latchkey`; without that variable, `$XDG_STATE_HOME/latchkey` (by default
 //! `~/.local/state/latchkey`) inside the user's home. Never a predictable name in a shared
 //! folder such as `/tmp`, which another user could create first. On macOS the per-user,
-//! private `$TMPDIR` the system sets up is used instead of the home fallback.
+//! private temporary folder the system keeps (`confstr(_CS_DARWIN_USER_TEMP_DIR)`, what
+//! `$TMPDIR` normally names) is used instead of the home fallback.
 
 use std::path::PathBuf;
 
@@ -49,8 +50,35 @@ fn fallback_runtime_dir() -> PathBuf {
 
 #[cfg(target_os = "macos")]
 fn fallback_runtime_dir() -> PathBuf {
-    // launchd gives each user a private $TMPDIR (/var/folders/..., mode 0700).
-    std::env::temp_dir().join("latchkey")
+    // The system's per-user temporary folder (/var/folders/..., mode 0700), asked of the
+    // system itself rather than read from $TMPDIR, so that a launchd agent, a Terminal and an
+    // SSH session (which may set TMPDIR differently, or not at all) agree on one socket.
+    // Failing that, $TMPDIR or std's answer; a shared folder there fails the private-folder
+    // check at bind and connect time instead of being used.
+    darwin_user_temp_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("latchkey")
+}
+
+/// `confstr(_CS_DARWIN_USER_TEMP_DIR)`: the per-user temporary folder.
+#[cfg(target_os = "macos")]
+fn darwin_user_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: confstr writes at most `buf.len()` bytes, NUL included, into `buf`.
+    let needed = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if needed == 0 || needed > buf.len() {
+        return None;
+    }
+    buf.truncate(needed - 1);
+    let dir = PathBuf::from(std::ffi::OsString::from_vec(buf));
+    dir.is_absolute().then_some(dir)
 }
 
 #[cfg(not(unix))]
