@@ -46,7 +46,9 @@ impl ExitCode {
     /// The code for an error.
     pub fn of(err: &ClientError) -> Self {
         match err {
-            ClientError::NotRunning { .. } | ClientError::Bus(_) => ExitCode::Unavailable,
+            ClientError::NotRunning { .. }
+            | ClientError::PipeNotServed { .. }
+            | ClientError::Bus(_) => ExitCode::Unavailable,
             ClientError::Closed => ExitCode::PermissionDenied,
             ClientError::Untrusted(_) => ExitCode::Untrusted,
             // `--transport dbus` where there is no D-Bus.

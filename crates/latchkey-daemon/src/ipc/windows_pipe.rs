@@ -1,0 +1,143 @@
+//! The Windows named-pipe listener: one pipe name (`\\.\pipe\latchkey-<SID>` by default, see
+//! `latchkey_paths::default_pipe_name`), every instance created with a DACL for this user only
+//! (`PipeSecurity`), local clients only (`reject_remote_clients`), and the first instance with
+//! `first_pipe_instance`, so a pipe of that name made earlier by anyone makes the daemon refuse
+//! to start instead of sharing the name. Each client is identified by its process token's user
+//! SID, which the connection loop compares with the daemon's own.
+//!
+//! A named pipe has no listening socket: each instance serves one client. The listener always
+//! keeps one instance waiting, and creates the next one before it hands out a connected
+//! instance, so a client arriving in between finds an instance instead of "no such pipe".
+
+use std::os::windows::io::AsHandle;
+
+use latchkey_paths::{PipeSecurity, TrustError};
+use tokio::net::windows::named_pipe::{NamedPipeServer, PipeMode, ServerOptions};
+use tracing::{debug, warn};
+
+use super::listener::Listener;
+use crate::peer::{Peer, PeerUser};
+
+/// Why the pipe could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// A pipe of that name exists: another latchkeyd, or another program squatting the name.
+    #[error("{name} already exists: another latchkeyd is already serving it (or another program took the name); stop that one first, or pick another name with --pipe")]
+    AlreadyServing {
+        /// The pipe name.
+        name: String,
+    },
+    /// The pipe's security descriptor could not be built, or its existence not checked.
+    #[error("cannot set up the pipe {name}")]
+    Identity {
+        /// The pipe name.
+        name: String,
+        /// Why.
+        #[source]
+        source: TrustError,
+    },
+    /// Windows refused to create the pipe.
+    #[error("cannot create the pipe {name}")]
+    Create {
+        /// The pipe name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `ERROR_ACCESS_DENIED`: what `first_pipe_instance` gives when the pipe exists already.
+const ERROR_ACCESS_DENIED: i32 = 5;
+
+/// A named pipe served to this user's local processes.
+#[derive(Debug)]
+pub struct PipeListener {
+    name: String,
+    /// Applied to every instance; kept alive as long as instances are created.
+    security: PipeSecurity,
+    /// The instance the next client connects to.
+    waiting: NamedPipeServer,
+}
+
+impl PipeListener {
+    /// Creates the pipe's first instance, refusing a name that exists already. Must run
+    /// inside a tokio runtime.
+    pub fn create(name: &str) -> Result<Self, PipeError> {
+        let identity = |source| PipeError::Identity {
+            name: name.to_owned(),
+            source,
+        };
+        // Wine ignores `first_pipe_instance`: ask first, so a second daemon is refused there too.
+        if latchkey_paths::pipe_exists(name).map_err(identity)? {
+            return Err(PipeError::AlreadyServing {
+                name: name.to_owned(),
+            });
+        }
+        let security = PipeSecurity::for_current_user().map_err(identity)?;
+        let waiting = instance(name, &security, true).map_err(|source| {
+            if source.raw_os_error() == Some(ERROR_ACCESS_DENIED) {
+                PipeError::AlreadyServing {
+                    name: name.to_owned(),
+                }
+            } else {
+                PipeError::Create {
+                    name: name.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            security,
+            waiting,
+        })
+    }
+
+    /// The pipe's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// One more instance of the pipe, this user's only, local clients only, bytes not messages.
+fn instance(name: &str, security: &PipeSecurity, first: bool) -> std::io::Result<NamedPipeServer> {
+    let mut options = ServerOptions::new();
+    options
+        .first_pipe_instance(first)
+        .reject_remote_clients(true)
+        .pipe_mode(PipeMode::Byte);
+    // SAFETY: the attributes point at a descriptor owned by `security`, which outlives the
+    // call; CreateNamedPipeW only reads them.
+    unsafe { options.create_with_security_attributes_raw(name, security.as_raw_attributes()) }
+}
+
+impl Listener for PipeListener {
+    type Stream = NamedPipeServer;
+
+    async fn accept(&mut self) -> std::io::Result<(NamedPipeServer, Peer)> {
+        loop {
+            if let Err(err) = self.waiting.connect().await {
+                // The client left before it was served (ERROR_NO_DATA): this instance is
+                // spent; a fresh one takes its place.
+                debug!(error = %err, "a client left before it was accepted");
+                self.waiting = instance(&self.name, &self.security, false)?;
+                continue;
+            }
+            let next = instance(&self.name, &self.security, false)?;
+            let connected = std::mem::replace(&mut self.waiting, next);
+            match peer_of(&connected) {
+                Ok(peer) => return Ok((connected, peer)),
+                Err(err) => warn!(error = %err, "cannot identify a pipe client; closing"),
+            }
+        }
+    }
+}
+
+/// The user and process of `pipe`'s client.
+fn peer_of(pipe: &NamedPipeServer) -> Result<Peer, TrustError> {
+    let sid = latchkey_paths::pipe_client_sid(pipe.as_handle())?;
+    let pid = latchkey_paths::pipe_client_pid(pipe.as_handle()).ok();
+    Ok(Peer::new(PeerUser::Sid(sid), pid))
+}
