@@ -223,15 +223,18 @@ pub fn credentials(prefix: &str) -> Vec<(String, usize)> {
     for i in 0..count as usize {
         // SAFETY: on success list holds `count` valid credential pointers.
         let credential = unsafe { &**list.add(i) };
-        let mut len = 0;
-        // SAFETY: TargetName is a NUL-terminated string inside the list's allocation.
-        while unsafe { *credential.TargetName.add(len) } != 0 {
-            len += 1;
+        // Wine packs the strings after the records without aligning them: read unit by unit.
+        let mut name = Vec::new();
+        loop {
+            // SAFETY: TargetName is a NUL-terminated string inside the list's allocation.
+            let unit = unsafe { credential.TargetName.add(name.len()).read_unaligned() };
+            if unit == 0 {
+                break;
+            }
+            name.push(unit);
         }
-        // SAFETY: the `len` units before the NUL were just read.
-        let name = unsafe { std::slice::from_raw_parts(credential.TargetName, len) };
         found.push((
-            String::from_utf16_lossy(name),
+            String::from_utf16_lossy(&name),
             credential.CredentialBlobSize as usize,
         ));
     }

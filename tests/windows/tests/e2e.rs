@@ -7,7 +7,7 @@ use std::time::Duration;
 use latchkey_windows_tests::{cli_exe, credentials, daemon_exe, run, shown, Daemon, TestEnv};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::windows::named_pipe::ClientOptions;
+use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeClient};
 
 include!("../../tests/e2e/hostile_cases.rs");
 
@@ -36,7 +36,7 @@ fn with_no_configuration_the_daemon_serves_this_users_pipe_from_credential_manag
     let sid = latchkey_paths::current_user_sid().unwrap();
     let pipe = latchkey_paths::pipe_name_for_sid(&sid).unwrap();
     assert!(log.contains("credential-manager"), "{log}");
-    assert!(log.contains(&pipe), "{log}");
+    assert!(log.contains(&format!("socket={pipe} ")), "{log}");
 
     let cli = |args: &[&str], stdin: Option<&[u8]>| {
         let mut command = std::process::Command::new(cli_exe());
@@ -143,44 +143,91 @@ fn an_entry_survives_a_restart_of_the_daemon() {
     assert!(credentials("latchkey:survivor/").is_empty());
 }
 
-/// An OAuth bundle whose access token is `size` bytes.
-fn bundle(size: usize) -> (String, Vec<u8>) {
-    let token: String = (0..size)
-        .map(|i| char::from(b'A' + (i % 26) as u8))
+/// An OAuth bundle: its JSON, its access token and its scopes.
+struct Bundle {
+    input: Vec<u8>,
+    token: String,
+    scopes: Vec<String>,
+}
+
+/// A bundle whose JSON is exactly `size` bytes: a padded access token, a refresh and an ID
+/// token of 512 and 1,024 bytes, two scopes.
+fn padded_bundle(size: usize) -> Bundle {
+    let scopes = vec!["read".to_owned(), "write".to_owned()];
+    let with = |token: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "kind": "oauth2",
+            "access_token": token,
+            "refresh_token": "r".repeat(512),
+            "id_token": "i".repeat(1024),
+            "scopes": scopes,
+        }))
+        .unwrap()
+    };
+    let token = letters(size - with("").len());
+    let input = with(&token);
+    assert_eq!(input.len(), size);
+    Bundle {
+        input,
+        token,
+        scopes,
+    }
+}
+
+/// The largest bundle a client can hand over: every secret at its 16 KiB limit and 60 scopes
+/// of 250 bytes, about 64 KB of JSON.
+fn largest_bundle() -> Bundle {
+    let token = letters(16 * 1024);
+    let scopes: Vec<String> = (0..60)
+        .map(|i| format!("s{i:02}:{}", "x".repeat(246)))
         .collect();
-    let bundle = serde_json::json!({
+    let input = serde_json::to_vec(&serde_json::json!({
         "kind": "oauth2",
         "access_token": token,
-        "refresh_token": "r".repeat(512),
-        "id_token": "i".repeat(1024),
-        "scopes": ["read", "write"],
-    });
-    (token, serde_json::to_vec(&bundle).unwrap())
+        "refresh_token": "r".repeat(16 * 1024),
+        "id_token": "i".repeat(16 * 1024),
+        "scopes": scopes,
+    }))
+    .unwrap();
+    assert!(input.len() > 64_000, "{}", input.len());
+    Bundle {
+        input,
+        token,
+        scopes,
+    }
+}
+
+fn letters(len: usize) -> String {
+    (0..len)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect()
 }
 
 #[test]
-fn six_and_sixty_four_kib_bundles_round_trip() {
+fn six_and_sixty_four_kb_bundles_round_trip() {
     let env = TestEnv::new("bundles");
     let _daemon = env.start_daemon(&["--max-line", "262144"]);
-    for (service, size) in [("six-kib", 6 * 1024), ("sixty-four-kib", 64 * 1024)] {
-        let (token, input) = bundle(size);
-        let set = env.cli(&["set", service, "--bundle"], Some(&input));
+    for (service, bundle) in [
+        ("six-kib", padded_bundle(6 * 1024)),
+        ("sixty-four-kb", largest_bundle()),
+    ] {
+        let set = env.cli(&["set", service, "--bundle"], Some(&bundle.input));
         assert!(set.status.success(), "{service}: {}", shown(&set));
         let got = stdout(&env.cli(&["get", service], None));
-        assert_eq!(got.trim_end().len(), token.len(), "{service}");
+        assert_eq!(got.trim_end().len(), bundle.token.len(), "{service}");
         assert!(
-            got.trim_end() == token,
+            got.trim_end() == bundle.token,
             "{service}: the token came back changed"
         );
         let result = json(&env.cli(&["get", service, "--json"], None));
-        assert_eq!(result["scopes"], serde_json::json!(["read", "write"]));
+        assert_eq!(result["scopes"], serde_json::json!(bundle.scopes));
         // Wine does not enforce the blob limit, so look at what was stored: several
         // credentials, none over 2,560 bytes.
         let stored = credentials(&format!("latchkey:{service}/"));
         assert!(stored.len() > 2, "{service}: {stored:?}");
         assert!(stored.iter().all(|(_, size)| *size <= 2560), "{stored:?}");
     }
-    for service in ["six-kib", "sixty-four-kib"] {
+    for service in ["six-kib", "sixty-four-kb"] {
         let clear = env.cli(&["clear", service], None);
         assert!(clear.status.success(), "{}", shown(&clear));
         assert!(credentials(&format!("latchkey:{service}/")).is_empty());
@@ -213,6 +260,26 @@ fn a_pipe_nobody_serves_is_reported_as_not_running() {
     );
 }
 
+/// Opens the pipe like a client must: while every instance is busy, wait for one
+/// (`WaitNamedPipeW`) and try again.
+fn open(name: &str) -> NamedPipeClient {
+    const ERROR_PIPE_BUSY: i32 = 231;
+    let wide: Vec<u16> = name.encode_utf16().chain(Some(0)).collect();
+    loop {
+        match ClientOptions::new().open(name) {
+            Ok(pipe) => return pipe,
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
+                // SAFETY: wide is NUL-terminated.
+                let free = unsafe {
+                    windows_sys::Win32::System::Pipes::WaitNamedPipeW(wide.as_ptr(), 10_000)
+                };
+                assert_ne!(free, 0, "no instance of {name} became free");
+            }
+            Err(e) => panic!("cannot open {name}: {e}"),
+        }
+    }
+}
+
 /// One line's answer, as JSON.
 async fn answer<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Value {
     let mut line = String::new();
@@ -229,9 +296,9 @@ async fn hostile_input_on_the_pipe_gets_the_socket_s_errors_and_harms_no_one() {
     let env = TestEnv::new("hostile");
     let daemon = env.start_daemon(&["--max-line", "4096"]);
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let neighbour = ClientOptions::new().open(&env.pipe).unwrap();
+        let neighbour = open(&env.pipe);
         let mut neighbour = BufReader::new(neighbour);
-        let pipe = ClientOptions::new().open(&env.pipe).unwrap();
+        let pipe = open(&env.pipe);
         let mut pipe = BufReader::new(pipe);
         for (line, code, kind) in HOSTILE {
             pipe.get_mut().write_all(line).await.unwrap();
@@ -267,7 +334,7 @@ async fn hostile_input_on_the_pipe_gets_the_socket_s_errors_and_harms_no_one() {
         neighbour.get_mut().write_all(VERSION).await.unwrap();
         assert_eq!(answer(&mut neighbour).await["result"]["protocol"], 1);
         // A connection opened after the abuse: nothing was stored.
-        let mut fresh = BufReader::new(ClientOptions::new().open(&env.pipe).unwrap());
+        let mut fresh = BufReader::new(open(&env.pipe));
         fresh.get_mut().write_all(LIST).await.unwrap();
         assert_eq!(
             answer(&mut fresh).await["result"]["entries"],
@@ -285,16 +352,14 @@ async fn many_clients_at_once_each_get_an_instance() {
     let env = TestEnv::new("many");
     let _daemon = env.start_daemon(&[]);
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let mut open = Vec::new();
+        let mut clients = Vec::new();
         for _ in 0..8 {
-            open.push(BufReader::new(
-                ClientOptions::new().open(&env.pipe).unwrap(),
-            ));
+            clients.push(BufReader::new(open(&env.pipe)));
         }
-        for pipe in &mut open {
+        for pipe in &mut clients {
             pipe.get_mut().write_all(VERSION).await.unwrap();
         }
-        for pipe in &mut open {
+        for pipe in &mut clients {
             assert_eq!(answer(pipe).await["id"], "ping");
         }
     })
