@@ -20,7 +20,8 @@ esac
 
 # The crates built for Windows and type-checked for macOS. Add a crate here once it builds
 # for that platform; the goal is the whole workspace.
-WINDOWS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-oauth)
+WINDOWS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-oauth latchkey-store latchkey-daemon
+    latchkey-client latchkey-cli)
 MACOS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-oauth)
 MACOS_TARGETS=(aarch64-apple-darwin x86_64-apple-darwin)
 WINDOWS_TARGET=x86_64-pc-windows-gnu

@@ -141,3 +141,51 @@ fn peer_of(pipe: &NamedPipeServer) -> Result<Peer, TrustError> {
     let pid = latchkey_paths::pipe_client_pid(pipe.as_handle()).ok();
     Ok(Peer::new(PeerUser::Sid(sid), pid))
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::windows::named_pipe::ClientOptions;
+
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        format!(r"\\.\pipe\latchkeyd-unit-{tag}-{}", std::process::id())
+    }
+
+    #[tokio::test]
+    async fn a_client_is_accepted_as_this_user_and_the_next_instance_waits() {
+        let name = unique("accept");
+        let mut listener = PipeListener::create(&name).unwrap();
+        assert_eq!(listener.name(), name);
+        let mut client = ClientOptions::new().open(&name).unwrap();
+        let (mut server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.pid, Some(std::process::id()));
+        assert!(peer.user.sid().is_some_and(|s| s.starts_with("S-1-")));
+        assert!(peer.is_own_user("a test connection"));
+        // The next instance exists before the first is handed out: a second client can open.
+        let second = ClientOptions::new().open(&name).unwrap();
+        client.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        server.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"x");
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_that_exists_is_refused() {
+        let name = unique("taken");
+        let _first = PipeListener::create(&name).unwrap();
+        let err = PipeListener::create(&name).unwrap_err();
+        assert!(matches!(&err, PipeError::AlreadyServing { name: n } if *n == name));
+        assert!(err.to_string().contains("already serving"), "{err}");
+    }
+
+    #[test]
+    fn a_sid_that_is_not_ours_is_not_the_current_user() {
+        let me = latchkey_paths::current_user_sid().unwrap();
+        assert!(PeerUser::Sid(me).is_current());
+        assert!(!PeerUser::Sid("S-1-5-21-1-2-3-4242".into()).is_current());
+        assert!(!PeerUser::Uid(1000).is_current());
+    }
+}
