@@ -57,8 +57,9 @@ pub struct PipeListener {
     name: String,
     /// Applied to every instance; kept alive as long as instances are created.
     security: PipeSecurity,
-    /// The instance the next client connects to.
-    waiting: NamedPipeServer,
+    /// The instance the next client connects to (`None` when the last one could not be made:
+    /// the next accept tries again).
+    waiting: Option<NamedPipeServer>,
 }
 
 impl PipeListener {
@@ -91,7 +92,7 @@ impl PipeListener {
         Ok(Self {
             name: name.to_owned(),
             security,
-            waiting,
+            waiting: Some(waiting),
         })
     }
 
@@ -118,15 +119,27 @@ impl Listener for PipeListener {
 
     async fn accept(&mut self) -> std::io::Result<(NamedPipeServer, Peer)> {
         loop {
-            if let Err(err) = self.waiting.connect().await {
+            let waiting = match &mut self.waiting {
+                Some(waiting) => waiting,
+                None => self
+                    .waiting
+                    .insert(instance(&self.name, &self.security, false)?),
+            };
+            if let Err(err) = waiting.connect().await {
                 // The client left before it was served (ERROR_NO_DATA): this instance is
                 // spent; a fresh one takes its place.
                 debug!(error = %err, "a client left before it was accepted");
-                self.waiting = instance(&self.name, &self.security, false)?;
+                self.waiting = None;
                 continue;
             }
-            let next = instance(&self.name, &self.security, false)?;
-            let connected = std::mem::replace(&mut self.waiting, next);
+            let connected = self.waiting.take().expect("the instance just connected");
+            // The next instance before this one is handed out, so a client arriving meanwhile
+            // finds one. When none can be made now (every instance the system allows is in
+            // use), this client is still served and the next accept tries again.
+            match instance(&self.name, &self.security, false) {
+                Ok(next) => self.waiting = Some(next),
+                Err(err) => warn!(error = %err, "cannot create the next pipe instance yet"),
+            }
             match peer_of(&connected) {
                 Ok(peer) => return Ok((connected, peer)),
                 Err(err) => warn!(error = %err, "cannot identify a pipe client; closing"),
