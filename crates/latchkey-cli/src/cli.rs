@@ -11,6 +11,11 @@ pub struct Cli {
     /// The daemon's socket, and only it [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: $TMPDIR/latchkey)]
     #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// The daemon's named pipe, and only it: \\.\pipe\NAME or a bare NAME
+    /// [default: \\.\pipe\latchkey-<your SID>]
+    #[cfg(windows)]
+    #[arg(long, global = true, env = "LATCHKEY_PIPE", value_name = "NAME")]
+    pub pipe: Option<String>,
     /// How to reach the daemon: the socket, the session bus, or the socket if a daemon listens
     /// there and the bus otherwise (which also starts an activatable daemon).
     /// A socket named with --socket or LATCHKEY_SOCKET is used alone, never swapped for the bus.
@@ -33,6 +38,9 @@ pub enum TransportArg {
     Socket,
     /// Only the D-Bus session bus.
     Dbus,
+    /// Only the named pipe (Windows; what auto means there).
+    #[cfg(windows)]
+    Pipe,
 }
 
 /// The credential kinds `set` can read from stdin without `--bundle`.
@@ -146,7 +154,7 @@ pub enum Command {
         command: ProviderCommand,
     },
     /// Install latchkeyd to start at login (systemd user units and D-Bus activation on Linux,
-    /// a launchd agent on macOS). Never needs root.
+    /// a launchd agent on macOS, a Run value under HKCU on Windows). Never needs root.
     Install {
         /// Only print the files, with their paths.
         #[arg(long, conflicts_with = "dry_run")]

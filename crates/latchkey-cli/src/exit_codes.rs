@@ -29,8 +29,8 @@ pub enum ExitCode {
     RefreshFailed = 9,
     /// A login did not complete (denied, expired or refused).
     LoginFailed = 10,
-    /// What answers as latchkeyd is not this user's (a foreign socket folder, listener or bus
-    /// name owner); nothing was sent.
+    /// What answers as latchkeyd is not this user's (a foreign socket folder, listener, pipe
+    /// server or bus name owner); nothing was sent.
     Untrusted = 11,
     /// Interrupted (Ctrl-C); a pending login was cancelled.
     Interrupted = 130,
@@ -39,14 +39,16 @@ pub enum ExitCode {
 /// The exit-code table shown by `--help`.
 pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not found, \
 4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
-unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 11 the daemon's socket or bus name is not this user's (nothing sent), \
+unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 11 the daemon's socket, pipe or bus name is not this user's (nothing sent), \
 130 interrupted.";
 
 impl ExitCode {
     /// The code for an error.
     pub fn of(err: &ClientError) -> Self {
         match err {
-            ClientError::NotRunning { .. } | ClientError::Bus(_) => ExitCode::Unavailable,
+            ClientError::NotRunning { .. }
+            | ClientError::PipeNotServed { .. }
+            | ClientError::Bus(_) => ExitCode::Unavailable,
             ClientError::Closed => ExitCode::PermissionDenied,
             ClientError::Untrusted(_) => ExitCode::Untrusted,
             // `--transport dbus` where there is no D-Bus.

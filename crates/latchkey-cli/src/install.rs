@@ -41,6 +41,13 @@ pub enum Mode {
     Apply,
 }
 
+/// The daemon's file name (`latchkeyd.exe` on Windows).
+const DAEMON: &str = if cfg!(windows) {
+    "latchkeyd.exe"
+} else {
+    "latchkeyd"
+};
+
 /// The daemon to point the files at: `--daemon`, else `latchkeyd` next to this program, else
 /// on `PATH`.
 pub fn find_daemon(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -49,14 +56,14 @@ pub fn find_daemon(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("latchkeyd")))
+        .and_then(|exe| exe.parent().map(|dir| dir.join(DAEMON)))
         .filter(|path| path.is_file());
     if let Some(path) = beside {
         return Ok(path);
     }
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|dir| dir.join("latchkeyd"))
+            .map(|dir| dir.join(DAEMON))
             .find(|path| path.is_file())
     });
     on_path.context("cannot find latchkeyd next to latchkey or on PATH; pass --daemon PATH")

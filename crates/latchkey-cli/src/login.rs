@@ -92,9 +92,11 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
     runtime.block_on(async move {
         // Listen for Ctrl-C before anything is shown: a user (or a test) reacting to the URL
         // must find the handler in place.
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                .map_err(|e| crate::failure(e.into()))?;
+        #[cfg(unix)]
+        let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        #[cfg(windows)]
+        let interrupt = tokio::signal::windows::ctrl_c();
+        let mut interrupt = interrupt.map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.target).await?;
         let started = client.login(request.params).await?;
         show(&started, request.open_browser, request.json);

@@ -5,11 +5,17 @@ mod cli;
 mod doctor;
 mod exit_codes;
 mod input;
+// On Windows only `find_daemon` and `Mode` are used: start at login is a Run value there
+// (`run_key`), not files for a service manager.
+#[cfg_attr(windows, allow(dead_code))]
 mod install;
 mod login;
 mod output;
+#[cfg(windows)]
+mod run_key;
 
 use std::io::Write;
+#[cfg(not(windows))]
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
@@ -76,29 +82,48 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 }
 
 /// Where to reach the daemon: a socket named with `--socket` or `LATCHKEY_SOCKET` is used
-/// alone, never swapped for the bus.
-fn target(cli: &Cli) -> Target {
-    match (cli.transport, &cli.socket) {
+/// alone, never swapped for the bus. On Windows `auto` is the named pipe (`--pipe`,
+/// `LATCHKEY_PIPE` or this user's default pipe).
+fn target(cli: &Cli) -> Result<Target, Failure> {
+    Ok(match (cli.transport, &cli.socket) {
         (TransportArg::Dbus, _) => Target::Dbus,
         (TransportArg::Socket, None) => Target::Socket(latchkey_paths::default_socket_path()),
-        (_, Some(path)) => Target::Socket(path.clone()),
+        (TransportArg::Socket, Some(path)) => Target::Socket(path.clone()),
+        #[cfg(windows)]
+        (TransportArg::Pipe | TransportArg::Auto, _) => Target::Pipe(pipe_name(cli)?),
+        #[cfg(not(windows))]
+        (TransportArg::Auto, Some(path)) => Target::Socket(path.clone()),
+        #[cfg(not(windows))]
         (TransportArg::Auto, None) => Target::Auto,
+    })
+}
+
+/// `--pipe` (or `LATCHKEY_PIPE`), else this user's default pipe.
+#[cfg(windows)]
+fn pipe_name(cli: &Cli) -> Result<String, Failure> {
+    match &cli.pipe {
+        Some(name) => latchkey_paths::parse_pipe_name(name).map_err(|e| usage(e.into())),
+        None => latchkey_paths::default_pipe_name().map_err(|e| failure(e.into())),
     }
 }
 
 fn connect(cli: &Cli) -> Result<Client, Failure> {
-    let mut client = Client::connect_to(&target(cli))?;
+    let target = target(cli)?;
+    let mut client = Client::connect_to(&target)?;
     if cli.verbose {
-        match client.transport() {
-            Transport::Socket => eprintln!(
+        match (client.transport(), &target) {
+            (Transport::Socket, Target::Socket(path)) => {
+                eprintln!("latchkey: using the socket {}", path.display())
+            }
+            (Transport::Socket, _) => eprintln!(
                 "latchkey: using the socket {}",
-                match target(cli) {
-                    Target::Socket(path) => path,
-                    _ => latchkey_paths::default_socket_path(),
-                }
-                .display()
+                latchkey_paths::default_socket_path().display()
             ),
-            Transport::Dbus => {
+            (Transport::Pipe, Target::Pipe(name)) => {
+                eprintln!("latchkey: using the named pipe {name}")
+            }
+            (Transport::Pipe, _) => eprintln!("latchkey: using the named pipe"),
+            (Transport::Dbus, _) => {
                 eprintln!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
             }
         }
@@ -237,7 +262,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     device: *device,
                 },
                 open_browser: !no_browser,
-                target: target(&cli),
+                target: target(&cli)?,
                 json: *json,
             })?;
             if *json {
@@ -317,29 +342,41 @@ fn run(cli: Cli) -> Result<(), Failure> {
             daemon,
         } => {
             let daemon = install::find_daemon(daemon.as_deref()).map_err(usage)?;
-            let plan = install::plan(&daemon).map_err(failure)?;
             let mode = match (print, dry_run) {
                 (true, _) => install::Mode::Print,
                 (_, true) => install::Mode::DryRun,
                 _ => install::Mode::Apply,
             };
-            install::install(&plan, mode).map_err(failure)?;
+            #[cfg(windows)]
+            run_key::install(&daemon, mode).map_err(failure)?;
+            #[cfg(not(windows))]
+            install::install(&install::plan(&daemon).map_err(failure)?, mode).map_err(failure)?;
         }
         Command::Uninstall { dry_run } => {
-            let plan = install::plan(Path::new("latchkeyd")).map_err(failure)?;
             let mode = if *dry_run {
                 install::Mode::DryRun
             } else {
                 install::Mode::Apply
             };
-            install::uninstall(&plan, mode).map_err(failure)?;
+            #[cfg(windows)]
+            run_key::uninstall(mode).map_err(failure)?;
+            #[cfg(not(windows))]
+            install::uninstall(
+                &install::plan(Path::new("latchkeyd")).map_err(failure)?,
+                mode,
+            )
+            .map_err(failure)?;
         }
         Command::Doctor => {
-            let path = cli
-                .socket
-                .clone()
-                .unwrap_or_else(latchkey_paths::default_socket_path);
-            doctor::run(&path).map_err(failure)?;
+            #[cfg(windows)]
+            let target = target(&cli)?;
+            #[cfg(not(windows))]
+            let target = Target::Socket(
+                cli.socket
+                    .clone()
+                    .unwrap_or_else(latchkey_paths::default_socket_path),
+            );
+            doctor::run(&target).map_err(failure)?;
         }
         Command::Version { json } => {
             let mut client = connect(&cli)?;

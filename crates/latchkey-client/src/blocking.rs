@@ -23,7 +23,7 @@ impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()?;
         let inner = runtime.block_on(crate::Client::connect(path))?;
         Ok(Self { runtime, inner })
@@ -32,7 +32,7 @@ impl Client {
     /// Connects over the D-Bus session bus.
     pub fn connect_dbus() -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()?;
         let inner = runtime.block_on(crate::Client::connect_dbus())?;
         Ok(Self { runtime, inner })
@@ -42,7 +42,7 @@ impl Client {
     /// [`crate::Client::connect_auto`]).
     pub fn connect_auto() -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()?;
         let inner = runtime.block_on(crate::Client::connect_auto())?;
         Ok(Self { runtime, inner })
@@ -51,7 +51,7 @@ impl Client {
     /// Connects as `target` says (see [`crate::Client::connect_to`]).
     pub fn connect_to(target: &crate::Target) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()?;
         let inner = runtime.block_on(crate::Client::connect_to(target))?;
         Ok(Self { runtime, inner })

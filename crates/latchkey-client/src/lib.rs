@@ -1,14 +1,17 @@
-//! A Rust client for latchkeyd, over its Unix socket or the D-Bus session bus.
+//! A Rust client for latchkeyd, over its Unix socket, the D-Bus session bus (Linux) or its
+//! named pipe (Windows).
 //!
 //! [`Client`] is async (tokio); [`blocking::Client`] wraps it for programs without a runtime.
 //! [`Client::connect_auto`] takes the default socket when a daemon listens there and otherwise
 //! the session bus, which also starts an activatable daemon; a socket named explicitly (with
-//! [`Client::connect`] or `LATCHKEY_SOCKET`) is never swapped for another transport.
+//! [`Client::connect`] or `LATCHKEY_SOCKET`) is never swapped for another transport. On
+//! Windows it takes this user's named pipe ([`Target::Pipe`], `LATCHKEY_PIPE`).
 //!
 //! Trust runs both ways: before it sends anything, the client checks that the socket's folder
 //! belongs to this user and is closed to others, and that the process listening on it runs as
 //! this user (its peer credentials); on D-Bus, that the owner of the daemon's name runs as this
-//! user. Otherwise it fails with [`ClientError::Untrusted`] and nothing is sent.
+//! user; on Windows, that the process serving the pipe runs as this user (its token's SID).
+//! Otherwise it fails with [`ClientError::Untrusted`] and nothing is sent.
 //! Errors the daemon reports come back as [`ClientError::Daemon`] with their stable
 //! [`ErrorKind`], so callers branch on kinds, not on messages.
 //!
@@ -72,6 +75,12 @@ pub enum ClientError {
         /// The socket tried.
         path: PathBuf,
     },
+    /// Nothing serves the named pipe (Windows).
+    #[error("latchkeyd is not running (nothing serves {name}); start it with `latchkeyd`, or `latchkey install` to start it at login")]
+    PipeNotServed {
+        /// The pipe tried.
+        name: String,
+    },
     /// The connection failed.
     #[error("cannot talk to latchkeyd: {0}")]
     Io(#[from] std::io::Error),
@@ -127,6 +136,19 @@ pub enum Untrusted {
         /// Its owner.
         owner: latchkey_paths::User,
     },
+    /// The process serving the named pipe runs as another user.
+    #[cfg(windows)]
+    #[error("the process serving {name} runs as {sid}, not as this user")]
+    PipeServer {
+        /// The pipe.
+        name: String,
+        /// The user SID of its server process.
+        sid: String,
+    },
+    /// Who is on the other end (or who we are) could not be established.
+    #[cfg(windows)]
+    #[error("{0}")]
+    Identity(latchkey_paths::TrustError),
 }
 
 impl ClientError {
@@ -144,10 +166,13 @@ impl ClientError {
 pub enum Target {
     /// This socket and nothing else (Unix).
     Socket(PathBuf),
+    /// This named pipe (`\\.\pipe\NAME`) and nothing else (Windows; elsewhere
+    /// [`ClientError::Unsupported`]).
+    Pipe(String),
     /// The session bus and nothing else (Linux; elsewhere [`ClientError::Unsupported`]).
     Dbus,
     /// The default socket if a daemon listens there, else the session bus (see
-    /// [`Client::connect_auto`]).
+    /// [`Client::connect_auto`]); on Windows, this user's named pipe.
     Auto,
 }
 
@@ -158,6 +183,8 @@ pub enum Transport {
     Socket,
     /// The D-Bus session bus.
     Dbus,
+    /// The Windows named pipe.
+    Pipe,
 }
 
 /// A connection to latchkeyd. Requests on one client are sent one at a time.

@@ -363,8 +363,8 @@ impl Config {
         };
         let data_dir = match std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
             Some(dir) => PathBuf::from(dir),
-            None => dirs
-                .map(|d| d.data_dir().to_owned())
+            None => latchkey_paths::Folders::of_current_user()
+                .map(|folders| folders.data)
                 .ok_or(ConfigError::NoDataDir)?,
         };
         Self::resolve(file, flags, data_dir)
@@ -531,6 +531,8 @@ mod tests {
         }
     }
 
+    // Modes, devices and FIFOs are Unix things.
+    #[cfg(unix)]
     fn write(dir: &Path, name: &str, text: &[u8], mode: u32) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join(name);
@@ -539,6 +541,8 @@ mod tests {
         path
     }
 
+    // Modes, devices and FIFOs are Unix things.
+    #[cfg(unix)]
     #[test]
     fn only_a_small_private_regular_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -590,6 +594,8 @@ mod tests {
         ));
     }
 
+    // Modes, devices and FIFOs are Unix things.
+    #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
         let dir = tempfile::tempdir().unwrap();

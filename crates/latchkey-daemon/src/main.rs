@@ -1,5 +1,5 @@
 //! `latchkeyd`: parse flags, set up logging, hardening and signals, then run the daemon
-//! library ([`DaemonBuilder`]) until SIGINT or SIGTERM.
+//! library ([`DaemonBuilder`]) until SIGINT or SIGTERM (on Windows: a console control event).
 
 use std::path::PathBuf;
 
@@ -16,9 +16,14 @@ use tracing::warn;
 #[derive(Debug, Parser)]
 #[command(name = "latchkeyd", version, about)]
 struct Args {
-    /// Socket to listen on [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: $TMPDIR/latchkey)]
+    /// Socket to listen on [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: the per-user temporary folder)]
+    #[cfg_attr(windows, arg(hide = true))]
     #[arg(long, env = "LATCHKEY_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Named pipe to serve: \\.\pipe\NAME or a bare NAME [default: \\.\pipe\latchkey-<your SID>]
+    #[cfg(windows)]
+    #[arg(long, env = "LATCHKEY_PIPE", value_name = "NAME")]
+    pipe: Option<String>,
     /// Where secrets are kept [default: auto]
     #[arg(long, value_name = "STORE", value_parser = store_parser())]
     store: Option<Backend>,
@@ -43,7 +48,7 @@ struct Args {
     /// Do not serve on the D-Bus session bus.
     #[arg(long)]
     no_dbus: bool,
-    /// Do not serve on the Unix socket (D-Bus only).
+    /// Do not serve on the Unix socket (D-Bus only; Linux).
     #[arg(long, conflicts_with = "no_dbus")]
     no_socket: bool,
 }
@@ -68,19 +73,33 @@ fn inherited() -> Option<StreamEndpoint> {
 }
 
 /// The endpoints the flags and the configuration ask for.
-fn endpoints(args: &Args, config: &Config, inherited: Option<StreamEndpoint>) -> Endpoints {
+fn endpoints(args: &Args, config: &Config, inherited: Option<StreamEndpoint>) -> Result<Endpoints> {
     #[cfg(unix)]
     let stream = inherited.or_else(|| Some(StreamEndpoint::Socket(config.socket.clone())));
-    // WINDOWS: the named pipe, once it exists.
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    let stream = {
+        let _ = (config, inherited);
+        Some(StreamEndpoint::Pipe(pipe_name(args)?))
+    };
+    #[cfg(not(any(unix, windows)))]
     let stream = {
         let _ = (config, inherited);
         None
     };
-    Endpoints {
+    Ok(Endpoints {
         stream: stream.filter(|_| !args.no_socket),
         dbus: cfg!(target_os = "linux") && !args.no_dbus,
-    }
+    })
+}
+
+/// `--pipe` (or `LATCHKEY_PIPE`), else this user's default pipe.
+#[cfg(windows)]
+fn pipe_name(args: &Args) -> Result<String> {
+    let name = match &args.pipe {
+        Some(name) => latchkey_paths::parse_pipe_name(name),
+        None => latchkey_paths::default_pipe_name(),
+    };
+    name.context("cannot name the pipe to serve")
 }
 
 fn overrides(args: &Args) -> Overrides {
@@ -144,7 +163,10 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(endpoints(&args, &config, inherited), config))
+                .block_on(async {
+                    let endpoints = endpoints(&args, &config, inherited)?;
+                    run(endpoints, config).await
+                })
         });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

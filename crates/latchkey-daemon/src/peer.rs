@@ -38,10 +38,8 @@ impl PeerUser {
         match self {
             #[cfg(unix)]
             PeerUser::Uid(uid) => latchkey_paths::is_own_uid(*uid),
-            // WINDOWS: compare with `latchkey_paths::current_user_sid()` (the daemon process
-            // token's user SID) once latchkey-paths has it; until then no SID is trusted.
             #[cfg(windows)]
-            PeerUser::Sid(_) => false,
+            PeerUser::Sid(sid) => own_sid().is_some_and(|own| own == sid),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -95,6 +93,21 @@ impl Peer {
         );
         false
     }
+}
+
+/// The user SID of the daemon's process token, read once. `None` (the token cannot be read)
+/// trusts no SID.
+#[cfg(windows)]
+fn own_sid() -> Option<&'static str> {
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| match latchkey_paths::current_user_sid() {
+        Ok(sid) => Some(sid),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read this process's user SID; every pipe client is refused");
+            None
+        }
+    })
+    .as_deref()
 }
 
 #[cfg(target_os = "linux")]

@@ -28,6 +28,6 @@ pub use pipe_name::{parse_pipe_name, pipe_name_for_sid, PIPE_ENV, PIPE_PREFIX};
 pub use trust::{check_private_dir, create_private_dir, effective_uid, is_own_uid, User};
 #[cfg(windows)]
 pub use windows::{
-    current_user_sid, default_pipe_name, pipe_client_sid, pipe_exists, pipe_server_sid,
-    PipeSecurity,
+    current_user_sid, default_pipe_name, pipe_client_pid, pipe_client_sid, pipe_exists,
+    pipe_server_sid, PipeSecurity,
 };

@@ -73,31 +73,7 @@ fn wire_format_is_pinned() {
     );
 }
 
-/// (request line, JSON-RPC code, data.kind)
-const HOSTILE: &[(&[u8], i64, &str)] = &[
-    (b"{bad json HOSTILE-MARKER", -32700, "invalid_request"),
-    (b"\xff\xfe\xfd HOSTILE-MARKER", -32700, "invalid_request"),
-    (b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"list\"}]", -32600, "invalid_request"),
-    (b"42", -32600, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"method\":\"list\"}", -32600, "invalid_request"),
-    (b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"list\"}", -32600, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":{\"HOSTILE-MARKER\":1},\"method\":\"list\"}", -32600, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"HOSTILE-MARKER\"}", -32601, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", -32600, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\"}", -32602, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":5}}", -32602, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":[\"HOSTILE-MARKER\"]}", -32602, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"x\",\"scopes\":\"HOSTILE-MARKER\"}}", -32602, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"x\",\"bundle\":{\"kind\":\"HOSTILE-MARKER\"}}}", -32602, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"x\",\"bundle\":{\"kind\":\"api_key\",\"key\":\"\"}}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"x\",\"bundle\":{\"kind\":\"oauth2\",\"access_token\":\"a\",\"expires_in\":-5}}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"x\",\"bundle\":{\"kind\":\"oauth2\",\"access_token\":\"a\",\"scopes\":[\"has space\"]}}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"\"}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"HOSTILE-MARKER\\u0000nul\"}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"HOSTILE-MARKER\\nnewline\"}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"HOSTILE-MARKER\\u001b[2J\",\"bundle\":{\"kind\":\"api_key\",\"key\":\"k\"}}}", -32000, "invalid_request"),
-    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"clear\",\"params\":{\"service\":\"ok\",\"account\":\"HOSTILE-MARKER\\u001b\"}}", -32000, "invalid_request"),
-];
+include!("hostile_cases.rs");
 
 #[test]
 fn hostile_requests_get_documented_errors_and_harm_no_one() {

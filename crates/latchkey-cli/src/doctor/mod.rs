@@ -1,11 +1,14 @@
 //! `latchkey doctor`: checks what latchkey depends on, one line each, and says how to fix
 //! what is wrong. It never unlocks the keyring and never starts the daemon.
 
+#[cfg(unix)]
 use std::path::Path;
 
 use latchkey_client::blocking::Client;
+use latchkey_client::Target;
 use latchkey_proto::StatusParams;
 
+#[cfg(not(windows))]
 use crate::install;
 use crate::output::sanitize;
 
@@ -75,8 +78,19 @@ fn check_socket_folder(report: &mut Report, socket: &Path) {
     }
 }
 
-/// Runs every check; `Err` if any failed.
-pub fn run(socket: &Path) -> anyhow::Result<()> {
+/// How to name where the daemon is asked, in a line.
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Socket(path) => path.display().to_string(),
+        Target::Pipe(name) => name.clone(),
+        Target::Dbus => "the session bus".to_owned(),
+        Target::Auto => "the default endpoint".to_owned(),
+    }
+}
+
+/// Runs every check on the daemon at `target` (its socket, or its pipe on Windows); `Err` if
+/// any failed.
+pub fn run(target: &Target) -> anyhow::Result<()> {
     let mut report = Report { failed: false };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -87,20 +101,19 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
     let _ = &runtime;
 
     #[cfg(unix)]
-    check_socket_folder(&mut report, socket);
+    if let Target::Socket(socket) = target {
+        check_socket_folder(&mut report, socket);
+    }
 
+    let shown = describe(target);
     let mut daemon_store = None;
-    match Client::connect(socket).and_then(|mut c| {
+    match Client::connect_to(target).and_then(|mut c| {
         let version = c.version()?;
         let status = c.status(StatusParams::default())?;
         Ok((version, status))
     }) {
         Ok((version, status)) => {
-            report.line(
-                Outcome::Ok,
-                &format!("latchkeyd answers on {}", socket.display()),
-                None,
-            );
+            report.line(Outcome::Ok, &format!("latchkeyd answers on {shown}"), None);
             if version.version == env!("CARGO_PKG_VERSION") {
                 report.line(
                     Outcome::Ok,
@@ -125,7 +138,7 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
         }
         Err(err) => report.line(
             Outcome::Fail,
-            &format!("latchkeyd does not answer on {} ({err})", socket.display()),
+            &format!("latchkeyd does not answer on {shown} ({err})"),
             Some("start it: `latchkeyd`, or `latchkey install` to start it at login"),
         ),
     }
@@ -149,7 +162,45 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
             );
         }
     }
+    check_start_at_login(&mut report);
+    if report.failed {
+        anyhow::bail!("some checks failed");
+    }
+    Ok(())
+}
 
+/// The Run value must exist and start a daemon that exists.
+#[cfg(windows)]
+fn check_start_at_login(report: &mut Report) {
+    use crate::run_key;
+    match run_key::registered() {
+        Ok(Some(command)) if std::path::Path::new(run_key::program(&command)).is_file() => report
+            .line(
+                Outcome::Ok,
+                &format!("latchkeyd starts at logon (HKCU Run value: {command})"),
+                None,
+            ),
+        Ok(Some(command)) => report.line(
+            Outcome::Warn,
+            &format!("the HKCU Run value starts {command}, which does not exist"),
+            Some("run `latchkey install` again"),
+        ),
+        Ok(None) => report.line(
+            Outcome::Warn,
+            "latchkeyd does not start at logon (no HKCU Run value)",
+            Some("run `latchkey install`"),
+        ),
+        Err(err) => report.line(
+            Outcome::Warn,
+            &format!("cannot read the Run value ({err:#})"),
+            None,
+        ),
+    }
+}
+
+/// The start-at-login files must exist.
+#[cfg(not(windows))]
+fn check_start_at_login(report: &mut Report) {
     match install::find_daemon(None).and_then(|daemon| install::plan(&daemon)) {
         Ok(plan) => {
             let missing: Vec<String> = plan
@@ -175,9 +226,5 @@ pub fn run(socket: &Path) -> anyhow::Result<()> {
         ),
     }
     #[cfg(target_os = "macos")]
-    launchd::agent_loaded(&mut report);
-    if report.failed {
-        anyhow::bail!("some checks failed");
-    }
-    Ok(())
+    launchd::agent_loaded(report);
 }

@@ -1,11 +1,13 @@
 //! The ways to reach the daemon, one module each, each checking the other end before it sends
-//! anything: the Unix socket ([`socket`]) and the D-Bus session bus (`dbus`, Linux only). A
-//! stream transport only connects and checks; [`line`] speaks the protocol over it. A Windows
-//! named pipe is one more module beside `socket` and one more [`Target`] variant.
+//! anything: the Unix socket (`socket`), the Windows named pipe (`pipe`) and the D-Bus session
+//! bus (`dbus`, Linux only). A stream transport only connects and checks; [`line`] speaks the
+//! protocol over it.
 
 #[cfg(target_os = "linux")]
 mod dbus;
 mod line;
+#[cfg(windows)]
+mod pipe;
 #[cfg(unix)]
 mod socket;
 
@@ -29,9 +31,20 @@ impl Connection {
     pub(crate) async fn open(target: &Target) -> Result<Self, ClientError> {
         match target {
             Target::Socket(path) => Self::socket(path).await,
+            Target::Pipe(name) => Self::pipe(name).await,
             Target::Dbus => Self::dbus().await,
             Target::Auto => Self::auto().await,
         }
+    }
+
+    #[cfg(windows)]
+    async fn pipe(name: &str) -> Result<Self, ClientError> {
+        Ok(Self::Line(pipe::connect(name).await?, Transport::Pipe))
+    }
+
+    #[cfg(not(windows))]
+    async fn pipe(_name: &str) -> Result<Self, ClientError> {
+        Err(ClientError::Unsupported("a named pipe"))
     }
 
     #[cfg(unix)]
@@ -54,8 +67,17 @@ impl Connection {
         Err(ClientError::Unsupported("D-Bus"))
     }
 
+    /// Windows: this user's pipe (`LATCHKEY_PIPE` or `\\.\pipe\latchkey-<SID>`).
+    #[cfg(windows)]
+    async fn auto() -> Result<Self, ClientError> {
+        let name = latchkey_paths::default_pipe_name()
+            .map_err(|e| ClientError::Untrusted(crate::Untrusted::Identity(e)))?;
+        Self::pipe(&name).await
+    }
+
     /// The default socket if a daemon listens there, else the session bus. When
     /// `LATCHKEY_SOCKET` names a socket, only that socket is used.
+    #[cfg(not(windows))]
     async fn auto() -> Result<Self, ClientError> {
         let path = latchkey_paths::default_socket_path();
         if std::env::var_os(latchkey_paths::SOCKET_ENV).is_some_and(|p| !p.is_empty()) {

@@ -1,5 +1,5 @@
-//! Where the daemon serves: the stream endpoint (a Unix socket; a named pipe will be another
-//! variant) and whether to serve on the session bus. Opening an endpoint starts serving it
+//! Where the daemon serves: the stream endpoint (a Unix socket, or a Windows named pipe) and
+//! whether to serve on the session bus. Opening an endpoint starts serving it
 //! through the generic connection loop in [`crate::ipc`].
 
 use tokio::task::JoinHandle;
@@ -33,7 +33,10 @@ pub enum StreamEndpoint {
     /// watched.
     #[cfg(unix)]
     Inherited(std::os::unix::net::UnixListener),
-    // WINDOWS: `Pipe(String)`, a named pipe served through `ipc::windows_pipe`.
+    /// Create this named pipe (`\\.\pipe\NAME`) for this user only and serve it (see
+    /// `ipc::windows_pipe`); a pipe of that name that exists already is refused.
+    #[cfg(windows)]
+    Pipe(String),
 }
 
 /// A stream endpoint being served.
@@ -47,7 +50,7 @@ pub(super) struct Serving {
 }
 
 /// Serves `listener` in the background until `shutdown`.
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
 fn spawn<L: ipc::Listener>(
     listener: L,
     handler: &Handler,
@@ -64,7 +67,7 @@ fn spawn<L: ipc::Listener>(
 
 impl StreamEndpoint {
     /// Binds the endpoint and serves it until `shutdown`.
-    #[cfg_attr(not(unix), allow(unused_variables, unreachable_code))]
+    #[cfg_attr(not(any(unix, windows)), allow(unused_variables, unreachable_code))]
     pub(super) fn open(
         self,
         handler: &Handler,
@@ -94,6 +97,14 @@ impl StreamEndpoint {
                     task: spawn(listener, handler, limits, shutdown),
                     guard: None,
                     name: "passed by the service manager".to_owned(),
+                })
+            }
+            #[cfg(windows)]
+            StreamEndpoint::Pipe(name) => {
+                let listener = ipc::windows_pipe::PipeListener::create(&name)?;
+                Ok(Serving {
+                    task: spawn(listener, handler, limits, shutdown),
+                    name,
                 })
             }
         }

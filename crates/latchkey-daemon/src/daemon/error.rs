@@ -26,6 +26,10 @@ pub enum DaemonError {
     #[cfg(unix)]
     #[error(transparent)]
     Bind(#[from] crate::ipc::unix::bind::BindError),
+    /// The named pipe could not be created (another daemon serves it, say).
+    #[cfg(windows)]
+    #[error(transparent)]
+    Pipe(#[from] crate::ipc::windows_pipe::PipeError),
     /// The socket passed by the service manager cannot be served.
     #[error("cannot use the socket passed by the service manager")]
     Inherited(#[source] std::io::Error),

@@ -162,7 +162,8 @@ impl Daemon {
         crate::platform::notify_ready();
         info!(
             version = crate::handler::VERSION,
-            socket = stream.as_ref().map_or("off", |s| s.name.as_str()),
+            // Shown as written: a pipe name's backslashes would be doubled by `?`.
+            socket = %stream.as_ref().map_or("off", |s| s.name.as_str()),
             dbus = bus_state,
             store = store.name,
             reason = %self.reason,

@@ -1,6 +1,6 @@
 //! The one trait a transport implements to be served by the connection loop: accept the next
-//! client and say who it is. A Unix socket ([`super::unix`]) reads the peer's credentials; a
-//! Windows named pipe would read its client's process token. Everything after the accept
+//! client and say who it is. A Unix socket (`unix`) reads the peer's credentials; a
+//! Windows named pipe (`windows_pipe`) reads its client's process token. Everything after the accept
 //! (slots, limits, framing, the handler) is shared.
 
 use std::future::Future;

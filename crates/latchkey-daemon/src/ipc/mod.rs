@@ -1,4 +1,4 @@
-//! The stream transports (a Unix socket today; a Windows named pipe beside it later): a
+//! The stream transports (a Unix socket, a Windows named pipe): a
 //! [`Listener`] yields each client's byte stream with its [`Peer`](crate::peer::Peer), and one
 //! generic loop accepts connections under a limit (with eviction when it is reached, see
 //! `slots`) and runs each one (peer check, framing, pipelined requests, idle, line and write
@@ -9,6 +9,8 @@ pub mod listener;
 mod slots;
 #[cfg(unix)]
 pub mod unix;
+#[cfg(windows)]
+pub mod windows_pipe;
 
 pub use listener::Listener;
 use tokio_util::sync::CancellationToken;

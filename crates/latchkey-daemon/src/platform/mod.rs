@@ -3,8 +3,7 @@
 //! has one module here with the same functions; `main.rs` and [`crate::Daemon`] call them
 //! through this module only.
 //!
-//! A Windows module (console control events, no activation, a process mitigation policy) sits
-//! beside `unix` and replaces `other` there.
+//! `windows` sits beside `unix`; `other` covers any remaining target.
 
 #[cfg(unix)]
 mod unix;
@@ -13,7 +12,12 @@ pub use unix::return_large_buffers;
 #[cfg(unix)]
 pub use unix::{activation, disable_core_dumps, notify_ready, shutdown_signal};
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{disable_core_dumps, notify_ready, shutdown_signal};
+
+#[cfg(not(any(unix, windows)))]
 mod other;
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 pub use other::{disable_core_dumps, notify_ready, shutdown_signal};

@@ -1,4 +1,4 @@
-//! Platforms without a module of their own (Windows until it gets one): Ctrl-C ends the
+//! Platforms without a module of their own (neither Unix nor Windows): Ctrl-C ends the
 //! daemon, nothing is handed over by a service manager, and no hardening is applied.
 
 use tracing::{info, warn};

@@ -12,7 +12,9 @@ mod sid;
 
 pub use probe::pipe_exists;
 pub use security::PipeSecurity;
-pub use sid::{current_user_sid, default_pipe_name, pipe_client_sid, pipe_server_sid};
+pub use sid::{
+    current_user_sid, default_pipe_name, pipe_client_pid, pipe_client_sid, pipe_server_sid,
+};
 
 use crate::TrustError;
 

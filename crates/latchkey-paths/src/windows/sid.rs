@@ -45,12 +45,17 @@ pub fn default_pipe_name() -> Result<String, TrustError> {
 /// [`PipeSecurity`](crate::PipeSecurity)) is what keeps other users out in the first place,
 /// and this check is the second line.
 pub fn pipe_client_sid(pipe: BorrowedHandle<'_>) -> Result<String, TrustError> {
+    process_id_user_sid(pipe_client_pid(pipe)?)
+}
+
+/// The process id of the client end of a server's pipe instance (for the audit log).
+pub fn pipe_client_pid(pipe: BorrowedHandle<'_>) -> Result<u32, TrustError> {
     let mut pid = 0u32;
     // SAFETY: the handle is valid while borrowed and pid is a valid out pointer.
     if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
         return Err(last_error("GetNamedPipeClientProcessId"));
     }
-    process_id_user_sid(pid)
+    Ok(pid)
 }
 
 /// The user SID of the process that serves a client's pipe (the client's check of the daemon,

@@ -113,6 +113,10 @@ async fn both_ends_of_a_private_pipe_see_this_user() {
     let client = ClientOptions::new().open(&name).unwrap();
     server.connect().await.unwrap();
     assert_eq!(pipe_client_sid(server.as_handle()).unwrap(), sid);
+    assert_eq!(
+        pipe_client_pid(server.as_handle()).unwrap(),
+        std::process::id()
+    );
     assert_eq!(pipe_server_sid(client.as_handle()).unwrap(), sid);
 
     // And it carries lines both ways.
