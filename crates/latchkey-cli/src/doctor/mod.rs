@@ -24,6 +24,18 @@ const PERSISTENT_STORE_FIX: &str = "make a Secret Service available, then restar
 const PERSISTENT_STORE_FIX: &str =
     "start latchkeyd with `--store auto` (the platform keychain), not `--store memory`";
 
+/// How to restart a running latchkeyd after an upgrade, on this platform.
+#[cfg(not(windows))]
+fn restart_hint() -> String {
+    install::restart_hint()
+}
+
+/// How to restart a running latchkeyd after an upgrade, on this platform.
+#[cfg(windows)]
+fn restart_hint() -> String {
+    "stop latchkeyd.exe (Ctrl-C in its console, or sign out and in again)".to_owned()
+}
+
 /// How a check came out.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -130,7 +142,7 @@ pub fn run(target: &Target) -> anyhow::Result<()> {
                     ),
                     Some(&format!(
                         "restart latchkeyd after upgrading (`{}`)",
-                        install::restart_hint()
+                        restart_hint()
                     )),
                 );
             }
