@@ -103,27 +103,14 @@ pub fn probe() -> Result<(), StoreError> {
 /// enforce the blob limit itself, so the test reads back what was stored).
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
     use latchkey_core::{EntryKey, EntryRecord, Store};
-    use latchkey_proto::Kind;
 
     use super::*;
     use crate::chunked::{chunk_name, slot_name};
     use crate::indexed::IndexedStore;
 
     fn record(key: &EntryKey) -> EntryRecord {
-        EntryRecord {
-            key: key.clone(),
-            kind: Kind::ApiKey,
-            scopes: vec![],
-            expires_at: None,
-            has_refresh_token: false,
-            provider: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            last_refreshed_at: None,
-            needs_login: false,
-        }
+        crate::test_support::api_key_record(key.clone())
     }
 
     /// The chunk sizes of `key`'s live generation, as Credential Manager returns them, after

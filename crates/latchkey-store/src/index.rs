@@ -428,22 +428,9 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-    use latchkey_proto::Kind;
 
     fn record(service: &str) -> EntryRecord {
-        EntryRecord {
-            key: EntryKey::new(service, None).unwrap(),
-            kind: Kind::ApiKey,
-            scopes: vec![],
-            expires_at: None,
-            has_refresh_token: false,
-            provider: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            last_refreshed_at: None,
-            needs_login: false,
-        }
+        crate::test_support::api_key_record(EntryKey::new(service, None).unwrap())
     }
 
     #[tokio::test]

@@ -154,9 +154,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    use chrono::Utc;
     use latchkey_core::StoreError;
-    use latchkey_proto::Kind;
     use zeroize::Zeroizing;
 
     use super::*;
@@ -196,18 +194,7 @@ mod tests {
     }
 
     fn record(service: &str) -> EntryRecord {
-        EntryRecord {
-            key: EntryKey::new(service, None).unwrap(),
-            kind: Kind::ApiKey,
-            scopes: vec![],
-            expires_at: None,
-            has_refresh_token: false,
-            provider: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            last_refreshed_at: None,
-            needs_login: false,
-        }
+        crate::test_support::api_key_record(EntryKey::new(service, None).unwrap())
     }
 
     async fn put(store: &impl Store, service: &str, document: &[u8]) -> Result<(), StoreError> {

@@ -28,5 +28,7 @@ pub mod refresh_lock;
 pub mod registry;
 #[cfg(target_os = "linux")]
 pub mod secret_service;
+#[cfg(test)]
+mod test_support;
 
 pub use registry::{open, Backend, Selection};
