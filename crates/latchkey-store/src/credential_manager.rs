@@ -47,8 +47,7 @@ fn classify(err: keyring::Error) -> StoreError {
             StoreError::Unavailable("Credential Manager refused access".into())
         }
         keyring::Error::PlatformFailure(e) => {
-            let mut text = e.to_string();
-            text.truncate(200);
+            let text = crate::error_text::bounded(e.to_string());
             StoreError::Backend(format!("Credential Manager: {text}"))
         }
         keyring::Error::BadEncoding(_) => {
@@ -58,8 +57,7 @@ fn classify(err: keyring::Error) -> StoreError {
             "Credential Manager: the {what} is longer than {limit}"
         )),
         other => {
-            let mut text = other.to_string();
-            text.truncate(200);
+            let text = crate::error_text::bounded(other.to_string());
             StoreError::Backend(format!("Credential Manager: {text}"))
         }
     }

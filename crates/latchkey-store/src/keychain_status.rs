@@ -13,9 +13,6 @@ pub(crate) const INTERACTION_NOT_ALLOWED: i32 = -25308;
 /// `errSecInteractionRequired`: it would have to ask, and asking is not allowed now.
 pub(crate) const INTERACTION_REQUIRED: i32 = -25315;
 
-/// Messages from the platform are cut to this many bytes.
-const MAX_MESSAGE: usize = 200;
-
 /// How `keyring` reported a failure, without anything it carried from the item.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -42,13 +39,8 @@ pub(crate) fn classify(failure: Failure, status: Option<i32>) -> StoreError {
             Some(code) => format!("Keychain: status {code}"),
             None => "Keychain: a platform failure".into(),
         }),
-        Failure::Other(mut text) => {
-            let mut end = text.len().min(MAX_MESSAGE);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            StoreError::Backend(format!("Keychain: {text}"))
+        Failure::Other(text) => {
+            StoreError::Backend(format!("Keychain: {}", crate::error_text::bounded(text)))
         }
     }
 }
@@ -111,7 +103,11 @@ mod tests {
             panic!("other failures are backend errors");
         };
         let message = text.strip_prefix("Keychain: ").unwrap();
-        assert!(message.len() <= MAX_MESSAGE, "{}", message.len());
+        assert!(
+            message.len() <= crate::error_text::MAX_ERROR_TEXT,
+            "{}",
+            message.len()
+        );
         assert!(message.chars().all(|c| c == 'é'));
     }
 

@@ -18,6 +18,7 @@ pub mod blocking;
 pub mod chunked;
 #[cfg(windows)]
 pub mod credential_manager;
+mod error_text;
 pub mod index;
 pub mod indexed;
 pub mod keychain;

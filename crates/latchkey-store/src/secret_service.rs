@@ -94,11 +94,7 @@ fn classify(err: SsError) -> StoreError {
         {
             StoreError::Unavailable(format!("the Secret Service is not answering ({name})"))
         }
-        other => {
-            let mut text = other.to_string();
-            text.truncate(200);
-            StoreError::Backend(text)
-        }
+        other => StoreError::Backend(crate::error_text::bounded(other.to_string())),
     }
 }
 
