@@ -26,3 +26,16 @@ const HOSTILE: &[(&[u8], i64, &str)] = &[
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"HOSTILE-MARKER\\u001b[2J\",\"bundle\":{\"kind\":\"api_key\",\"key\":\"k\"}}}", -32000, "invalid_request"),
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"clear\",\"params\":{\"service\":\"ok\",\"account\":\"HOSTILE-MARKER\\u001b\"}}", -32000, "invalid_request"),
 ];
+
+/// Checks the answer to the hostile `line`: the expected code and kind, no result, and no
+/// echo of the client's input.
+fn assert_refused(line: &[u8], code: i64, kind: &str, response: &serde_json::Value) {
+    let shown = String::from_utf8_lossy(line);
+    assert_eq!(response["error"]["code"], code, "{shown}: {response}");
+    assert_eq!(response["error"]["data"]["kind"], kind, "{shown}: {response}");
+    assert!(response.get("result").is_none(), "{shown}: {response}");
+    assert!(
+        !response.to_string().contains("HOSTILE-MARKER"),
+        "the error echoes client input: {response}"
+    );
+}
