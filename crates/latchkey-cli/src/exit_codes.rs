@@ -32,6 +32,8 @@ pub enum ExitCode {
     /// What answers as latchkeyd is not this user's (a foreign socket folder, listener, pipe
     /// server or bus name owner); nothing was sent.
     Untrusted = 11,
+    /// The passphrase was wrong (or too many were wrong in a row: wait and try again).
+    WrongPassphrase = 12,
     /// Interrupted (Ctrl-C); a pending login was cancelled.
     Interrupted = 130,
 }
@@ -40,6 +42,7 @@ pub enum ExitCode {
 pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not found, \
 4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
 unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 11 the daemon's socket, pipe or bus name is not this user's (nothing sent), \
+12 wrong passphrase, \
 130 interrupted.";
 
 impl ExitCode {
@@ -63,6 +66,7 @@ impl ExitCode {
                 ErrorKind::InvalidRequest | ErrorKind::TooLarge => ExitCode::Usage,
                 ErrorKind::PermissionDenied => ExitCode::PermissionDenied,
                 ErrorKind::LoginFailed => ExitCode::LoginFailed,
+                ErrorKind::WrongPassphrase => ExitCode::WrongPassphrase,
                 _ => ExitCode::Failure,
             },
             _ => ExitCode::Failure,

@@ -51,6 +51,17 @@ pub enum Error {
     /// The keychain failed.
     #[error("{0}")]
     Store(String),
+    /// The passphrase was wrong, or too many were wrong in a row (`wait_secs`).
+    #[error("{message}")]
+    WrongPassphrase {
+        /// For people: wrong, or how long to wait.
+        message: String,
+        /// Seconds until the next attempt is checked, after too many wrong ones.
+        wait_secs: Option<u64>,
+    },
+    /// The store cannot do that; the message says what to do instead.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// How to unlock this platform's keychain; over SSH the macOS Keychain may not prompt.
@@ -58,7 +69,7 @@ pub enum Error {
 const LOCKED_HINT: &str =
     "unlock your login keychain (`security unlock-keychain`), or run from the desktop session";
 #[cfg(not(target_os = "macos"))]
-const LOCKED_HINT: &str = "unlock your keyring (log in to the desktop)";
+const LOCKED_HINT: &str = "run `latchkey unlock` (or log in to the desktop)";
 
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
@@ -66,6 +77,15 @@ impl From<StoreError> for Error {
             StoreError::Locked => Error::Locked,
             StoreError::Unavailable(_) => Error::Unavailable(err.to_string()),
             StoreError::Backend(_) => Error::Store(err.to_string()),
+            StoreError::WrongPassphrase => Error::WrongPassphrase {
+                message: err.to_string(),
+                wait_secs: None,
+            },
+            StoreError::TooSoon { secs } => Error::WrongPassphrase {
+                message: err.to_string(),
+                wait_secs: Some(secs),
+            },
+            StoreError::Refused(message) => Error::Refused(message),
         }
     }
 }
@@ -82,6 +102,8 @@ impl Error {
             Error::Locked => ErrorKind::Locked,
             Error::Unavailable(_) => ErrorKind::BackendUnavailable,
             Error::Corrupt(_) | Error::Store(_) => ErrorKind::Internal,
+            Error::WrongPassphrase { .. } => ErrorKind::WrongPassphrase,
+            Error::Refused(_) => ErrorKind::InvalidRequest,
         }
     }
 
@@ -95,6 +117,12 @@ impl Error {
             }
             Error::Locked => rpc.data.hint = Some(LOCKED_HINT.to_owned()),
             Error::RefreshFailed { retryable, .. } => rpc.data.retryable = Some(*retryable),
+            Error::WrongPassphrase { wait_secs, .. } => {
+                rpc.data.retryable = Some(true);
+                if let Some(secs) = wait_secs {
+                    rpc.data.hint = Some(format!("wait {secs} s before the next attempt"));
+                }
+            }
             _ => {}
         }
         rpc

@@ -30,4 +30,6 @@ pub use refresh::{
     RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher, RevokeFuture,
 };
 pub use service::{Change, ChangeKind, StoreInfo, TokenService};
-pub use store::{Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture};
+pub use store::{
+    refused_lock, Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture, Unlocking,
+};

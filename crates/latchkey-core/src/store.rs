@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use latchkey_proto::Secret;
 use zeroize::Zeroizing;
 
 use crate::key::EntryKey;
@@ -46,6 +47,35 @@ pub enum StoreError {
     /// The keychain answered with an error.
     #[error("the keychain failed: {0}")]
     Backend(String),
+    /// The passphrase given to unlock (or to change the passphrase) was wrong.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// Too many wrong passphrases in a row: no attempt is checked until the wait is over.
+    #[error("too many wrong passphrases; try again in {secs} s")]
+    TooSoon {
+        /// Seconds until the next attempt is checked.
+        secs: u64,
+    },
+    /// The store cannot do what was asked (the memory store has no lock, a passphrase store
+    /// has no passphrase yet, ...); the message says what to do instead.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How a store is unlocked, for `status` and for the CLI's `unlock` (which asks for a
+/// passphrase only when the store takes one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlocking {
+    /// It never locks (memory).
+    Never,
+    /// By the platform keychain itself: the desktop login, or its own prompt when asked.
+    Keychain,
+    /// By a passphrase given to `latchkey unlock`; `set` says whether one was chosen yet
+    /// (the first unlock chooses it).
+    Passphrase {
+        /// Whether a passphrase exists.
+        set: bool,
+    },
 }
 
 /// Held while an entry refreshes, by a store that other processes may share: while one daemon
@@ -110,4 +140,40 @@ pub trait Store: Send + Sync + 'static {
         let _ = key;
         Box::pin(async { Ok(None) })
     }
+
+    /// How this store is unlocked. The default: it never locks.
+    fn unlocking(&self) -> Unlocking {
+        Unlocking::Never
+    }
+
+    /// Unlocks the store. A passphrase store needs `passphrase`; with `create` and no
+    /// passphrase chosen yet, it chooses this one. A keychain store asks the keychain to
+    /// unlock (the one place a prompt may appear: the user asked for it).
+    fn unlock<'a>(&'a self, passphrase: Option<&'a Secret>, create: bool) -> StoreFuture<'a, ()> {
+        let _ = (passphrase, create);
+        Box::pin(async move { Err(refused_lock(self.name())) })
+    }
+
+    /// Locks the store: secrets cannot be read until the next unlock.
+    fn lock(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { Err(refused_lock(self.name())) })
+    }
+
+    /// Changes the passphrase of a passphrase store.
+    fn change_passphrase<'a>(&'a self, old: &'a Secret, new: &'a Secret) -> StoreFuture<'a, ()> {
+        let _ = (old, new);
+        Box::pin(async move {
+            Err(StoreError::Refused(format!(
+                "the {} store has no passphrase of latchkey's",
+                self.name()
+            )))
+        })
+    }
+}
+
+/// The refusal of a store that has no lock of latchkey's.
+pub fn refused_lock(store: &str) -> StoreError {
+    StoreError::Refused(format!(
+        "the {store} store has no lock that latchkey controls"
+    ))
 }

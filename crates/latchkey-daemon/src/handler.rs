@@ -4,12 +4,13 @@
 //! transport decodes another's encoding.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use latchkey_core::{EntryKey, Error, TokenService};
+use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
-    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LoginStarted,
-    LogoutResult, ProviderSecretResult, ProvidersResult, RpcError, SetResult, StatusParams,
-    StatusResult, VersionResult, PROTOCOL_VERSION,
+    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
+    LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, RpcError,
+    SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use tracing::info;
@@ -27,6 +28,8 @@ pub struct Handler {
     service: TokenService,
     logins: Logins,
     connect: Connect,
+    /// Why the daemon uses its store, for `status`.
+    store_reason: Arc<Mutex<String>>,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -47,6 +50,9 @@ pub enum Reply {
     Logout(LogoutResult),
     Providers(ProvidersResult),
     ProviderSecret(ProviderSecretResult),
+    /// `unlock`, `lock`, `passwd`.
+    Lock(LockResult),
+    Migrate(MigrateResult),
 }
 
 /// Refuses client access to the daemon's own entries (client secrets).
@@ -123,13 +129,23 @@ fn audit_name(service: &str, account: Option<&str>) -> String {
 
 impl Handler {
     /// A handler over `service`, running logins through `logins`.
-    pub fn new(service: TokenService, logins: Logins) -> Self {
+    pub fn new(service: TokenService, logins: Logins, store_reason: String) -> Self {
         let connect = Connect::new(logins.clone());
         Self {
             service,
             logins,
             connect,
+            store_reason: Arc::new(Mutex::new(store_reason)),
         }
+    }
+
+    /// The store's state after `unlock`, `lock` or `passwd`.
+    fn lock_result(&self) -> Reply {
+        let store = self.service.store_info();
+        Reply::Lock(LockResult {
+            store: store.name.to_owned(),
+            locked: store.locked,
+        })
     }
 
     /// `get`, with a login link when the entry needs a login at a configured provider.
@@ -182,6 +198,18 @@ impl Handler {
             persistent: store.persistent,
             locked: store.locked,
             entries: store.entries,
+            unlock_with: Some(match store.unlocking {
+                Unlocking::Never => UnlockWith::Nothing,
+                Unlocking::Keychain => UnlockWith::Keychain,
+                Unlocking::Passphrase { set: true } => UnlockWith::Passphrase,
+                Unlocking::Passphrase { set: false } => UnlockWith::NewPassphrase,
+            }),
+            store_reason: Some(
+                self.store_reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
         }
     }
 
@@ -238,6 +266,30 @@ impl Handler {
                     .set_client_secret(&params.provider, params.secret.clone())
                     .await?,
             }),
+            Call::Unlock(params) => {
+                self.service
+                    .unlock(params.passphrase.as_ref(), params.create)
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                self.lock_result()
+            }
+            Call::Lock => {
+                self.service.lock().await.map_err(|e| e.to_rpc())?;
+                self.lock_result()
+            }
+            Call::Passwd(params) => {
+                self.service
+                    .change_passphrase(&params.old, &params.new)
+                    .await
+                    .map_err(|e| e.to_rpc())?;
+                self.lock_result()
+            }
+            Call::Migrate(_) => {
+                return Err(RpcError::new(
+                    ErrorKind::InvalidRequest,
+                    "migrate is not available yet",
+                ))
+            }
         })
     }
 

@@ -219,11 +219,22 @@ pub fn daemon_info(info: &DaemonInfo) -> Result<Dict, ConvertError> {
         .put("protocol", Value::U64(info.protocol.into()))
         .text("store", &info.store)
         .put("persistent", Value::Bool(info.persistent));
-    match info.locked {
+    let record = match info.locked {
         Some(locked) => record.put("locked", Value::Bool(locked)),
         None => record,
     }
-    .put("entries", Value::U64(info.entries as u64))
+    .put("entries", Value::U64(info.entries as u64));
+    let record = match info.unlock_with {
+        Some(with) => {
+            let name = serde_json::to_value(with).map_err(|_| invalid("unlock_with"))?;
+            record.text("unlock_with", name.as_str().unwrap_or_default())
+        }
+        None => record,
+    };
+    match &info.store_reason {
+        Some(reason) => record.text("store_reason", reason),
+        None => record,
+    }
     .done()
 }
 
@@ -310,6 +321,7 @@ pub fn error_kind(name: &str) -> Option<ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UnlockWith;
 
     #[test]
     fn records_round_trip() {
@@ -389,6 +401,8 @@ mod tests {
                 persistent: false,
                 locked,
                 entries: 7,
+                unlock_with: locked.map(|_| UnlockWith::Passphrase),
+                store_reason: locked.map(|_| "requested".into()),
             };
             let json = to_dict(&serde_json::to_value(&info).unwrap()).unwrap();
             assert_eq!(daemon_info(&info).unwrap(), json);

@@ -46,11 +46,14 @@ pub enum ErrorKind {
     /// A login did not complete (denied, expired, cancelled or refused by the provider);
     /// `data.retryable` says whether starting it again may help.
     LoginFailed,
+    /// The passphrase given to unlock the store was wrong, or too many were wrong in a row
+    /// (`data.hint` then says how long to wait).
+    WrongPassphrase,
 }
 
 impl ErrorKind {
     /// All kinds, in declaration order.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::NotFound,
         ErrorKind::AuthenticationRequired,
         ErrorKind::InsufficientScope,
@@ -62,6 +65,7 @@ impl ErrorKind {
         ErrorKind::TooLarge,
         ErrorKind::Internal,
         ErrorKind::LoginFailed,
+        ErrorKind::WrongPassphrase,
     ];
 
     /// The snake_case name used on the wire.
@@ -78,6 +82,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Internal => "internal",
             ErrorKind::LoginFailed => "login_failed",
+            ErrorKind::WrongPassphrase => "wrong_passphrase",
         }
     }
 }

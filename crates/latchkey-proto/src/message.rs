@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::error::RpcError;
 use crate::types::{
-    GetParams, KeyParams, LoginIdParams, LoginParams, ProviderSecretParams, SetParams, StatusParams,
+    GetParams, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
+    ProviderSecretParams, SetParams, StatusParams, UnlockParams,
 };
 
 /// A request id as JSON-RPC allows it: a number, a string or null.
@@ -59,6 +60,14 @@ pub enum Call {
     Providers,
     /// `provider_secret`
     ProviderSecret(ProviderSecretParams),
+    /// `unlock`
+    Unlock(UnlockParams),
+    /// `lock`
+    Lock,
+    /// `passwd`
+    Passwd(PasswdParams),
+    /// `migrate`
+    Migrate(MigrateParams),
 }
 
 impl Call {
@@ -77,12 +86,16 @@ impl Call {
             Call::Logout(_) => "logout",
             Call::Providers => "providers",
             Call::ProviderSecret(_) => "provider_secret",
+            Call::Unlock(_) => "unlock",
+            Call::Lock => "lock",
+            Call::Passwd(_) => "passwd",
+            Call::Migrate(_) => "migrate",
         }
     }
 
     fn params(&self) -> Option<Value> {
         let value = match self {
-            Call::Version | Call::List | Call::Providers => return None,
+            Call::Version | Call::List | Call::Providers | Call::Lock => return None,
             Call::Get(p) => serde_json::to_value(p),
             Call::Set(p) => serde_json::to_value(p),
             Call::Clear(p) => serde_json::to_value(p),
@@ -91,6 +104,9 @@ impl Call {
             Call::LoginWait(p) | Call::LoginCancel(p) => serde_json::to_value(p),
             Call::Logout(p) => serde_json::to_value(p),
             Call::ProviderSecret(p) => serde_json::to_value(p),
+            Call::Unlock(p) => serde_json::to_value(p),
+            Call::Passwd(p) => serde_json::to_value(p),
+            Call::Migrate(p) => serde_json::to_value(p),
         };
         // Serializing these plain structs cannot fail.
         value.ok()
@@ -266,6 +282,10 @@ fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
         "logout" => Call::Logout(typed_params("logout", params)?),
         "providers" => Call::Providers,
         "provider_secret" => Call::ProviderSecret(typed_params("provider_secret", params)?),
+        "unlock" => Call::Unlock(typed_params("unlock", params)?),
+        "lock" => Call::Lock,
+        "passwd" => Call::Passwd(typed_params("passwd", params)?),
+        "migrate" => Call::Migrate(typed_params("migrate", params)?),
         _ => return Err(RpcError::method_not_found()),
     })
 }

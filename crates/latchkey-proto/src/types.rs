@@ -241,6 +241,82 @@ pub struct DaemonInfo {
     pub locked: Option<bool>,
     /// How many entries the daemon knows.
     pub entries: usize,
+    /// How the store is unlocked (absent from daemons before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_with: Option<UnlockWith>,
+    /// Why the daemon uses this store (`auto`'s reason, or "requested").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_reason: Option<String>,
+}
+
+/// How a store is unlocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockWith {
+    /// It never locks (memory).
+    Nothing,
+    /// By the platform keychain (the desktop login, or its own prompt on `unlock`).
+    Keychain,
+    /// By latchkey's passphrase, which exists already.
+    Passphrase,
+    /// By latchkey's passphrase, not chosen yet: the first `unlock` chooses it.
+    NewPassphrase,
+}
+
+/// Params of `unlock`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockParams {
+    /// The passphrase, for a store that takes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Secret>,
+    /// Choose this passphrase if the store has none yet (the CLI asks for it twice first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
+}
+
+/// Params of `passwd`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswdParams {
+    /// The passphrase now.
+    pub old: Secret,
+    /// The passphrase from now on.
+    pub new: Secret,
+}
+
+/// Result of `unlock`, `lock` and `passwd`: the store's state afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockResult {
+    /// The store.
+    pub store: String,
+    /// Whether it is locked now, where the backend can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+}
+
+/// Params of `migrate`: moves every entry to another store, which the daemon then uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateParams {
+    /// The store to move to (`file`, `secret-service`, `memory`, ...).
+    pub to: String,
+    /// The passphrase of the store moved to, when it takes one (entries are read back from
+    /// it to verify them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Secret>,
+}
+
+/// Result of `migrate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateResult {
+    /// The store moved from.
+    pub from: String,
+    /// The store moved to, which the daemon uses from now on.
+    pub to: String,
+    /// Entries written to the new store (and read back).
+    pub copied: usize,
+    /// Entries the new store already held the same (an earlier, interrupted run).
+    pub already_there: usize,
+    /// Entries removed from the old store.
+    pub removed: usize,
 }
 
 /// Result of `status`.

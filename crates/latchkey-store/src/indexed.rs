@@ -12,7 +12,10 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::PathBuf;
 
-use latchkey_core::{EntryKey, EntryRecord, Listed, RefreshLock, SecretBytes, Store, StoreFuture};
+use latchkey_core::{
+    EntryKey, EntryRecord, Listed, RefreshLock, SecretBytes, Store, StoreFuture, Unlocking,
+};
+use latchkey_proto::Secret;
 use tracing::{info, warn};
 
 use crate::index::IndexFile;
@@ -146,6 +149,22 @@ impl<K: Keychain> Store for IndexedStore<K> {
     /// entry beside the index.
     fn refresh_lock<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<RefreshLock>> {
         Box::pin(crate::refresh_lock::take(&self.locks, key))
+    }
+
+    fn unlocking(&self) -> Unlocking {
+        self.keychain.unlocking()
+    }
+
+    fn unlock<'a>(&'a self, passphrase: Option<&'a Secret>, create: bool) -> StoreFuture<'a, ()> {
+        self.keychain.unlock(passphrase, create)
+    }
+
+    fn lock(&self) -> StoreFuture<'_, ()> {
+        self.keychain.lock()
+    }
+
+    fn change_passphrase<'a>(&'a self, old: &'a Secret, new: &'a Secret) -> StoreFuture<'a, ()> {
+        self.keychain.change_passphrase(old, new)
     }
 }
 

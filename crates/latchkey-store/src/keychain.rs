@@ -8,7 +8,8 @@
 //!
 //! [`Store`]: latchkey_core::Store
 
-use latchkey_core::{EntryKey, SecretBytes, StoreFuture};
+use latchkey_core::{EntryKey, SecretBytes, StoreFuture, Unlocking};
+use latchkey_proto::Secret;
 
 /// A keychain that holds one secret document per entry.
 ///
@@ -36,4 +37,31 @@ pub trait Keychain: Send + Sync + 'static {
 
     /// Removes an entry's document; `true` if there was one.
     fn remove<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, bool>;
+
+    /// How the keychain is unlocked; the default: by the platform, never by latchkey.
+    fn unlocking(&self) -> Unlocking {
+        Unlocking::Keychain
+    }
+
+    /// Unlocks it ([`Store::unlock`](latchkey_core::Store::unlock)); the default refuses.
+    fn unlock<'a>(&'a self, passphrase: Option<&'a Secret>, create: bool) -> StoreFuture<'a, ()> {
+        let _ = (passphrase, create);
+        Box::pin(async move { Err(latchkey_core::refused_lock(self.name())) })
+    }
+
+    /// Locks it ([`Store::lock`](latchkey_core::Store::lock)); the default refuses.
+    fn lock(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { Err(latchkey_core::refused_lock(self.name())) })
+    }
+
+    /// Changes its passphrase; the default refuses.
+    fn change_passphrase<'a>(&'a self, old: &'a Secret, new: &'a Secret) -> StoreFuture<'a, ()> {
+        let _ = (old, new);
+        Box::pin(async move {
+            Err(latchkey_core::StoreError::Refused(format!(
+                "the {} store has no passphrase of latchkey's",
+                self.name()
+            )))
+        })
+    }
 }

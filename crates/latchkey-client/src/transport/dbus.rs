@@ -60,7 +60,13 @@ fn params(call: &Call) -> (String, String, Json) {
         Call::LoginWait(p) | Call::LoginCancel(p) => serde_json::to_value(p),
         Call::Logout(p) => serde_json::to_value(p),
         Call::ProviderSecret(p) => serde_json::to_value(p),
-        Call::Version | Call::List | Call::Providers => Ok(json!({})),
+        Call::Version
+        | Call::List
+        | Call::Providers
+        | Call::Unlock(_)
+        | Call::Lock
+        | Call::Passwd(_)
+        | Call::Migrate(_) => Ok(json!({})),
     };
     let mut value = value.unwrap_or_else(|_| json!({}));
     let mut take = |field: &str| {
@@ -243,6 +249,12 @@ impl DbusConnection {
                     "client secrets are set over the socket only (latchkey --transport socket)"
                         .into(),
                 ))
+            }
+            Call::Unlock(_) | Call::Lock | Call::Passwd(_) | Call::Migrate(_) => {
+                return Err(ClientError::Bus(format!(
+                    "{} is served over the socket only (latchkey --transport socket)",
+                    call.method()
+                )))
             }
         })
     }

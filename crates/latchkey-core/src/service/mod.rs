@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, SetParams, StatusParams};
+use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, Secret, SetParams, StatusParams};
 use tracing::{debug, info, warn};
 
 use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
@@ -18,7 +18,7 @@ use crate::refresh::Refresher;
 
 mod backoff;
 mod refresh;
-use crate::store::{Listed, Store};
+use crate::store::{Listed, Store, Unlocking};
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
 const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
@@ -65,6 +65,8 @@ pub struct StoreInfo {
     pub locked: Option<bool>,
     /// How many entries are known.
     pub entries: usize,
+    /// How it is unlocked.
+    pub unlocking: Unlocking,
 }
 
 /// One entry in the cache.
@@ -635,7 +637,30 @@ impl TokenService {
             persistent: self.inner.store.persistent(),
             locked: self.inner.store.locked(),
             entries: self.entries().len(),
+            unlocking: self.inner.store.unlocking(),
         }
+    }
+
+    /// Unlocks the store ([`Store::unlock`]); the passphrase never reaches a log.
+    pub async fn unlock(&self, passphrase: Option<&Secret>, create: bool) -> Result<(), Error> {
+        self.inner.store.unlock(passphrase, create).await?;
+        info!(store = self.inner.store.name(), "store unlocked");
+        Ok(())
+    }
+
+    /// Locks the store and drops every cached secret at once.
+    pub async fn lock(&self) -> Result<(), Error> {
+        self.inner.store.lock().await?;
+        self.forget_secrets_if_locked();
+        info!(store = self.inner.store.name(), "store locked");
+        Ok(())
+    }
+
+    /// Changes the store's passphrase ([`Store::change_passphrase`]).
+    pub async fn change_passphrase(&self, old: &Secret, new: &Secret) -> Result<(), Error> {
+        self.inner.store.change_passphrase(old, new).await?;
+        info!(store = self.inner.store.name(), "store passphrase changed");
+        Ok(())
     }
 }
 

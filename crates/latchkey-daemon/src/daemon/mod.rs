@@ -85,7 +85,7 @@ impl DaemonBuilder {
         }
         let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
         Ok(Daemon {
-            handler: Handler::new(service, logins),
+            handler: Handler::new(service, logins, reason.clone()),
             config,
             reason,
         })
