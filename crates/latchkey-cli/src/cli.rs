@@ -175,6 +175,16 @@ pub enum Command {
     /// Check the session bus, the keyring, the daemon and the start-at-login files, and say
     /// how to fix what is wrong.
     Doctor,
+    /// Unlock the daemon's store: the file store with its passphrase (read from a no-echo
+    /// prompt or stdin; the first unlock chooses it), a keychain by asking it (which may show
+    /// its own prompt). Sent over the socket only.
+    Unlock,
+    /// Lock the daemon's store: no secret is served until `latchkey unlock`; `set` still works
+    /// for the file store.
+    Lock,
+    /// Change the file store's passphrase (current, then new, from a prompt; or two lines on
+    /// stdin).
+    Passwd,
     /// Show the CLI's and the daemon's versions.
     Version {
         /// Print JSON.

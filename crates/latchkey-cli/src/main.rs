@@ -9,6 +9,7 @@ mod input;
 // (`run_key`), not files for a service manager.
 #[cfg_attr(windows, allow(dead_code))]
 mod install;
+mod lock;
 mod login;
 mod output;
 #[cfg(windows)]
@@ -378,6 +379,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             doctor::run(&target).map_err(failure)?;
         }
+        Command::Unlock => lock::unlock(&cli)?,
+        Command::Lock => lock::lock(&cli)?,
+        Command::Passwd => lock::passwd(&cli)?,
         Command::Version { json } => {
             let mut client = connect(&cli)?;
             let daemon = client.version()?;

@@ -1,6 +1,6 @@
 //! How results are shown to people: tables with escaped names, times relative to now.
 
-use latchkey_proto::{DaemonInfo, Metadata, ProviderInfo};
+use latchkey_proto::{DaemonInfo, Metadata, ProviderInfo, UnlockWith};
 
 /// Escapes control characters (ANSI sequences, newlines), bidirectional controls, zero-width
 /// characters and line separators, so that text from another process cannot move the cursor,
@@ -148,12 +148,22 @@ pub fn providers_table(providers: &[ProviderInfo]) -> String {
 /// The daemon part of `status`.
 pub fn daemon_summary(info: &DaemonInfo) -> String {
     let locked = match info.locked {
+        _ if info.unlock_with == Some(UnlockWith::Nothing) => "never locked",
         Some(true) => "locked",
         Some(false) => "unlocked",
-        None => "n/a",
+        None => "lock state unknown",
+    };
+    let unlock = match info.unlock_with {
+        Some(UnlockWith::Passphrase) => "; `latchkey unlock` asks for its passphrase",
+        Some(UnlockWith::NewPassphrase) => "; no passphrase yet: `latchkey unlock` chooses one",
+        _ => "",
+    };
+    let reason = match &info.store_reason {
+        Some(reason) => format!("why: {}\n", sanitize(reason)),
+        None => String::new(),
     };
     format!(
-        "latchkeyd {} (protocol {})\nstore: {} ({}, keychain {})\nentries: {}\n",
+        "latchkeyd {} (protocol {})\nstore: {} ({}, {}{})\n{}entries: {}\n",
         sanitize(&info.version),
         info.protocol,
         sanitize(&info.store),
@@ -163,6 +173,8 @@ pub fn daemon_summary(info: &DaemonInfo) -> String {
             "memory only: entries are lost when latchkeyd stops"
         },
         locked,
+        unlock,
+        reason,
         info.entries
     )
 }

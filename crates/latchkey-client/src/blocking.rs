@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use latchkey_proto::{
-    BundleInput, GetParams, GetResult, LoginParams, LoginStarted, LogoutResult, Metadata,
-    ProviderInfo, Secret, StatusParams, StatusResult, VersionResult,
+    BundleInput, GetParams, GetResult, LockResult, LoginParams, LoginStarted, LogoutResult,
+    Metadata, ProviderInfo, Secret, StatusParams, StatusResult, VersionResult,
 };
 
 use crate::ClientError;
@@ -151,5 +151,29 @@ impl Client {
     ) -> Result<bool, ClientError> {
         self.runtime
             .block_on(self.inner.set_provider_secret(provider, secret))
+    }
+
+    /// See [`crate::Client::unlock`].
+    pub fn unlock(
+        &mut self,
+        passphrase: Option<Secret>,
+        create: bool,
+    ) -> Result<LockResult, ClientError> {
+        self.runtime.block_on(self.inner.unlock(passphrase, create))
+    }
+
+    /// See [`crate::Client::lock`].
+    pub fn lock(&mut self) -> Result<LockResult, ClientError> {
+        self.runtime.block_on(self.inner.lock())
+    }
+
+    /// See [`crate::Client::change_passphrase`].
+    pub fn change_passphrase(
+        &mut self,
+        old: Secret,
+        new: Secret,
+    ) -> Result<LockResult, ClientError> {
+        self.runtime
+            .block_on(self.inner.change_passphrase(old, new))
     }
 }

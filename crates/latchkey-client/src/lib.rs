@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 
 use latchkey_proto::{
     BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult,
-    KeyParams, ListResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult, Metadata,
-    ProviderInfo, ProviderSecretParams, ProviderSecretResult, ProvidersResult, Secret, SetParams,
-    SetResult, StatusParams, StatusResult, VersionResult, PROTOCOL_VERSION,
+    KeyParams, ListResult, LockResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult,
+    Metadata, PasswdParams, ProviderInfo, ProviderSecretParams, ProviderSecretResult,
+    ProvidersResult, Secret, SetParams, SetResult, StatusParams, StatusResult, UnlockParams,
+    VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use transport::Connection;
@@ -367,5 +368,32 @@ impl Client {
             }))
             .await?;
         Ok(result.stored)
+    }
+
+    /// Unlocks the daemon's store: with the passphrase for a passphrase store (`create`
+    /// chooses it when none exists yet), with `None` for a keychain (which may then show its
+    /// own prompt). Send a passphrase only over the socket or pipe, whose owner the client
+    /// checked.
+    pub async fn unlock(
+        &mut self,
+        passphrase: Option<Secret>,
+        create: bool,
+    ) -> Result<LockResult, ClientError> {
+        self.call(Call::Unlock(UnlockParams { passphrase, create }))
+            .await
+    }
+
+    /// Locks the daemon's store: no secret is served until the next unlock.
+    pub async fn lock(&mut self) -> Result<LockResult, ClientError> {
+        self.call(Call::Lock).await
+    }
+
+    /// Changes the passphrase of a passphrase store.
+    pub async fn change_passphrase(
+        &mut self,
+        old: Secret,
+        new: Secret,
+    ) -> Result<LockResult, ClientError> {
+        self.call(Call::Passwd(PasswdParams { old, new })).await
     }
 }

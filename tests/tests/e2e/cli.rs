@@ -252,3 +252,54 @@ fn another_user_is_disconnected_before_being_read() {
         "not-for-others\n"
     );
 }
+
+#[test]
+fn a_store_without_a_lock_says_so_for_unlock_lock_and_passwd() {
+    let env = TestEnv::bare();
+    let daemon = env.start_daemon(&["--store", "memory"]);
+    let status = env.cli(&daemon.socket, &["status", "--json"], "");
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status["daemon"]["unlock_with"], "nothing", "{status}");
+    assert_eq!(
+        status["daemon"]["store_reason"], "memory store requested",
+        "{status}"
+    );
+    let text = env.cli(&daemon.socket, &["status"], "");
+    assert!(
+        stdout(&text).contains(
+            "store: memory (memory only: entries are lost when latchkeyd stops, never locked)"
+        ),
+        "{}",
+        stdout(&text)
+    );
+    let unlock = env.cli(&daemon.socket, &["unlock"], "a passphrase\n");
+    assert_eq!(unlock.status.code(), Some(2), "{}", stderr(&unlock));
+    assert!(
+        stderr(&unlock).contains("the memory store has no lock"),
+        "{}",
+        stderr(&unlock)
+    );
+    let lock = env.cli(&daemon.socket, &["lock"], "");
+    assert_eq!(lock.status.code(), Some(2), "{}", stderr(&lock));
+    assert!(
+        stderr(&lock).contains("has no lock that latchkey controls"),
+        "{}",
+        stderr(&lock)
+    );
+    let passwd = env.cli(&daemon.socket, &["passwd"], "old one\nnew one\n");
+    assert_eq!(passwd.status.code(), Some(2), "{}", stderr(&passwd));
+    assert!(
+        stderr(&passwd).contains("has no passphrase to change"),
+        "{}",
+        stderr(&passwd)
+    );
+    // Nothing the user typed shows up anywhere.
+    let logs = daemon.logs();
+    for said in [&unlock, &lock, &passwd] {
+        assert!(!stderr(said).contains("passphrase\n") && !stdout(said).contains("one"));
+    }
+    assert!(
+        !logs.contains("a passphrase") && !logs.contains("new one"),
+        "{logs}"
+    );
+}

@@ -1,0 +1,142 @@
+//! `latchkey unlock`, `lock` and `passwd`: the store's lock, driven from the command line.
+//!
+//! A passphrase is read from a no-echo prompt or stdin (never argv) and sent only over the
+//! socket (or the pipe on Windows), whose owner the client checks before sending anything; the
+//! session bus is never used for it.
+
+use anyhow::anyhow;
+use latchkey_client::blocking::Client;
+use latchkey_proto::{LockResult, Secret, UnlockWith};
+
+use crate::cli::{Cli, TransportArg};
+use crate::exit_codes::ExitCode;
+use crate::{input, output, Failure};
+
+/// Connects for a passphrase: `auto` means the socket here, never the bus.
+fn connect_for_secrets(cli: &Cli) -> Result<Client, Failure> {
+    if cli.transport == TransportArg::Dbus {
+        return Err(crate::usage(anyhow!(
+            "passphrases are sent over the socket only; drop --transport dbus"
+        )));
+    }
+    #[cfg(not(windows))]
+    if cli.transport == TransportArg::Auto && cli.socket.is_none() {
+        let target = latchkey_client::Target::Socket(latchkey_paths::default_socket_path());
+        return Ok(Client::connect_to(&target)?);
+    }
+    crate::connect(cli)
+}
+
+fn how_it_unlocks(client: &mut Client) -> Result<(String, UnlockWith), Failure> {
+    let status = client.status(Default::default())?;
+    let daemon = status.daemon;
+    // A daemon from before `unlock_with` existed has keychain stores only.
+    Ok((
+        daemon.store,
+        daemon.unlock_with.unwrap_or(UnlockWith::Keychain),
+    ))
+}
+
+fn secret(text: &str) -> Secret {
+    Secret::new(text.to_owned())
+}
+
+/// Reads a new passphrase: twice on a terminal (they must match), one line from stdin.
+fn new_passphrase(prompt: &str) -> Result<Secret, Failure> {
+    let read = input::read_secrets(&[prompt, "Again: "]);
+    match read {
+        Ok(two) => {
+            if two[0] != two[1] {
+                return Err(crate::usage(anyhow!(
+                    "the passphrases differ; nothing changed"
+                )));
+            }
+            Ok(secret(&two[0]))
+        }
+        // From stdin a new passphrase is one line: nobody can mistype a pipe.
+        Err(_) if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => Err(crate::usage(
+            anyhow!("give the new passphrase twice on stdin, one line each"),
+        )),
+        Err(err) => Err(crate::usage(err)),
+    }
+}
+
+fn said(result: &LockResult) -> String {
+    let state = match result.locked {
+        Some(true) => "locked",
+        Some(false) => "unlocked",
+        None => "done",
+    };
+    format!("{state} ({} store)", output::sanitize(&result.store))
+}
+
+/// `latchkey unlock`.
+pub fn unlock(cli: &Cli) -> Result<(), Failure> {
+    let mut client = connect_for_secrets(cli)?;
+    let (store, how) = how_it_unlocks(&mut client)?;
+    let result = match how {
+        UnlockWith::Nothing => {
+            return Err(Failure {
+                code: ExitCode::Usage,
+                error: anyhow!(
+                    "the {} store has no lock: nothing to unlock",
+                    output::sanitize(&store)
+                ),
+            })
+        }
+        UnlockWith::Keychain => client.unlock(None, false)?,
+        UnlockWith::Passphrase => {
+            let passphrase = input::read_secret("Passphrase: ").map_err(crate::usage)?;
+            client.unlock(Some(secret(&passphrase)), false)?
+        }
+        UnlockWith::NewPassphrase => {
+            eprintln!(
+                "latchkey: the {} store has no passphrase yet; choose one (it cannot be recovered)",
+                output::sanitize(&store)
+            );
+            let passphrase = new_passphrase("New passphrase: ")?;
+            client.unlock(Some(passphrase), true)?
+        }
+    };
+    eprintln!("{}", said(&result));
+    Ok(())
+}
+
+/// `latchkey lock`.
+pub fn lock(cli: &Cli) -> Result<(), Failure> {
+    let mut client = crate::connect(cli)?;
+    let result = client.lock()?;
+    eprintln!("{}", said(&result));
+    Ok(())
+}
+
+/// `latchkey passwd`.
+pub fn passwd(cli: &Cli) -> Result<(), Failure> {
+    let mut client = connect_for_secrets(cli)?;
+    let (store, how) = how_it_unlocks(&mut client)?;
+    if how != UnlockWith::Passphrase {
+        return Err(crate::usage(anyhow!(
+            "the {} store has no passphrase to change{}",
+            output::sanitize(&store),
+            if how == UnlockWith::NewPassphrase {
+                " yet: `latchkey unlock` chooses one"
+            } else {
+                ""
+            }
+        )));
+    }
+    let (old, new) = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let old = input::read_secrets(&["Current passphrase: "]).map_err(crate::usage)?;
+        (secret(&old[0]), new_passphrase("New passphrase: ")?)
+    } else {
+        let both = input::read_secrets(&["", ""]).map_err(|_| {
+            crate::usage(anyhow!(
+                "give the current and the new passphrase on stdin, one line each"
+            ))
+        })?;
+        (secret(&both[0]), secret(&both[1]))
+    };
+    let result = client.change_passphrase(old, new)?;
+    eprintln!("passphrase changed; {}", said(&result));
+    Ok(())
+}
