@@ -260,7 +260,8 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Folders only: no session bus, so `auto` picks the memory store.
+    /// Folders only: no session bus. Daemons started here use the memory store unless the test
+    /// names a store or a config file (`auto` would pick the locked file store).
     pub fn bare() -> Self {
         let root = tempfile::Builder::new()
             .prefix("latchkey-test")
@@ -348,6 +349,9 @@ impl TestEnv {
     ) -> Result<Daemon, (ExitStatus, String)> {
         let mut cmd = self.command(&bin("latchkeyd"));
         cmd.args(args);
+        if self.uses_memory_by_default(args) {
+            cmd.args(["--store", "memory"]);
+        }
         if !vars.iter().any(|(k, _)| *k == "RUST_LOG") {
             cmd.env("RUST_LOG", "info");
         }
@@ -366,6 +370,18 @@ impl TestEnv {
             daemon.wait_for_log("serving on the session bus");
         }
         Ok(daemon)
+    }
+
+    /// Whether a daemon started with `args` gets `--store memory` added: in an env without a
+    /// keyring, when the test names neither a store nor a config file. `auto` would pick the
+    /// encrypted file store there, which serves nothing until `latchkey unlock`; tests of the
+    /// store choice itself say `--store auto`.
+    fn uses_memory_by_default(&self, args: &[&str]) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.keyring.is_some() {
+            return false;
+        }
+        !args.iter().any(|a| *a == "--store" || *a == "--config")
     }
 
     /// Runs the `latchkey` CLI against `socket` with `stdin`.

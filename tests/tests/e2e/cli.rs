@@ -13,7 +13,7 @@ use serde_json::Value;
 #[test]
 fn without_a_keychain_auto_falls_back_to_memory_loudly() {
     let env = TestEnv::bare();
-    let daemon = env.start_daemon(&[]);
+    let daemon = env.start_daemon(&["--store", "auto"]);
     let logs = daemon.logs();
     assert!(logs.contains("IN MEMORY ONLY"), "{logs}");
     assert!(logs.contains("store=\"memory\""), "{logs}");
