@@ -155,6 +155,83 @@ impl SessionBus {
             .unwrap_or_else(|_| panic!("{name} did not appear on the bus"));
         })
     }
+
+    /// Waits until `name` has no owner on the bus, by its NameOwnerChanged signal.
+    pub fn wait_for_name_gone(&self, name: &str) {
+        self.with_connection(async |connection| {
+            let dbus = zbus::fdo::DBusProxy::new(connection).await.unwrap();
+            let mut changes = dbus.receive_name_owner_changed().await.unwrap();
+            let bus_name = zbus::names::BusName::try_from(name).unwrap();
+            if !dbus.name_has_owner(bus_name).await.unwrap() {
+                return;
+            }
+            tokio::time::timeout(START_TIMEOUT, async {
+                while let Some(change) = changes.next().await {
+                    let args = change.args().unwrap();
+                    if args.name().as_str() == name && args.new_owner().is_none() {
+                        return;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{name} never left the bus"));
+        })
+    }
+}
+
+/// A peer that owns a name on the bus and serves nothing under it (every call gets an error
+/// back): a service that is there but broken. The name is released when this is dropped.
+pub struct Squatter {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SessionBus {
+    /// Takes `name` on the bus from a connection of its own (the name must be free).
+    pub fn squat(&self, name: &str) -> Squatter {
+        let address = self.address.clone();
+        let name = name.to_owned();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let connection = zbus::connection::Builder::address(address.as_str())
+                    .unwrap()
+                    .name(name)
+                    .unwrap()
+                    .build()
+                    .await
+                    .expect("take the name on the private bus");
+                // Calls are answered (with errors) once the object server runs.
+                let _ = connection.object_server();
+                ready_tx.send(()).unwrap();
+                let _ = stop_rx.await;
+                drop(connection);
+            })
+        });
+        ready_rx
+            .recv_timeout(START_TIMEOUT)
+            .expect("the squatter took the name");
+        Squatter {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for SessionBus {
@@ -169,35 +246,83 @@ pub struct Keyring {
     child: Child,
 }
 
+/// The test password of the login collection.
+const PASSWORD: &[u8] = b"latchkey-test-password";
+
 /// The object path of the collection gnome-keyring creates for `--unlock`.
 pub const LOGIN_COLLECTION: &str = "/org/freedesktop/secrets/collection/login";
 
 impl Keyring {
-    /// Starts the keyring with its own XDG folders under `root`, unlocked with a test password.
+    /// Starts the keyring with its own XDG folders under `root`, unlocked with a test password
+    /// (`--unlock` creates the `login` collection the first time).
     pub fn start(bus: &SessionBus, root: &Path) -> Self {
+        Self::start_with(bus, root, true)
+    }
+
+    /// Starts the keyring on the folders of an earlier one under `root`, without `--unlock`:
+    /// its `login` collection comes back locked, as after a restart outside a desktop login.
+    pub fn start_locked(bus: &SessionBus, root: &Path) -> Self {
+        Self::start_with(bus, root, false)
+    }
+
+    fn start_with(bus: &SessionBus, root: &Path, unlock: bool) -> Self {
         require("gnome-keyring-daemon", "gnome-keyring");
         let runtime = private_dir(&root.join("keyring-run"));
         let data = private_dir(&root.join("keyring-data"));
         let home = private_dir(&root.join("keyring-home"));
-        let mut child = Command::new("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
+        let mut command = Command::new("gnome-keyring-daemon");
+        command.arg("--foreground");
+        if unlock {
+            command.arg("--unlock");
+        }
+        let mut child = command
+            .arg("--components=secrets")
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &home)
             .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
             .env("XDG_RUNTIME_DIR", &runtime)
             .env("XDG_DATA_HOME", &data)
-            .stdin(Stdio::piped())
+            .stdin(if unlock {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start gnome-keyring-daemon");
-        {
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"latchkey-test-password").unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(PASSWORD).unwrap();
         }
         bus.wait_for_name("org.freedesktop.secrets");
         Self { child }
+    }
+
+    /// Kills the keyring (SIGKILL, by its pid), reaps it, and waits until its name has left
+    /// the bus; its folders stay for the next start.
+    pub fn stop(mut self, bus: &SessionBus) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        bus.wait_for_name_gone("org.freedesktop.secrets");
+    }
+
+    /// Whether the login collection is locked, read from the keyring itself.
+    pub fn login_locked(bus: &SessionBus) -> bool {
+        bus.with_connection(async |connection| {
+            let reply = connection
+                .call_method(
+                    Some("org.freedesktop.secrets"),
+                    LOGIN_COLLECTION,
+                    Some("org.freedesktop.DBus.Properties"),
+                    "Get",
+                    &("org.freedesktop.Secret.Collection", "Locked"),
+                )
+                .await
+                .expect("read the login collection's Locked property");
+            let value: zbus::zvariant::OwnedValue = reply.body().deserialize().unwrap();
+            bool::try_from(value).expect("Locked is a boolean")
+        })
     }
 
     /// Locks the login collection through the Secret Service API.

@@ -3,7 +3,8 @@
 //!
 //! - `SessionBus` (Linux): a private `dbus-daemon` with a config of our own (no system
 //!   services, so nothing is activated behind the test's back).
-//! - `Keyring` (Linux): `gnome-keyring-daemon` on that bus with an unlocked `login` collection.
+//! - `Keyring` (Linux): `gnome-keyring-daemon` on that bus with an unlocked `login` collection;
+//!   stopped by pid and started again on the same folders, unlocked or locked.
 //! - [`Daemon`]: the built `latchkeyd`, ready once it logs that it is serving.
 //! - [`TestEnv`]: private XDG folders for one test, and [`TestEnv::cli`] to run `latchkey`.
 //! - `users::OtherUser` (Linux): a throwaway second local user, to attack as.
@@ -27,7 +28,7 @@ pub mod oauth_server;
 pub mod users;
 
 #[cfg(target_os = "linux")]
-pub use bus::{Keyring, SessionBus, LOGIN_COLLECTION};
+pub use bus::{Keyring, SessionBus, Squatter, LOGIN_COLLECTION};
 
 /// How long any start-up may take before a test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -207,6 +208,19 @@ impl Daemon {
             *text
         );
         text.clone()
+    }
+
+    /// Whether the daemon's stderr comes to contain `needle` `times` times within `timeout`:
+    /// for what must happen soon, where [`wait_for_log`](Self::wait_for_log) allows a whole
+    /// start-up.
+    pub fn logged_within(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        let text = self.log.text.lock().unwrap();
+        let (_text, waited) = self
+            .log
+            .grew
+            .wait_timeout_while(text, timeout, |t| t.matches(needle).count() < times)
+            .unwrap();
+        !waited.timed_out()
     }
 
     /// The pid.

@@ -19,6 +19,8 @@ mod issuer;
 #[cfg(target_os = "linux")]
 mod keychain;
 #[cfg(target_os = "linux")]
+mod keyring_lock;
+#[cfg(target_os = "linux")]
 mod leaks;
 #[cfg(target_os = "linux")]
 mod login;
