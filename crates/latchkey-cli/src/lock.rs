@@ -6,7 +6,7 @@
 
 use anyhow::anyhow;
 use latchkey_client::blocking::Client;
-use latchkey_proto::{LockResult, Secret, UnlockWith};
+use latchkey_proto::{ErrorKind, LockResult, Secret, UnlockWith};
 
 use crate::cli::{Cli, TransportArg};
 use crate::exit_codes::ExitCode;
@@ -84,7 +84,19 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
                 ),
             })
         }
-        UnlockWith::Keychain => client.unlock(None, false)?,
+        UnlockWith::Keychain => match client.unlock(None, false) {
+            Err(err) if err.kind() == Some(ErrorKind::Locked) => {
+                return Err(Failure {
+                    code: ExitCode::Locked,
+                    error: anyhow!(
+                        "the {} keychain stayed locked: its unlock prompt was dismissed or no \
+                         prompt could be shown (unlock it from the desktop session)",
+                        output::sanitize(&store)
+                    ),
+                })
+            }
+            other => other?,
+        },
         UnlockWith::Passphrase => {
             let passphrase = input::read_secret("Passphrase: ").map_err(crate::usage)?;
             client.unlock(Some(secret(&passphrase)), false)?

@@ -273,3 +273,38 @@ fn a_broken_service_is_retried_with_doubling_pauses() {
     assert!(daemon.logged_within(BACK, 1, NOTICE), "{}", daemon.logs());
     assert_eq!(rpc.ok("get", get)["secret"], "squat-canary");
 }
+
+#[test]
+fn the_cli_locks_the_keyring_and_says_when_it_stays_locked() {
+    let env = TestEnv::with_keyring();
+    let daemon = env.start_daemon(&[]);
+    let socket = env.socket();
+    let status = env.cli(&socket, &["status", "--json"], "");
+    let status: Value = serde_json::from_str(&latchkey_tests::stdout(&status)).unwrap();
+    assert_eq!(status["daemon"]["unlock_with"], "keychain", "{status}");
+    let locked = env.cli(&socket, &["lock"], "");
+    assert!(
+        locked.status.success(),
+        "{}",
+        latchkey_tests::stderr(&locked)
+    );
+    assert!(
+        latchkey_tests::stderr(&locked).contains("locked (secret-service store)"),
+        "{}",
+        latchkey_tests::stderr(&locked)
+    );
+    // No prompter here: the keyring dismisses its prompt, and the CLI says what happened.
+    let unlock = env.cli(&socket, &["unlock"], "");
+    assert_eq!(
+        unlock.status.code(),
+        Some(6),
+        "{}",
+        latchkey_tests::stderr(&unlock)
+    );
+    assert!(
+        latchkey_tests::stderr(&unlock).contains("keychain stayed locked"),
+        "{}",
+        latchkey_tests::stderr(&unlock)
+    );
+    drop(daemon);
+}
