@@ -10,6 +10,7 @@ mod input;
 #[cfg_attr(windows, allow(dead_code))]
 mod install;
 mod login;
+mod migrate;
 mod output;
 #[cfg(windows)]
 mod run_key;
@@ -280,6 +281,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 );
             }
         }
+        Command::Migrate { to, json } => migrate::run(&mut connect(&cli)?, to, *json)?,
         Command::Logout {
             service,
             account,
