@@ -25,6 +25,10 @@ const HOSTILE: &[(&[u8], i64, &str)] = &[
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\",\"params\":{\"service\":\"HOSTILE-MARKER\\nnewline\"}}", -32000, "invalid_request"),
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"set\",\"params\":{\"service\":\"HOSTILE-MARKER\\u001b[2J\",\"bundle\":{\"kind\":\"api_key\",\"key\":\"k\"}}}", -32000, "invalid_request"),
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"clear\",\"params\":{\"service\":\"ok\",\"account\":\"HOSTILE-MARKER\\u001b\"}}", -32000, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"HOSTILE-MARKER\"}}", -32000, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"auto\",\"passphrase\":\"HOSTILE-MARKER\"}}", -32000, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":[\"HOSTILE-MARKER\"]}}", -32602, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"x\",\"passphrase\":\"\",\"create\":\"HOSTILE-MARKER\"}}", -32602, "invalid_request"),
 ];
 
 /// Checks the answer to the hostile `line`: the expected code and kind, no result, and no
