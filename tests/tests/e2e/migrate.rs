@@ -416,3 +416,69 @@ fn a_recorded_store_that_is_unreadable_or_unknown_is_passed_over() {
         daemon.stop();
     }
 }
+
+/// Puts an item in the keyring with `secret-tool`, as latchkey would name it.
+fn keyring_put(env: &TestEnv, service: &str) {
+    let mut child = std::process::Command::new("secret-tool")
+        .args(["store", "--label", "planted"])
+        .args([
+            "xdg:schema",
+            "dev.latchkey.Entry",
+            "service",
+            service,
+            "account",
+            "default",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", env.bus().address())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("secret-tool is installed (libsecret-tools)");
+    child.stdin.take().unwrap().write_all(b"planted").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_rerun_to_the_store_in_use_removes_the_copies_an_interrupted_move_left() {
+    let env = TestEnv::with_keyring();
+    let daemon = start(&env, None);
+    let mut rpc = Rpc::connect(&daemon.socket);
+    for service in ["one", "two"] {
+        rpc.ok(
+            "set",
+            json!({"service": service, "bundle": {"kind": "api_key", "key": "k"}}),
+        );
+    }
+    migrate(&env, &daemon, "memory", "");
+    assert!(keyring_items(&env).is_empty());
+    // As if the daemon had died while removing: a copy still in the keyring, and the record
+    // of the move still naming the keyring as the store left. Plus an item only the keyring
+    // holds, which is no copy.
+    keyring_put(&env, "one");
+    keyring_put(&env, "stranger");
+    let marker = env.data_dir.join("latchkey/store.json");
+    std::fs::write(&marker, r#"{"store":"memory","leaving":"secret-service"}"#).unwrap();
+
+    let cleaned = migrate(&env, &daemon, "memory", "");
+    assert_eq!(
+        (&cleaned["from"], &cleaned["to"]),
+        (&json!("secret-service"), &json!("memory"))
+    );
+    assert_eq!(counts(&cleaned), (0, 1, 1, 0));
+    let left: Vec<_> = keyring_items(&env).into_keys().collect();
+    assert_eq!(left, [("stranger".to_owned(), "default".to_owned())]);
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    assert_eq!(recorded, json!({"store": "memory"}));
+    // Nothing is left to remove now: the store in use is refused again.
+    let again = rpc.err("migrate", json!({"to": "memory"}));
+    assert!(
+        again["message"].as_str().unwrap().contains("already"),
+        "{again}"
+    );
+    assert_eq!(
+        rpc.ok("list", Value::Null)["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

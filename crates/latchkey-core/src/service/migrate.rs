@@ -432,8 +432,9 @@ impl TokenService {
     }
 
     /// Removes from `old`, a store a migration moved away from without removing everything
-    /// (it was stopped, or `old` refused), every entry the store in use holds. Entries only
-    /// `old` holds stay there (counted as left): they were written or kept there since.
+    /// (it was stopped, or `old` refused), every entry the store in use holds: `removed`, and
+    /// `left` for those `old` would not remove. Entries only `old` holds are no copies (they
+    /// were written there since, or cleared here since): they stay, and are only logged.
     pub async fn remove_leftovers(&self, old: Arc<dyn Store>) -> Result<Migrated, MigrateError> {
         let _writing = self.inner.writes.lock().await;
         let now_used = self.inner.store.get();
@@ -454,17 +455,19 @@ impl TokenService {
             left: 0,
             adopted: 0,
         };
+        let mut others = 0;
         for item in listed {
             let key = item.key;
             let held = match now_used.read(&key).await {
                 Ok(doc) => doc.is_some(),
                 Err(err) => {
                     warn!(entry = ?key, error = %err, "cannot check the store in use; left in the old one");
-                    false
+                    counts.left += 1;
+                    continue;
                 }
             };
             if !held {
-                counts.left += 1;
+                others += 1;
                 continue;
             }
             counts.already_there += 1;
@@ -481,7 +484,8 @@ impl TokenService {
             to,
             removed = counts.removed,
             left = counts.left,
-            "leftovers of a move removed"
+            others,
+            "leftovers of a move removed (others: entries only the old store holds, kept)"
         );
         Ok(counts)
     }
