@@ -93,10 +93,15 @@ impl Migrations {
                     .migrate_with(target, || store_choice::write(&data_dir, &choice))
                     .await
                     .map_err(|e| e.to_rpc())?;
-                *reason.lock().unwrap_or_else(|e| e.into_inner()) = MOVED_HERE.to_owned();
-                if leaving.is_some() && moved.left == 0 {
-                    settled(&data_dir, backend);
+                let mut why = MOVED_HERE.to_owned();
+                match &leaving {
+                    Some(_) if moved.left == 0 => settled(&data_dir, backend),
+                    Some(old) => why.push_str(&format!(
+                        "; the {old} store may still hold copies: run `latchkey migrate --to {backend}` again to remove them"
+                    )),
+                    None => {}
                 }
+                *reason.lock().unwrap_or_else(|e| e.into_inner()) = why;
                 Ok::<_, RpcError>(moved)
             }
         };
