@@ -147,6 +147,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move every entry to another store, which latchkeyd uses from then on (also after a
+    /// restart with --store auto). Each entry is copied and read back before it is removed
+    /// from the old store; safe to run again after an interruption. A store that takes a
+    /// passphrase asks for it (or reads it from stdin).
+    Migrate {
+        /// The store to move to: secret-service (Linux), keychain (macOS),
+        /// credential-manager (Windows), memory, ...
+        #[arg(long, value_name = "STORE")]
+        to: String,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// OAuth providers: list them, store a confidential client's secret.
     Provider {
         /// What to do.

@@ -11,6 +11,7 @@ mod input;
 mod install;
 mod lock;
 mod login;
+mod migrate;
 mod output;
 #[cfg(windows)]
 mod run_key;
@@ -281,6 +282,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 );
             }
         }
+        Command::Migrate { to, json } => migrate::run(&mut connect(&cli)?, to, *json)?,
         Command::Logout {
             service,
             account,

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use latchkey_proto::{
     BundleInput, GetParams, GetResult, LockResult, LoginParams, LoginStarted, LogoutResult,
-    Metadata, ProviderInfo, Secret, StatusParams, StatusResult, VersionResult,
+    Metadata, MigrateParams, MigrateResult, ProviderInfo, Secret, StatusParams, StatusResult,
+    VersionResult,
 };
 
 use crate::ClientError;
@@ -112,6 +113,11 @@ impl Client {
     /// See [`crate::Client::list`].
     pub fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
         self.runtime.block_on(self.inner.list())
+    }
+
+    /// See [`crate::Client::migrate`].
+    pub fn migrate(&mut self, params: MigrateParams) -> Result<MigrateResult, ClientError> {
+        self.runtime.block_on(self.inner.migrate(params))
     }
 
     /// See [`crate::Client::login`].

@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 use latchkey_proto::{
     BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult,
     KeyParams, ListResult, LockResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult,
-    Metadata, PasswdParams, ProviderInfo, ProviderSecretParams, ProviderSecretResult,
-    ProvidersResult, Secret, SetParams, SetResult, StatusParams, StatusResult, UnlockParams,
-    VersionResult, PROTOCOL_VERSION,
+    Metadata, MigrateParams, MigrateResult, PasswdParams, ProviderInfo, ProviderSecretParams,
+    ProviderSecretResult, ProvidersResult, Secret, SetParams, SetResult, StatusParams,
+    StatusResult, UnlockParams, VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use transport::Connection;
@@ -307,6 +307,14 @@ impl Client {
     pub async fn list(&mut self) -> Result<Vec<Metadata>, ClientError> {
         let result: ListResult = self.call(Call::List).await?;
         Ok(result.entries)
+    }
+
+    /// Moves every entry to another store, which the daemon uses from then on (socket only).
+    /// A store that takes a passphrase answers [`ErrorKind::Locked`] without one, with
+    /// `data.unlock_with` saying whether it has one already or this call chooses it
+    /// (`create`).
+    pub async fn migrate(&mut self, params: MigrateParams) -> Result<MigrateResult, ClientError> {
+        self.call(Call::Migrate(params)).await
     }
 
     /// Starts a login run by the daemon: open the returned URL (or show the device code),

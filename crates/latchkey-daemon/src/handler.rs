@@ -4,6 +4,7 @@
 //! transport decodes another's encoding.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
@@ -17,6 +18,7 @@ use tracing::info;
 
 use crate::connect::Connect;
 use crate::login::{reserved, Logins};
+use crate::migrate::Migrations;
 use crate::peer::Peer;
 
 /// The daemon's version, reported by `version` and `status`.
@@ -28,8 +30,10 @@ pub struct Handler {
     service: TokenService,
     logins: Logins,
     connect: Connect,
-    /// Why the daemon uses its store, for `status`.
+    /// Why the daemon uses its store, for `status`; `migrate` changes it.
     store_reason: Arc<Mutex<String>>,
+    /// Runs `migrate`.
+    migrations: Migrations,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -128,14 +132,22 @@ fn audit_name(service: &str, account: Option<&str>) -> String {
 }
 
 impl Handler {
-    /// A handler over `service`, running logins through `logins`.
-    pub fn new(service: TokenService, logins: Logins, store_reason: String) -> Self {
+    /// A handler over `service`, running logins through `logins`; `store_reason` says why
+    /// the daemon uses its store, `data_dir` is where stores keep their indexes (and where
+    /// `migrate` records the store it moved to).
+    pub fn new(
+        service: TokenService,
+        logins: Logins,
+        store_reason: String,
+        data_dir: PathBuf,
+    ) -> Self {
         let connect = Connect::new(logins.clone());
         Self {
             service,
             logins,
             connect,
             store_reason: Arc::new(Mutex::new(store_reason)),
+            migrations: Migrations::new(data_dir),
         }
     }
 
@@ -284,12 +296,11 @@ impl Handler {
                     .map_err(|e| e.to_rpc())?;
                 self.lock_result()
             }
-            Call::Migrate(_) => {
-                return Err(RpcError::new(
-                    ErrorKind::InvalidRequest,
-                    "migrate is not available yet",
-                ))
-            }
+            Call::Migrate(params) => Reply::Migrate(
+                self.migrations
+                    .run(&self.service, params, &self.store_reason)
+                    .await?,
+            ),
         })
     }
 
@@ -302,6 +313,11 @@ impl Handler {
         memory: &mut AuditMemory,
     ) -> Result<Reply, RpcError> {
         let method = call.method();
+        // A move's audit names the store it left.
+        let moving_from = match call {
+            Call::Migrate(_) => Some(self.service.store_info().name),
+            _ => None,
+        };
         let outcome = self.dispatch(call).await;
         if let (Call::Get(params), Ok(_)) = (call, &outcome) {
             if !memory.first_read(&params.service, params.account.as_deref()) {
@@ -323,6 +339,7 @@ impl Handler {
                 crate::login::CLIENT_SECRET_SERVICE,
                 Some(&p.provider),
             )),
+            Call::Migrate(p) => moving_from.map(|from| crate::migrate::audit_name(from, &p.to)),
             _ => None,
         };
         info!(

@@ -13,8 +13,10 @@ pub mod dbus;
 pub mod handler;
 pub mod ipc;
 pub mod login;
+mod migrate;
 pub mod peer;
 pub mod platform;
+pub mod store_choice;
 
 pub use config::{Config, Limits};
 pub use daemon::{Daemon, DaemonBuilder, DaemonError, Endpoints, Running, StreamEndpoint};

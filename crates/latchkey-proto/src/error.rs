@@ -110,6 +110,11 @@ pub struct ErrorData {
     /// For `authentication_required`: a URL that starts a login when opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
+    /// For `locked`, when the store named in the request takes a passphrase (`migrate`'s
+    /// target): whether it has one (`passphrase`) or the request chooses it
+    /// (`new_passphrase`), so a client knows whether to ask for it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_with: Option<crate::types::UnlockWith>,
 }
 
 impl ErrorData {
@@ -121,6 +126,7 @@ impl ErrorData {
             missing_scopes: Vec::new(),
             hint: None,
             login_url: None,
+            unlock_with: None,
         }
     }
 }

@@ -299,10 +299,18 @@ pub struct MigrateParams {
     /// The store to move to (`file`, `secret-service`, `memory`, ...).
     pub to: String,
     /// The passphrase of the store moved to, when it takes one (entries are read back from
-    /// it to verify them).
+    /// it to verify them); at most [`MAX_PASSPHRASE_LEN`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<Secret>,
+    /// Choose `passphrase` as the store's passphrase if it has none yet (the CLI asks for it
+    /// twice first). Without it, such a store answers `locked` with `unlock_with:
+    /// new_passphrase`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
+
+/// The longest passphrase accepted, in bytes.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
 
 /// Result of `migrate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +325,13 @@ pub struct MigrateResult {
     pub already_there: usize,
     /// Entries removed from the old store.
     pub removed: usize,
+    /// Entries that stay in the old store: unreadable ones, and ones it would not remove
+    /// (running `migrate` to the same store again removes those the new store holds).
+    #[serde(default)]
+    pub left: usize,
+    /// Entries the new store held before that the old one did not; served from now on.
+    #[serde(default)]
+    pub adopted: usize,
 }
 
 /// Result of `status`.

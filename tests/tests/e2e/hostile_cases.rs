@@ -31,6 +31,10 @@ const HOSTILE: &[(&[u8], i64, &str)] = &[
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"passwd\",\"params\":{\"old\":\"HOSTILE-MARKER\"}}", -32602, "invalid_request"),
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"passwd\",\"params\":{\"old\":\"HOSTILE-MARKER\",\"new\":\"HOSTILE-MARKER2\"}}", -32000, "invalid_request"),
     (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"passphrase\":\"HOSTILE-MARKER\"}}", -32602, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"HOSTILE-MARKER\"}}", -32000, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"auto\",\"passphrase\":\"HOSTILE-MARKER\"}}", -32000, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":[\"HOSTILE-MARKER\"]}}", -32602, "invalid_request"),
+    (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"migrate\",\"params\":{\"to\":\"x\",\"passphrase\":\"\",\"create\":\"HOSTILE-MARKER\"}}", -32602, "invalid_request"),
 ];
 
 /// Checks the answer to the hostile `line`: the expected code and kind, no result, and no

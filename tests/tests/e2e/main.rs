@@ -26,6 +26,8 @@ mod leaks;
 mod login;
 #[cfg(target_os = "linux")]
 mod logout;
+#[cfg(target_os = "linux")]
+mod migrate;
 mod names;
 #[cfg(target_os = "linux")]
 mod oauth;

@@ -17,8 +17,12 @@ use crate::record::{lifetime, refresh_window, EntryRecord};
 use crate::refresh::Refresher;
 
 mod backoff;
+mod current;
+mod migrate;
 mod refresh;
-use crate::store::{Listed, Store, Unlocking};
+use crate::store::{Listed, SecretBytes, Store, StoreError, Unlocking};
+use current::CurrentStore;
+pub use migrate::{MigrateError, Migrated};
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
 const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
@@ -115,7 +119,8 @@ impl Entry {
 type Entries = BTreeMap<EntryKey, Box<Entry>>;
 
 struct Inner {
-    store: Arc<dyn Store>,
+    /// The store in use; `migrate` swaps it (under `writes`).
+    store: CurrentStore,
     clock: Arc<dyn Clock>,
     /// Every known entry. A std mutex: it is never held across an `.await`.
     entries: Mutex<Entries>,
@@ -193,7 +198,7 @@ impl TokenService {
         let generation_start = entries.len() as u64 + 1;
         Ok(Self {
             inner: Arc::new(Inner {
-                store,
+                store: CurrentStore::new(store),
                 clock,
                 entries: Mutex::new(entries),
                 writes: tokio::sync::Mutex::new(()),
@@ -230,12 +235,16 @@ impl TokenService {
             if self.entries().contains_key(&item.key) {
                 continue;
             }
-            if let Some(record) = describe(&*self.inner.store, item, now).await {
+            if let Some(record) = describe(&self.inner.store, item, now).await {
                 found.push(record);
             }
         }
         let _writing = self.inner.writes.lock().await;
-        let touched = self.lock_unreconciled().take().unwrap_or_default();
+        // Another reconciliation (or the one `migrate` runs first) may have finished while
+        // this one listed: its listing is newer than ours.
+        let Some(touched) = self.lock_unreconciled().take() else {
+            return;
+        };
         let mut entries = self.entries();
         let before = entries.len();
         entries.retain(|key, _| present.contains(key) || touched.contains(key));
@@ -415,7 +424,7 @@ impl TokenService {
         let unsaved = self.unsaved_copy(key);
         let doc = match unsaved {
             Some(doc) => doc,
-            None => self.inner.store.read(key).await?.ok_or(Error::NotFound)?,
+            None => self.read_current(key).await?.ok_or(Error::NotFound)?,
         };
         let bundle = Arc::new(StoredBundle::from_document(&doc).map_err(Error::Corrupt)?);
         let mut entries = self.entries();
@@ -427,8 +436,22 @@ impl TokenService {
         Ok(bundle)
     }
 
+    /// An entry's document from the store in use. A `migrate` may switch stores and remove
+    /// the entry from the old one while the read is out: then it is read from the new one.
+    async fn read_current(&self, key: &EntryKey) -> Result<Option<SecretBytes>, StoreError> {
+        let store = self.inner.store.get();
+        let doc = store.read(key).await?;
+        if doc.is_none() {
+            let now = self.inner.store.get();
+            if !current::same(&store, &now) {
+                return now.read(key).await;
+            }
+        }
+        Ok(doc)
+    }
+
     /// The refreshed document waiting to be saved, if any.
-    fn unsaved_copy(&self, key: &EntryKey) -> Option<crate::store::SecretBytes> {
+    fn unsaved_copy(&self, key: &EntryKey) -> Option<SecretBytes> {
         self.entries().get(key).and_then(|e| e.unsaved.clone())
     }
 

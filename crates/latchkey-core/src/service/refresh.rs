@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::key::EntryKey;
 use crate::record::EntryRecord;
 use crate::refresh::{RefreshError, RefreshRequest};
+use crate::store::Store;
 
 /// Whether two bundles hold the same tokens (else one of them was refreshed or replaced).
 fn same_tokens(a: &TokenBundle, b: &TokenBundle) -> bool {
@@ -56,10 +57,21 @@ enum Fate {
 pub(super) struct Flights {
     /// Held while a refresh is out; holds the outcome of the last refresh that reached the
     /// provider.
-    last: tokio::sync::Mutex<Option<Result<GetResult, Error>>>,
+    last: tokio::sync::Mutex<LastOutcome>,
     /// How many refreshes have reached the provider and landed. A caller that sees it change
     /// while it waited takes the outcome in `last` instead of refreshing again.
     landed: AtomicU64,
+}
+
+/// What the line holds: the outcome of the last refresh that reached the provider.
+type LastOutcome = Option<Result<GetResult, Error>>;
+
+impl Flights {
+    /// Holds the line if nobody is in it (no refresh of this entry is out): while the guard
+    /// lives, no refresh of it starts. `None` while someone is in it.
+    pub(super) fn hold_if_idle(&self) -> Option<tokio::sync::MutexGuard<'_, LastOutcome>> {
+        self.last.try_lock().ok()
+    }
 }
 
 impl TokenService {
@@ -296,7 +308,7 @@ impl TokenService {
                 // Re-read the store first: a writer outside this daemon may have refreshed.
                 if !from_store && self.unsaved_copy(key).is_none() {
                     let presented = refresh_token.expose();
-                    let doc = self.inner.store.read(key).await?.ok_or(Error::NotFound)?;
+                    let doc = self.read_current(key).await?.ok_or(Error::NotFound)?;
                     let in_store = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
                     let changed = match &in_store.bundle {
                         TokenBundle::OAuth2(b) => {

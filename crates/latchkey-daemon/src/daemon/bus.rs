@@ -20,8 +20,8 @@ pub(super) struct Bus {
 
 impl Bus {
     /// Starts serving on the session bus in the background.
-    pub(super) fn start(handler: &Handler, store: &str, shutdown: &CancellationToken) -> Self {
-        let (state, task) = dbus::start(handler.clone(), store.to_owned(), shutdown.clone());
+    pub(super) fn start(handler: &Handler, shutdown: &CancellationToken) -> Self {
+        let (state, task) = dbus::start(handler.clone(), shutdown.clone());
         Self {
             state,
             task: Some(task),

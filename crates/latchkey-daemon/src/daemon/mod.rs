@@ -85,7 +85,7 @@ impl DaemonBuilder {
         }
         let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
         Ok(Daemon {
-            handler: Handler::new(service, logins, reason.clone()),
+            handler: Handler::new(service, logins, reason.clone(), config.data_dir.clone()),
             config,
             reason,
         })
@@ -147,7 +147,7 @@ impl Daemon {
         let store = service.store_info();
         #[cfg(target_os = "linux")]
         let (bus, bus_state) = if endpoints.dbus {
-            let mut bus = bus::Bus::start(&self.handler, store.name, shutdown);
+            let mut bus = bus::Bus::start(&self.handler, shutdown);
             let state = bus.settle(stream.is_some(), shutdown).await?;
             (Some(bus), bus::Bus::describe(state))
         } else {
@@ -252,9 +252,10 @@ fn private_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
     made
 }
 
-/// The store the configuration names, and why it was chosen.
+/// The store the configuration names (or, for `auto`, the one `latchkey migrate` moved the
+/// entries to), and why it was chosen.
 async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, String), DaemonError> {
-    let selection = latchkey_store::open(config.backend, config.data_dir.clone())
+    let selection = crate::store_choice::open_at_start(config.backend, &config.data_dir)
         .await
         .map_err(DaemonError::Store)?;
     if selection.fallback {

@@ -25,7 +25,6 @@ const PEER_CACHE: usize = 1024;
 /// The object served at `/dev/latchkey/Latchkey1`.
 pub struct Latchkey {
     handler: Handler,
-    store: String,
     /// Callers by unique name: their credentials, and what their reads already had audited
     /// (as the socket remembers it per connection).
     callers: Mutex<HashMap<String, Caller>>,
@@ -37,11 +36,10 @@ struct Caller {
 }
 
 impl Latchkey {
-    /// The interface over `handler`; `store` is the store's name for the `Store` property.
-    pub fn new(handler: Handler, store: String) -> Self {
+    /// The interface over `handler`.
+    pub fn new(handler: Handler) -> Self {
         Self {
             handler,
-            store,
             callers: Mutex::new(HashMap::new()),
         }
     }
@@ -362,10 +360,11 @@ impl Latchkey {
         VERSION.to_owned()
     }
 
-    /// The store in use (`secret-service`, `memory`).
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// The store in use (`secret-service`, `memory`); `latchkey migrate` changes it (without
+    /// a signal: read it again).
+    #[zbus(property(emits_changed_signal = "false"))]
     fn store(&self) -> String {
-        self.store.clone()
+        self.handler.service().store_info().name.to_owned()
     }
 
     /// An entry was stored (`set`) or removed (`cleared`).

@@ -65,7 +65,6 @@ pub enum BusState {
 /// `shutdown` and its result says why.
 pub fn start(
     handler: Handler,
-    store_name: String,
     shutdown: CancellationToken,
 ) -> (
     tokio::sync::watch::Receiver<BusState>,
@@ -75,10 +74,8 @@ pub fn start(
     let task = tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
         loop {
-            let attempt = tokio::time::timeout(
-                ATTEMPT_TIMEOUT,
-                serve(handler.clone(), store_name.clone(), shutdown.clone()),
-            );
+            let attempt =
+                tokio::time::timeout(ATTEMPT_TIMEOUT, serve(handler.clone(), shutdown.clone()));
             let outcome = tokio::select! {
                 outcome = attempt => outcome,
                 () = shutdown.cancelled() => return Ok(()),
@@ -122,7 +119,6 @@ pub fn start(
 /// changes as signals. Cancels `shutdown` if the bus goes away or the name is lost.
 pub async fn serve(
     handler: Handler,
-    store_name: String,
     shutdown: CancellationToken,
 ) -> Result<zbus::Connection, DbusError> {
     let changes = handler.service().subscribe();
@@ -135,7 +131,7 @@ pub async fn serve(
     // The object first, then the name: a caller that activated us by name finds it there.
     connection
         .object_server()
-        .at(OBJECT_PATH, Latchkey::new(handler, store_name))
+        .at(OBJECT_PATH, Latchkey::new(handler))
         .await
         .map_err(DbusError::Other)?;
     connection
