@@ -10,9 +10,13 @@
 //! A passphrase change re-encrypts `identity.age` only: the X25519 key never changes, so no
 //! entry file is touched.
 //!
-//! scrypt's work factor is age's own calibration: about one second of work on this machine for
-//! each encryption and each decryption of `identity.age` (a wrong guess costs the same). Tests
-//! of this crate alone may fix a small factor ([`Cost::Fixed`]); nothing outside can.
+//! scrypt's work factor `log2(N)` follows age's calibration (time `N = 2^10`, double until a
+//! second) but stops at 18, the factor the stock `age -p` uses: so an unlock (or a wrong
+//! guess) costs about a second on this machine and never more than 256 MiB of memory (scrypt
+//! needs `2^log_n` KiB; age alone would pick 19 on a loaded machine here, 20 or 21 on a fast
+//! one). Tests of this crate alone may fix a small factor ([`Cost::Fixed`]); nothing outside
+//! can. Decryption accepts factors up to [`MAX_LOG_N`], so a file from the stock tool or from
+//! another machine opens, and a planted file cannot make the daemon spend more than 1 GiB.
 
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -33,10 +37,19 @@ pub(crate) const MAX_IDENTITY_FILE: u64 = 16 * 1024;
 /// Largest `recipient.txt` read: a real one is 63 bytes.
 pub(crate) const MAX_RECIPIENT_FILE: u64 = 1024;
 
+/// The work factor the stock `age -p` uses, and the most this store chooses.
+const STANDARD_LOG_N: u8 = 18;
+/// The largest work factor an `identity.age` may ask for.
+pub(crate) const MAX_LOG_N: u8 = 20;
+// What this store writes, it can read.
+const _: () = assert!(MAX_LOG_N >= STANDARD_LOG_N);
+/// The work factor timed to calibrate.
+const PROBE_LOG_N: u8 = 10;
+
 /// How hard scrypt works on the passphrase.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Cost {
-    /// age's calibration: about a second on this machine.
+    /// About a second on this machine, at most [`STANDARD_LOG_N`].
     Calibrated,
     /// A fixed work factor `log2(N)`: this crate's tests only.
     #[cfg(test)]
@@ -82,6 +95,21 @@ fn parse_identity_file(text: &[u8]) -> Result<Identity, UnsealError> {
     Identity::from_str(line).map_err(|_| damaged())
 }
 
+/// The work factor that takes about a second here (age's rule), at most [`STANDARD_LOG_N`].
+fn calibrated_log_n() -> u8 {
+    let params = scrypt::Params::new(PROBE_LOG_N, 8, 1, 32).expect("valid scrypt parameters");
+    let mut out = Zeroizing::new([0u8; 32]);
+    let started = std::time::Instant::now();
+    scrypt::scrypt(b"", b"", &params, out.as_mut_slice()).expect("a 32-byte output");
+    let mut took = started.elapsed().max(std::time::Duration::from_micros(1));
+    let mut log_n = PROBE_LOG_N;
+    while took < std::time::Duration::from_secs(1) && log_n < STANDARD_LOG_N {
+        log_n += 1;
+        took *= 2;
+    }
+    log_n
+}
+
 /// `identity` encrypted with `passphrase`: the content of `identity.age`. Takes about a second
 /// ([`Cost::Calibrated`]).
 pub(crate) fn seal(
@@ -89,13 +117,12 @@ pub(crate) fn seal(
     passphrase: &Secret,
     cost: Cost,
 ) -> Result<Vec<u8>, String> {
-    #[allow(unused_mut)]
     let mut recipient = age::scrypt::Recipient::new(secret_string(passphrase));
-    match cost {
-        Cost::Calibrated => {}
+    recipient.set_work_factor(match cost {
+        Cost::Calibrated => calibrated_log_n(),
         #[cfg(test)]
-        Cost::Fixed(log_n) => recipient.set_work_factor(log_n),
-    }
+        Cost::Fixed(log_n) => log_n,
+    });
     let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as _))
         .map_err(|e| e.to_string())?;
     let text = identity_file(identity);
@@ -111,7 +138,7 @@ pub(crate) fn seal(
 }
 
 /// The identity inside `sealed` (the content of `identity.age`), with `passphrase`. Takes as
-/// long as the work factor the file names (refused beyond 16 times the calibrated one).
+/// long as the work factor the file names (refused beyond [`MAX_LOG_N`]).
 pub(crate) fn unseal(sealed: &[u8], passphrase: &Secret) -> Result<Identity, UnsealError> {
     let damaged = |e: DecryptError| UnsealError::Damaged(e.to_string());
     let decryptor = age::Decryptor::new_buffered(sealed).map_err(damaged)?;
@@ -120,7 +147,8 @@ pub(crate) fn unseal(sealed: &[u8], passphrase: &Secret) -> Result<Identity, Uns
             "it is an age file, but not one encrypted with a passphrase".into(),
         ));
     }
-    let key = age::scrypt::Identity::new(secret_string(passphrase));
+    let mut key = age::scrypt::Identity::new(secret_string(passphrase));
+    key.set_max_work_factor(MAX_LOG_N);
     let mut reader = match decryptor.decrypt(std::iter::once(&key as _)) {
         Ok(reader) => reader,
         Err(DecryptError::DecryptionFailed | DecryptError::NoMatchingKeys) => {
@@ -201,6 +229,40 @@ mod tests {
             unseal(&sealed, &passphrase),
             Err(UnsealError::Damaged(why)) if why.contains("age identity")
         ));
+    }
+
+    #[test]
+    fn the_calibrated_work_factor_is_bounded_by_the_stock_tools() {
+        let log_n = calibrated_log_n();
+        assert!((PROBE_LOG_N..=STANDARD_LOG_N).contains(&log_n), "{log_n}");
+    }
+
+    #[test]
+    fn an_identity_file_asking_for_too_much_work_is_refused_before_any() {
+        let identity = Identity::generate();
+        let passphrase = Secret::from("p");
+        let sealed = seal(&identity, &passphrase, TEST_COST).unwrap();
+        // The work factor is the stanza's last argument: make it 21 (2 GiB, minutes).
+        let text = String::from_utf8_lossy(&sealed).into_owned();
+        let line_end = text.find("\n--- ").unwrap();
+        let stanza = text[..line_end].lines().nth(1).unwrap().to_owned();
+        assert!(
+            stanza.starts_with("-> scrypt ") && stanza.ends_with(" 4"),
+            "{stanza}"
+        );
+        let bigger = stanza.replace(" 4", " 21");
+        let tampered = [
+            &sealed[..text.find(&stanza).unwrap()],
+            bigger.as_bytes(),
+            &sealed[text.find(&stanza).unwrap() + stanza.len()..],
+        ]
+        .concat();
+        let started = std::time::Instant::now();
+        let Err(UnsealError::Damaged(why)) = unseal(&tampered, &passphrase) else {
+            panic!("a work factor of 21 was accepted");
+        };
+        assert!(why.contains("21") || why.contains("work"), "{why}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! identity, which `latchkey unlock` decrypts with the passphrase and which then stays in
 //! memory (zeroized when dropped) until `latchkey lock`, the idle timer ([`idle`]) or the end of
 //! the daemon. The first unlock chooses the passphrase and makes the key pair. Until then there
-//! is no recipient, so a write is refused with a message that says to run `latchkey unlock`
-//! (`Refused`, not `Locked`: no unlock with an existing passphrase could help). Wrong
-//! passphrases cost a growing wait ([`throttle`]). Removing an entry needs no key.
+//! is no recipient and the store counts as locked: a write answers `Locked`, whose hint sends
+//! the user to `latchkey unlock`, which (seeing no passphrase yet) asks for a new one twice.
+//! `Locked` rather than `Refused`: it is the state the user is in (nothing can be stored until
+//! an unlock), clients already handle it, and `status` says `locked` with `new_passphrase`.
+//! Wrong passphrases cost a growing wait ([`throttle`]). Removing an entry needs no key.
 //!
 //! The store cannot list its entries: a file's name is a keyed hash of the entry key, which
 //! does not go back. So `list` answers `None` and the index beside the store
@@ -118,9 +120,8 @@ impl Inner {
     fn recipient(&self) -> Result<Recipient, StoreError> {
         // No identity.age, no passphrase: whatever recipient.txt says, nobody could read it.
         if !self.passphrase_set() {
-            return Err(StoreError::Refused(format!(
-                "{NO_PASSPHRASE_YET}; nothing was stored"
-            )));
+            info!("a write before the file store's passphrase was chosen: answering locked until `latchkey unlock` chooses one");
+            return Err(StoreError::Locked);
         }
         if let Some(recipient) = self
             .recipient
