@@ -8,7 +8,7 @@
 //!   keychain, and the per-entry refresh locks ([`refresh_lock`]).
 //! - Backends: `secret_service` (Linux, `oo7`), `credential_manager` (Windows, `keyring`,
 //!   chunked by [`chunked`] under the 2,560-byte limit), `apple_keychain` (macOS, `keyring`),
-//!   [`file`] (Unix: latchkey's own encrypted files, age format, unlocked by a passphrase), and
+//!   [`file`](mod@file) (Unix: latchkey's own encrypted files, age format, unlocked by a passphrase), and
 //!   [`memory::MemoryStore`] (a `Store` of its own: nothing persists).
 //! - [`registry`]: the backends each platform has, `auto`'s order, and [`open`].
 #![deny(missing_docs)]

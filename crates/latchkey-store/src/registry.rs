@@ -1,6 +1,6 @@
 //! Which stores this platform has, and what `auto` means here.
 //!
-//! Each platform lists its backends in [`PLATFORM`], in `auto`'s order of preference: its
+//! Each platform lists its backends in `PLATFORM`, in `auto`'s order of preference: its
 //! keychain(s), then (Unix) the encrypted file store. `auto` takes the first that opens and
 //! says why. Where the platform has a file store, `auto` never falls back to memory: if no
 //! store opens, it fails and says what each one answered. Elsewhere (no file store) it falls

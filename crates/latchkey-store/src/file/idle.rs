@@ -3,6 +3,9 @@
 //! Unlocking starts a watcher task; every read moves the deadline. When the deadline passes
 //! with no read, the watcher calls the store's lock and ends. Locking by hand, or dropping the
 //! store, stops it. Time is tokio's, so tests drive it with paused time.
+//!
+//! A read is a read of the store: a `get` the daemon serves from its cache of secrets does not
+//! reach the store, so it does not move the deadline.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -3,25 +3,25 @@
 //!
 //! | file in `<data folder>/file-store/` (0700) | content |
 //! |---|---|
-//! | `naming.key` | 32 random bytes naming the entry files ([`naming`]) |
-//! | `identity.age` | the X25519 identity, an age file encrypted with the passphrase ([`keys`]) |
+//! | `naming.key` | 32 random bytes naming the entry files (module `naming`) |
+//! | `identity.age` | the X25519 identity, an age file encrypted with the passphrase (module `keys`) |
 //! | `recipient.txt` | its public recipient `age1...`, in plain text |
-//! | `<64 hex digits>.age` | one entry's secret document, encrypted to the recipient ([`entry`]) |
-//! | `.tmp-<16 hex digits>` | a write in progress, or a crash's leftover ([`atomic`]) |
+//! | `<64 hex digits>.age` | one entry's secret document, encrypted to the recipient (module `entry`) |
+//! | `.tmp-<16 hex digits>` | a write in progress, or a crash's leftover (module `atomic`) |
 //!
-//! Every file is written whole through a temporary file and a rename ([`atomic`]), so a crash
+//! Every file is written whole through a temporary file and a rename (module `atomic`), so a crash
 //! leaves the old document or the new one. The folder and its files are checked when the store
-//! opens ([`folder`]).
+//! opens (module `folder`).
 //!
 //! The store encrypts to the recipient, so it writes while locked; it reads only with the
 //! identity, which `latchkey unlock` decrypts with the passphrase and which then stays in
-//! memory (zeroized when dropped) until `latchkey lock`, the idle timer ([`idle`]) or the end of
+//! memory (zeroized when dropped) until `latchkey lock`, the idle timer (module `idle`) or the end of
 //! the daemon. The first unlock chooses the passphrase and makes the key pair. Until then there
 //! is no recipient and the store counts as locked: a write answers `Locked`, whose hint sends
 //! the user to `latchkey unlock`, which (seeing no passphrase yet) asks for a new one twice.
 //! `Locked` rather than `Refused`: it is the state the user is in (nothing can be stored until
 //! an unlock), clients already handle it, and `status` says `locked` with `new_passphrase`.
-//! Wrong passphrases cost a growing wait ([`throttle`]). Removing an entry needs no key.
+//! Wrong passphrases cost a growing wait (module `throttle`). Removing an entry needs no key.
 //!
 //! The store cannot list its entries: a file's name is a keyed hash of the entry key, which
 //! does not go back. So `list` answers `None` and the index beside the store
