@@ -44,8 +44,10 @@ pub struct Config {
     pub socket: PathBuf,
     /// Which store to open.
     pub backend: Backend,
-    /// Where persistent stores keep their non-secret index.
+    /// Where persistent stores keep their non-secret index (and the file store its files).
     pub data_dir: PathBuf,
+    /// Lock the file store again after this long without a read; `None`: only by hand.
+    pub lock_after: Option<Duration>,
     /// Request limits.
     pub limits: Limits,
     /// OAuth providers by name, as written (checked when the OAuth client is built).
@@ -92,8 +94,10 @@ pub struct OauthSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// `auto`, `secret-service` or `memory`.
+    /// `auto`, `secret-service`, `file` or `memory` (this platform's names).
     pub backend: Option<String>,
+    /// Lock the file store again after this many seconds without a read (default: never).
+    pub lock_after_secs: Option<u64>,
 }
 
 /// `[limits]` in `config.toml`.
@@ -182,6 +186,9 @@ pub enum ConfigError {
         mode: u32,
     },
 }
+
+/// Longest accepted `[store] lock_after_secs`: 30 days.
+pub const MAX_LOCK_AFTER_SECS: u64 = 30 * 86_400;
 
 /// Largest accepted `config.toml`, in bytes.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -447,10 +454,20 @@ impl Config {
                 "oauth.login_timeout_secs must be between 1 and 3600".into(),
             ));
         }
+        let lock_after = match file.store.lock_after_secs {
+            None => None,
+            Some(secs @ 1..=MAX_LOCK_AFTER_SECS) => Some(Duration::from_secs(secs)),
+            Some(_) => {
+                return Err(ConfigError::Value(format!(
+                    "store.lock_after_secs must be between 1 and {MAX_LOCK_AFTER_SECS} (leave it out to lock only with `latchkey lock`)"
+                )))
+            }
+        };
         Ok(Self {
             socket,
             backend,
             data_dir,
+            lock_after,
             limits,
             providers: file.providers,
             http_timeout,
@@ -499,6 +516,28 @@ mod tests {
     }
 
     #[test]
+    fn the_file_store_locks_after_the_idle_time_the_file_gives() {
+        let resolve = |text: &str| {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            Config::resolve(file, Overrides::default(), "/tmp".into())
+        };
+        assert_eq!(resolve("").unwrap().lock_after, None);
+        assert_eq!(
+            resolve("[store]\nbackend = \"file\"\nlock_after_secs = 900\n")
+                .unwrap()
+                .lock_after,
+            Some(Duration::from_secs(900))
+        );
+        for bad in ["0", "2592001", "9223372036854775807"] {
+            let err = resolve(&format!("[store]\nlock_after_secs = {bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("lock_after_secs"), "{bad}: {err}");
+        }
+        assert!(toml::from_str::<FileConfig>("[store]\nlock_after_secs = -1\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[store]\nlock_after_secs = \"5\"\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[store]\nlock_after = 5\n").is_err());
+    }
+
+    #[test]
     fn deadlines_come_from_the_file_and_flags() {
         let file: FileConfig =
             toml::from_str("[limits]\nrequest_timeout_secs = 3\nwrite_timeout_secs = 4\n").unwrap();
@@ -520,6 +559,7 @@ mod tests {
     fn unknown_keys_are_refused_in_every_section() {
         for text in [
             "[store]\nbackend = \"memory\"\nbakend = \"memory\"\n",
+            "[store]\nlock_after_sec = 60\n",
             "colour = \"blue\"\n",
             "[stores]\nbackend = \"memory\"\n",
             "[daemon]\nsockt = \"/tmp/x\"\n",

@@ -4,7 +4,6 @@
 //! transport decodes another's encoding.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
@@ -139,7 +138,7 @@ impl Handler {
         service: TokenService,
         logins: Logins,
         store_reason: String,
-        data_dir: PathBuf,
+        store_options: latchkey_store::StoreOptions,
     ) -> Self {
         let connect = Connect::new(logins.clone());
         Self {
@@ -147,7 +146,7 @@ impl Handler {
             logins,
             connect,
             store_reason: Arc::new(Mutex::new(store_reason)),
-            migrations: Migrations::new(data_dir),
+            migrations: Migrations::new(store_options),
         }
     }
 

@@ -14,7 +14,7 @@
 //! written again without `leaving` once the old store holds no copies. `migrate` to the store
 //! in use while the marker says copies may remain removes them.
 
-use std::path::PathBuf;
+use latchkey_store::StoreOptions;
 use std::sync::{Arc, Mutex};
 
 use latchkey_core::{Error, Migrated, Store, TokenService, Unlocking};
@@ -36,15 +36,15 @@ const MOVED_HERE: &str = "moved here by `latchkey migrate`";
 #[derive(Clone, Debug)]
 pub(crate) struct Migrations {
     /// Where the marker and the stores' indexes live.
-    data_dir: PathBuf,
+    options: StoreOptions,
     /// Held for a whole move: two at once could take one keychain for two stores.
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Migrations {
-    pub(crate) fn new(data_dir: PathBuf) -> Self {
+    pub(crate) fn new(options: StoreOptions) -> Self {
         Self {
-            data_dir,
+            options,
             one_at_a_time: Arc::default(),
         }
     }
@@ -61,7 +61,7 @@ impl Migrations {
         let passphrase = checked(params.passphrase.as_ref())?;
         let _one = self.one_at_a_time.lock().await;
         let in_use = service.store_info();
-        let marker = store_choice::read(&self.data_dir).unwrap_or_else(|err| {
+        let marker = store_choice::read(&self.options.data_dir).unwrap_or_else(|err| {
             warn!(error = %err, "cannot read the recorded store choice");
             None
         });
@@ -83,7 +83,7 @@ impl Migrations {
         let leaving = in_use.persistent.then(|| in_use.name.to_owned());
         let run = {
             let (service, reason) = (service.clone(), Arc::clone(reason));
-            let data_dir = self.data_dir.clone();
+            let data_dir = self.options.data_dir.clone();
             let choice = Choice {
                 store: backend.name().to_owned(),
                 leaving: leaving.clone(),
@@ -119,7 +119,7 @@ impl Migrations {
         passphrase: Option<&Secret>,
         create: bool,
     ) -> Result<Arc<dyn Store>, RpcError> {
-        let store = store_choice::open_backend(backend, &self.data_dir)
+        let store = store_choice::open_backend(backend, &self.options)
             .await
             .map_err(|err| {
                 RpcError::new(
@@ -164,7 +164,7 @@ impl Migrations {
             .map_err(|e| e.to_rpc())?;
         if cleaned.left == 0 {
             if let Ok(to) = to.parse::<Backend>() {
-                settled(&self.data_dir, to);
+                settled(&self.options.data_dir, to);
             }
         }
         Ok(result(cleaned))

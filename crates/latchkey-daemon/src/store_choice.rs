@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use latchkey_core::StoreError;
-use latchkey_store::{Backend, Selection};
+use latchkey_store::{Backend, Selection, StoreOptions};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -134,16 +134,23 @@ pub fn write(data_dir: &Path, choice: &Choice) -> Result<(), MarkerError> {
 }
 
 /// Opens `backend`, its index in `data_dir`.
-pub async fn open_backend(backend: Backend, data_dir: &Path) -> Result<Selection, StoreError> {
-    latchkey_store::open(backend, data_dir.to_owned()).await
+pub async fn open_backend(
+    backend: Backend,
+    options: &StoreOptions,
+) -> Result<Selection, StoreError> {
+    latchkey_store::open(backend, options.clone()).await
 }
 
 /// The store to start with when `backend` is asked for: the marker's when `backend` is `auto`
 /// and the marker names one that opens; otherwise `backend` itself.
-pub async fn open_at_start(backend: Backend, data_dir: &Path) -> Result<Selection, StoreError> {
+pub async fn open_at_start(
+    backend: Backend,
+    options: &StoreOptions,
+) -> Result<Selection, StoreError> {
+    let data_dir = options.data_dir.as_path();
     let note = match plan(backend, read(data_dir), data_dir) {
-        Start::Asked(asked) => return open_backend(asked, data_dir).await,
-        Start::Marked { store, reason } => match open_backend(store, data_dir).await {
+        Start::Asked(asked) => return open_backend(asked, options).await,
+        Start::Marked { store, reason } => match open_backend(store, options).await {
             Ok(mut selection) => {
                 selection.reason = reason;
                 return Ok(selection);
@@ -162,7 +169,7 @@ pub async fn open_at_start(backend: Backend, data_dir: &Path) -> Result<Selectio
         },
         Start::Auto { note } => note,
     };
-    let mut selection = open_backend(Backend::Auto, data_dir).await?;
+    let mut selection = open_backend(Backend::Auto, options).await?;
     if let Some(note) = note {
         selection.reason = format!("{} ({note})", selection.reason);
     }
@@ -295,7 +302,9 @@ mod tests {
     async fn auto_follows_the_marker_and_an_explicit_store_wins() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &choice("memory", Some("secret-service"))).unwrap();
-        let chosen = open_at_start(Backend::Auto, dir.path()).await.unwrap();
+        let chosen = open_at_start(Backend::Auto, &StoreOptions::new(dir.path().to_owned()))
+            .await
+            .unwrap();
         assert_eq!(chosen.store.name(), "memory");
         assert!(
             chosen.reason.contains("moved here by `latchkey migrate`")
@@ -303,7 +312,9 @@ mod tests {
             "{}",
             chosen.reason
         );
-        let asked = open_at_start(Backend::Memory, dir.path()).await.unwrap();
+        let asked = open_at_start(Backend::Memory, &StoreOptions::new(dir.path().to_owned()))
+            .await
+            .unwrap();
         assert_eq!(asked.reason, "memory store requested");
     }
 

@@ -8,7 +8,8 @@
 //!   keychain, and the per-entry refresh locks ([`refresh_lock`]).
 //! - Backends: `secret_service` (Linux, `oo7`), `credential_manager` (Windows, `keyring`,
 //!   chunked by [`chunked`] under the 2,560-byte limit), `apple_keychain` (macOS, `keyring`),
-//!   and [`memory::MemoryStore`] (a `Store` of its own: nothing persists).
+//!   [`file`](mod@file) (Unix: latchkey's own encrypted files, age format, unlocked by a passphrase), and
+//!   [`memory::MemoryStore`] (a `Store` of its own: nothing persists).
 //! - [`registry`]: the backends each platform has, `auto`'s order, and [`open`].
 #![deny(missing_docs)]
 
@@ -19,6 +20,8 @@ pub mod chunked;
 #[cfg(windows)]
 pub mod credential_manager;
 mod error_text;
+#[cfg(unix)]
+pub mod file;
 pub mod index;
 pub mod indexed;
 pub mod keychain;
@@ -32,4 +35,4 @@ pub mod secret_service;
 #[cfg(test)]
 mod test_support;
 
-pub use registry::{open, Backend, Selection};
+pub use registry::{open, Backend, Selection, StoreOptions};

@@ -1,21 +1,26 @@
 //! Which stores this platform has, and what `auto` means here.
 //!
-//! Each platform lists its keychain backends in [`PLATFORM`], in `auto`'s order of preference;
-//! `auto` takes the first that opens and otherwise falls back to memory, saying so loudly. A
-//! new backend is its module plus one line in its platform's list (and a [`Backend`] name).
+//! Each platform lists its backends in `PLATFORM`, in `auto`'s order of preference: its
+//! keychain(s), then (Unix) the encrypted file store. `auto` takes the first that opens and
+//! says why. Where the platform has a file store, `auto` never falls back to memory: if no
+//! store opens, it fails and says what each one answered. Elsewhere (no file store) it falls
+//! back to memory, saying so loudly. A new backend is its module plus one line in its
+//! platform's list (and a [`Backend`] name).
 //!
 //! | platform | backends (`auto` order) | index file |
 //! |---|---|---|
-//! | Linux | `secret-service` | `secret-service-index.json` |
-//! | macOS | `keychain` | `keychain-index.json` |
+//! | Linux | `secret-service`, `file` | `secret-service-index.json`, `file-index.json` |
+//! | macOS | `keychain`, `file` | `keychain-index.json`, `file-index.json` |
+//! | other Unix | `file` | `file-index.json` |
 //! | Windows | `credential-manager` | `credential-manager-index.json` |
-//! | everywhere | `memory` (never chosen by `auto` unless nothing else opens) | none |
+//! | everywhere | `memory` (only when asked for, or on a platform without a file store) | none |
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use latchkey_core::{Store, StoreError};
 
@@ -33,17 +38,20 @@ pub enum Backend {
     Keychain,
     /// Windows Credential Manager: `credential-manager`.
     CredentialManager,
+    /// The encrypted file store (Unix): `file`.
+    File,
     /// Memory only, nothing persists: `memory`.
     Memory,
 }
 
 impl Backend {
     /// Every backend, in the order help texts name them.
-    pub const ALL: [Backend; 5] = [
+    pub const ALL: [Backend; 6] = [
         Backend::Auto,
         Backend::SecretService,
         Backend::Keychain,
         Backend::CredentialManager,
+        Backend::File,
         Backend::Memory,
     ];
 
@@ -54,6 +62,7 @@ impl Backend {
             Backend::SecretService => "secret-service",
             Backend::Keychain => "keychain",
             Backend::CredentialManager => "credential-manager",
+            Backend::File => "file",
             Backend::Memory => "memory",
         }
     }
@@ -92,6 +101,26 @@ impl FromStr for Backend {
     }
 }
 
+/// What opening a store needs besides the backend's name.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The data folder: the indexes, and the file store's folder.
+    pub data_dir: PathBuf,
+    /// Lock the file store again after this long without a read (`[store] lock_after_secs`);
+    /// `None`: only `latchkey lock` (or the end of the daemon) locks it. Other stores ignore it.
+    pub lock_after: Option<Duration>,
+}
+
+impl StoreOptions {
+    /// Options with the data folder `data_dir` and no idle locking.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            lock_after: None,
+        }
+    }
+}
+
 /// The store that was opened and why it was chosen.
 pub struct Selection {
     /// The open store.
@@ -108,10 +137,10 @@ type Opening = Pin<Box<dyn Future<Output = Result<Arc<dyn Store>, StoreError>> +
 /// One backend of this platform.
 struct Registered {
     backend: Backend,
-    /// Opens it; the argument is the data folder, where its index goes.
-    open: fn(PathBuf) -> Opening,
-    /// Why `auto` took it, for the start-up log.
-    why: &'static str,
+    /// Opens it; its index goes in the options' data folder.
+    open: fn(StoreOptions) -> Opening,
+    /// What it is and why it serves, for the start-up log and `status`, once open.
+    why: fn(&StoreOptions, &dyn Store) -> String,
 }
 
 /// Where a backend's index lives in the data folder.
@@ -120,28 +149,61 @@ pub(crate) fn index_path(data_dir: &Path, backend: Backend) -> PathBuf {
 }
 
 #[cfg(target_os = "linux")]
-const PLATFORM: &[Registered] = &[Registered {
-    backend: Backend::SecretService,
-    open: |dir| Box::pin(crate::secret_service::open_store(dir)),
-    why: "the session bus offers org.freedesktop.secrets",
-}];
+const PLATFORM: &[Registered] = &[
+    Registered {
+        backend: Backend::SecretService,
+        open: |options| Box::pin(crate::secret_service::open_store(options.data_dir)),
+        why: |_, _| "the session bus offers org.freedesktop.secrets".into(),
+    },
+    FILE_STORE,
+];
 
 #[cfg(target_os = "macos")]
-const PLATFORM: &[Registered] = &[Registered {
-    backend: Backend::Keychain,
-    open: |dir| Box::pin(open_keyring(dir, Backend::Keychain)),
-    why: "the macOS Keychain answers",
-}];
+const PLATFORM: &[Registered] = &[
+    Registered {
+        backend: Backend::Keychain,
+        open: |options| Box::pin(open_keyring(options.data_dir, Backend::Keychain)),
+        why: |_, _| "the macOS Keychain answers".into(),
+    },
+    FILE_STORE,
+];
 
 #[cfg(windows)]
 const PLATFORM: &[Registered] = &[Registered {
     backend: Backend::CredentialManager,
-    open: |dir| Box::pin(open_keyring(dir, Backend::CredentialManager)),
-    why: "Windows Credential Manager answers",
+    open: |options| Box::pin(open_keyring(options.data_dir, Backend::CredentialManager)),
+    why: |_, _| "Windows Credential Manager answers".into(),
 }];
 
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
+const PLATFORM: &[Registered] = &[FILE_STORE];
+
+#[cfg(not(any(unix, windows)))]
 const PLATFORM: &[Registered] = &[];
+
+/// The encrypted file store, after the platform's keychain.
+#[cfg(unix)]
+const FILE_STORE: Registered = Registered {
+    backend: Backend::File,
+    open: |options| Box::pin(crate::file::open_store(options)),
+    why: file_store_why,
+};
+
+/// Where the file store is and what the user must do before it serves secrets.
+#[cfg(unix)]
+fn file_store_why(options: &StoreOptions, store: &dyn Store) -> String {
+    let folder = crate::file::folder_in(&options.data_dir);
+    let next = match store.unlocking() {
+        latchkey_core::Unlocking::Passphrase { set: false } => {
+            "run `latchkey unlock` to choose a passphrase"
+        }
+        _ => "it is locked until `latchkey unlock`",
+    };
+    format!(
+        "using the encrypted file store in {}; {next}",
+        folder.display()
+    )
+}
 
 /// Opens a `keyring` backend once a probe on a blocking thread says it answers.
 #[cfg(any(target_os = "macos", windows))]
@@ -159,50 +221,67 @@ async fn open_keyring(data_dir: PathBuf, backend: Backend) -> Result<Arc<dyn Sto
     Ok(Arc::new(IndexedStore::new(keychain(), index)))
 }
 
-/// Opens the backend asked for. `data_dir` holds the index of persistent stores.
+/// Opens the backend asked for; the options say where its files go.
 ///
-/// `Auto` never fails: without a usable keychain it returns the memory store with `fallback`
-/// set. An explicit backend that cannot be opened, or that this platform does not have, is an
-/// error.
-pub async fn open(backend: Backend, data_dir: PathBuf) -> Result<Selection, StoreError> {
+/// `Auto` takes the first of this platform's backends that opens. On a platform without a file
+/// store it never fails: without a usable keychain it returns the memory store with `fallback`
+/// set. Where there is a file store, memory is never chosen by `auto`: if nothing opens, that
+/// is an error naming what each backend answered. An explicit backend that cannot be opened, or
+/// that this platform does not have, is an error.
+pub async fn open(backend: Backend, options: StoreOptions) -> Result<Selection, StoreError> {
     match backend {
         Backend::Memory => Ok(Selection {
             store: Arc::new(MemoryStore::new()),
             reason: "memory store requested".into(),
             fallback: false,
         }),
-        Backend::Auto => Ok(open_auto(data_dir).await),
+        Backend::Auto => open_auto(options).await,
         asked => {
             let Some(entry) = PLATFORM.iter().find(|e| e.backend == asked) else {
                 return Err(StoreError::Unavailable(format!(
                     "the {asked} store does not exist on this platform"
                 )));
             };
+            let store = (entry.open)(options.clone()).await?;
+            let why = (entry.why)(&options, &*store);
             Ok(Selection {
-                store: (entry.open)(data_dir).await?,
-                reason: format!("{asked} store requested"),
+                store,
+                reason: format!("{asked} store requested: {why}"),
                 fallback: false,
             })
         }
     }
 }
 
-/// The first of this platform's backends that opens, or memory.
-async fn open_auto(data_dir: PathBuf) -> Selection {
+/// The first of this platform's backends that opens; or memory, on a platform without a file
+/// store.
+async fn open_auto(options: StoreOptions) -> Result<Selection, StoreError> {
     let mut problems = Vec::new();
     for entry in PLATFORM {
-        match (entry.open)(data_dir.clone()).await {
+        match (entry.open)(options.clone()).await {
             Ok(store) => {
-                return Selection {
+                let why = (entry.why)(&options, &*store);
+                let reason = if problems.is_empty() {
+                    why
+                } else {
+                    format!("no usable keychain ({}): {why}", problems.join("; "))
+                };
+                return Ok(Selection {
                     store,
-                    reason: entry.why.into(),
+                    reason,
                     fallback: false,
-                }
+                });
             }
             Err(err) => problems.push(format!("{}: {err}", entry.backend)),
         }
     }
-    Selection {
+    if Backend::File.available() {
+        return Err(StoreError::Unavailable(format!(
+            "no store could be opened ({}); `--store memory` keeps entries in memory only",
+            problems.join("; ")
+        )));
+    }
+    Ok(Selection {
         store: Arc::new(MemoryStore::new()),
         reason: if problems.is_empty() {
             "this platform has no keychain backend".into()
@@ -210,7 +289,7 @@ async fn open_auto(data_dir: PathBuf) -> Selection {
             format!("no usable keychain ({})", problems.join("; "))
         },
         fallback: true,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -227,12 +306,22 @@ mod tests {
         #[cfg(target_os = "linux")]
         assert_eq!(
             Backend::on_this_platform(),
-            [Backend::Auto, Backend::SecretService, Backend::Memory]
+            [
+                Backend::Auto,
+                Backend::SecretService,
+                Backend::File,
+                Backend::Memory
+            ]
         );
         #[cfg(target_os = "macos")]
         assert_eq!(
             Backend::on_this_platform(),
-            [Backend::Auto, Backend::Keychain, Backend::Memory]
+            [
+                Backend::Auto,
+                Backend::Keychain,
+                Backend::File,
+                Backend::Memory
+            ]
         );
         #[cfg(windows)]
         assert_eq!(
@@ -249,7 +338,41 @@ mod tests {
         } else {
             Backend::CredentialManager
         };
-        let refused = open(other, dir.path().to_owned()).await;
+        let refused = open(other, StoreOptions::new(dir.path().to_owned())).await;
         assert!(matches!(refused, Err(StoreError::Unavailable(m)) if m.contains("this platform")));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_file_store_says_where_it_is_and_what_to_do_and_refuses_an_open_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let selection = open(Backend::File, StoreOptions::new(data.clone()))
+            .await
+            .unwrap();
+        assert_eq!(selection.store.name(), "file");
+        assert!(selection.store.persistent());
+        assert!(!selection.fallback);
+        assert_eq!(selection.store.locked(), Some(true));
+        let folder = crate::file::folder_in(&data);
+        for part in [
+            "file store requested",
+            "encrypted file store in",
+            &folder.display().to_string(),
+            "run `latchkey unlock` to choose a passphrase",
+        ] {
+            assert!(selection.reason.contains(part), "{}", selection.reason);
+        }
+        drop(selection);
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let Err(StoreError::Refused(message)) = open(Backend::File, StoreOptions::new(data)).await
+        else {
+            panic!("an open folder was used");
+        };
+        assert!(
+            message.contains(&folder.display().to_string()) && message.contains("chmod go-w"),
+            "{message}"
+        );
     }
 }

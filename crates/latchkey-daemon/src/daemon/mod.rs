@@ -85,7 +85,15 @@ impl DaemonBuilder {
         }
         let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
         Ok(Daemon {
-            handler: Handler::new(service, logins, reason.clone(), config.data_dir.clone()),
+            handler: Handler::new(
+                service,
+                logins,
+                reason.clone(),
+                latchkey_store::StoreOptions {
+                    data_dir: config.data_dir.clone(),
+                    lock_after: config.lock_after,
+                },
+            ),
             config,
             reason,
         })
@@ -166,6 +174,8 @@ impl Daemon {
             socket = %stream.as_ref().map_or("off", |s| s.name.as_str()),
             dbus = bus_state,
             store = store.name,
+            persistent = store.persistent,
+            locked = lock_state(store.locked),
             reason = %self.reason,
             entries = store.entries,
             "latchkeyd is serving"
@@ -238,6 +248,15 @@ impl Running {
     }
 }
 
+/// The store's lock state for the start-up line.
+fn lock_state(locked: Option<bool>) -> &'static str {
+    match locked {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
 /// Creates the data folder, refusing one others could change.
 fn private_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
     let refused = |source: Box<dyn std::error::Error + Send + Sync>| DaemonError::DataDir {
@@ -255,7 +274,11 @@ fn private_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
 /// The store the configuration names (or, for `auto`, the one `latchkey migrate` moved the
 /// entries to), and why it was chosen.
 async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, String), DaemonError> {
-    let selection = crate::store_choice::open_at_start(config.backend, &config.data_dir)
+    let options = latchkey_store::StoreOptions {
+        data_dir: config.data_dir.clone(),
+        lock_after: config.lock_after,
+    };
+    let selection = crate::store_choice::open_at_start(config.backend, &options)
         .await
         .map_err(DaemonError::Store)?;
     if selection.fallback {
