@@ -68,6 +68,20 @@ fn split_lines(text: &str, count: usize) -> Result<Vec<Zeroizing<String>>> {
     Ok(lines)
 }
 
+/// Reads a new passphrase: twice on a terminal (the two must match), one line from stdin
+/// (a pipe is not mistyped).
+pub fn read_new_passphrase() -> Result<Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        let mut two = read_secrets(&["New passphrase: ", "The same again: "])?;
+        if two[0] != two[1] {
+            bail!("the two passphrases differ; nothing changed");
+        }
+        return Ok(two.swap_remove(0));
+    }
+    let mut one = read_secrets(&["New passphrase: "])?;
+    Ok(one.remove(0))
+}
+
 /// Reads all of stdin (for `--bundle`).
 pub fn read_stdin() -> Result<Zeroizing<String>> {
     let mut bytes = Zeroizing::new(Vec::new());

@@ -41,24 +41,10 @@ fn secret(text: &str) -> Secret {
     Secret::new(text.to_owned())
 }
 
-/// Reads a new passphrase: twice on a terminal (they must match), one line from stdin.
-fn new_passphrase(prompt: &str) -> Result<Secret, Failure> {
-    let read = input::read_secrets(&[prompt, "Again: "]);
-    match read {
-        Ok(two) => {
-            if two[0] != two[1] {
-                return Err(crate::usage(anyhow!(
-                    "the passphrases differ; nothing changed"
-                )));
-            }
-            Ok(secret(&two[0]))
-        }
-        // From stdin a new passphrase is one line: nobody can mistype a pipe.
-        Err(_) if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => Err(crate::usage(
-            anyhow!("give the new passphrase twice on stdin, one line each"),
-        )),
-        Err(err) => Err(crate::usage(err)),
-    }
+/// Reads a new passphrase (twice on a terminal, one line from stdin).
+fn new_passphrase() -> Result<Secret, Failure> {
+    let passphrase = input::read_new_passphrase().map_err(crate::usage)?;
+    Ok(secret(&passphrase))
 }
 
 fn said(result: &LockResult) -> String {
@@ -106,7 +92,7 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
                 "latchkey: the {} store has no passphrase yet; choose one (it cannot be recovered)",
                 output::sanitize(&store)
             );
-            let passphrase = new_passphrase("New passphrase: ")?;
+            let passphrase = new_passphrase()?;
             client.unlock(Some(passphrase), true)?
         }
     };
@@ -138,8 +124,8 @@ pub fn passwd(cli: &Cli) -> Result<(), Failure> {
         )));
     }
     let (old, new) = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let old = input::read_secrets(&["Current passphrase: "]).map_err(crate::usage)?;
-        (secret(&old[0]), new_passphrase("New passphrase: ")?)
+        let old = input::read_secret("Current passphrase: ").map_err(crate::usage)?;
+        (secret(&old), new_passphrase()?)
     } else {
         let both = input::read_secrets(&["", ""]).map_err(|_| {
             crate::usage(anyhow!(

@@ -3,8 +3,6 @@
 //! passphrase, it is read from a no-echo prompt (twice when this move chooses it) or from
 //! stdin, never from the command line, and the move is asked for again with it.
 
-use std::io::IsTerminal;
-
 use anyhow::anyhow;
 use latchkey_client::blocking::Client;
 use latchkey_client::ClientError;
@@ -49,15 +47,11 @@ fn ask(new: bool) -> Result<Secret, Failure> {
     } else {
         "Passphrase: "
     };
-    let first = input::read_secret(prompt).map_err(usage)?;
-    if new && std::io::stdin().is_terminal() {
-        let again = input::read_secret("The same again: ").map_err(usage)?;
-        if *first != *again {
-            return Err(usage(anyhow!(
-                "the two passphrases differ; nothing was moved"
-            )));
-        }
-    }
+    let first = if new {
+        input::read_new_passphrase().map_err(usage)?
+    } else {
+        input::read_secret(prompt).map_err(usage)?
+    };
     if first.len() > MAX_PASSPHRASE_LEN {
         return Err(usage(anyhow!(
             "the passphrase is longer than {MAX_PASSPHRASE_LEN} bytes"

@@ -11,30 +11,6 @@ use serde_json::Value;
 // Linux: the Secret Service, the session bus and `useradd` are Linux parts.
 #[cfg(target_os = "linux")]
 #[test]
-fn without_a_keychain_auto_falls_back_to_memory_loudly() {
-    let env = TestEnv::bare();
-    let daemon = env.start_daemon(&["--store", "auto"]);
-    let logs = daemon.logs();
-    assert!(logs.contains("IN MEMORY ONLY"), "{logs}");
-    assert!(logs.contains("store=\"memory\""), "{logs}");
-    assert_eq!(
-        logs.matches("no session bus: serving the socket only")
-            .count(),
-        1,
-        "{logs}"
-    );
-    let out = env.cli(&daemon.socket, &["status"], "");
-    assert!(out.status.success());
-    assert!(
-        stdout(&out).contains("store: memory (memory only"),
-        "{}",
-        stdout(&out)
-    );
-}
-
-// Linux: the Secret Service, the session bus and `useradd` are Linux parts.
-#[cfg(target_os = "linux")]
-#[test]
 fn explicit_secret_service_without_one_is_an_error_and_other_stores_are_refused() {
     let env = TestEnv::bare();
     let Err((status, logs)) = env.try_start_daemon(&["--store", "secret-service"], &[]) else {
@@ -50,7 +26,7 @@ fn explicit_secret_service_without_one_is_an_error_and_other_stores_are_refused(
         };
         assert_eq!(status.code(), Some(2), "{logs}");
         assert!(
-            logs.contains("[possible values: auto, secret-service, memory]"),
+            logs.contains("[possible values: auto, secret-service, file, memory]"),
             "{logs}"
         );
     }
@@ -60,7 +36,7 @@ fn explicit_secret_service_without_one_is_an_error_and_other_stores_are_refused(
         .output()
         .unwrap();
     assert!(
-        stdout(&help).contains("[possible values: auto, secret-service, memory]"),
+        stdout(&help).contains("[possible values: auto, secret-service, file, memory]"),
         "{}",
         stdout(&help)
     );

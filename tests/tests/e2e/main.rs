@@ -13,6 +13,8 @@ mod config_file;
 mod crash;
 #[cfg(target_os = "linux")]
 mod dbus;
+#[cfg(target_os = "linux")]
+mod file_store;
 mod in_process;
 mod install;
 mod issuer;

@@ -360,7 +360,7 @@ impl Latchkey {
         VERSION.to_owned()
     }
 
-    /// The store in use (`secret-service`, `memory`); `latchkey migrate` changes it (without
+    /// The store in use (`secret-service`, `file`, `memory`); `latchkey migrate` changes it (without
     /// a signal: read it again).
     #[zbus(property(emits_changed_signal = "false"))]
     fn store(&self) -> String {
