@@ -275,7 +275,7 @@ pub struct TestEnv {
 
 impl TestEnv {
     /// Folders only: no session bus. Daemons started here use the memory store unless the test
-    /// names a store or a config file (`auto` would pick the locked file store).
+    /// names a store (`auto` would pick the locked file store).
     pub fn bare() -> Self {
         let root = tempfile::Builder::new()
             .prefix("latchkey-test")
@@ -387,15 +387,15 @@ impl TestEnv {
     }
 
     /// Whether a daemon started with `args` gets `--store memory` added: in an env without a
-    /// keyring, when the test names neither a store nor a config file. `auto` would pick the
-    /// encrypted file store there, which serves nothing until `latchkey unlock`; tests of the
-    /// store choice itself say `--store auto`.
+    /// keyring, when the test names no store (the flag wins over a config file's). `auto` would
+    /// pick the encrypted file store there, which serves nothing until `latchkey unlock`; tests
+    /// of the store choice itself say `--store auto`.
     fn uses_memory_by_default(&self, args: &[&str]) -> bool {
         #[cfg(target_os = "linux")]
         if self.keyring.is_some() {
             return false;
         }
-        !args.iter().any(|a| *a == "--store" || *a == "--config")
+        !args.contains(&"--store")
     }
 
     /// Runs the `latchkey` CLI against `socket` with `stdin`.

@@ -190,7 +190,8 @@ fn without_a_runtime_dir_the_socket_lives_in_home_not_in_tmp() {
     assert_eq!(peer.lines_before_ping(&squat_socket), Vec::<String>::new());
     // The daemon picks the same place and the CLI finds it there.
     let mut cmd = env.command(&bin("latchkeyd"));
-    cmd.env_remove("XDG_RUNTIME_DIR")
+    cmd.args(["--store", "memory"])
+        .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", shared.path());
     let daemon = latchkey_tests::Daemon::spawn(cmd, home_socket.clone());
     let out = latchkey(&env, vars, unset, &["set", "mine"]);
@@ -272,7 +273,11 @@ fn a_mute_session_bus_does_not_hold_up_the_socket() {
     });
     let address = format!("unix:path={}", mute.display());
     let started = Instant::now();
-    let daemon = env.start_daemon_with(&[], &[("DBUS_SESSION_BUS_ADDRESS", &address)]);
+    // `auto`: the store choice is what asks the mute bus.
+    let daemon = env.start_daemon_with(
+        &["--store", "auto"],
+        &[("DBUS_SESSION_BUS_ADDRESS", &address)],
+    );
     let out = env.cli(&daemon.socket, &["version"], "");
     let took = started.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
