@@ -221,9 +221,12 @@ pub fn credentials(prefix: &str) -> Vec<(String, usize)> {
     }
     let mut found = Vec::new();
     for i in 0..count as usize {
-        // SAFETY: on success list holds `count` valid credential pointers.
-        let credential = unsafe { &**list.add(i) };
-        // Wine packs the strings after the records without aligning them: read unit by unit.
+        // SAFETY: on success list holds `count` valid credential pointers. Wine packs the
+        // records and strings into one allocation without aligning them (which record lands
+        // where depends on the lengths before it), so both the pointer and the record are read
+        // unaligned, into copies.
+        let credential: CREDENTIALW = unsafe { list.add(i).read_unaligned().read_unaligned() };
+        // The strings are packed the same way: read unit by unit.
         let mut name = Vec::new();
         loop {
             // SAFETY: TargetName is a NUL-terminated string inside the list's allocation.
