@@ -220,3 +220,96 @@ def socket_has_connection(listener: socket.socket) -> bool:
         return False
     conn.close()
     return True
+
+
+HANG = object()
+"""A `FakeServer` reply that answers nothing and keeps the connection open."""
+
+Reply = Callable[[bytes], object]
+"""What a `FakeServer` answers to one request line: bytes to send (then it reads the next
+request), `None` to close the connection, or `HANG`."""
+
+
+class FakeServer:
+    """A stand-in for latchkeyd on a Unix socket of this user, answering as a test says:
+    for the answers the real daemon never gives (garbage, huge lines, silence)."""
+
+    def __init__(self, path: Path, reply: Reply) -> None:
+        self.path = path
+        self.reply = reply
+        self.requests: List[bytes] = []
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(path))
+        self._listener.listen(16)
+        self._threads: List[threading.Thread] = []
+        self._conns: List[socket.socket] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while True:
+            conn, _ = self._listener.accept()
+            if self._stop.is_set():
+                conn.close()
+                return
+            self.connections += 1
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while not self._stop.is_set():
+                while b"\n" not in buffer:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                line, buffer = buffer.split(b"\n", 1)
+                self.requests.append(line)
+                answer = self.reply(line)
+                if answer is None:
+                    return
+                if answer is HANG:
+                    self._stop.wait(START_TIMEOUT)
+                    return
+                assert isinstance(answer, bytes)
+                try:
+                    conn.sendall(answer)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        """Stops serving: wakes the accepting thread with one last connection."""
+        self._stop.set()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+            wake.connect(str(self.path))
+        self._accepting.join(START_TIMEOUT)
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its thread
+        for thread in self._threads:
+            thread.join(START_TIMEOUT)
+        self._listener.close()
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[Callable[[Reply], FakeServer]]:
+    """Starts `FakeServer`s in a private folder; closes them after the test."""
+    servers: List[FakeServer] = []
+    folder = private_dir(tmp_path / "fake")
+
+    def start(reply: Reply) -> FakeServer:
+        server = FakeServer(folder / f"fake-{len(servers)}.sock", reply)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
