@@ -225,9 +225,13 @@ def socket_has_connection(listener: socket.socket) -> bool:
 HANG = object()
 """A `FakeServer` reply that answers nothing and keeps the connection open."""
 
+class CloseAfter(bytes):
+    """A `FakeServer` reply sent just before the server closes the connection."""
+
+
 Reply = Callable[[bytes], object]
 """What a `FakeServer` answers to one request line: bytes to send (then it reads the next
-request), `None` to close the connection, or `HANG`."""
+request), `CloseAfter(bytes)`, `None` to close the connection at once, or `HANG`."""
 
 
 class FakeServer:
@@ -281,6 +285,8 @@ class FakeServer:
                 try:
                     conn.sendall(answer)
                 except OSError:
+                    return
+                if isinstance(answer, CloseAfter):
                     return
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .errors import ProtocolError, VersionMismatch
 from .models import (
@@ -36,6 +36,8 @@ PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 30.0
 """Seconds a call may take by default: a `get` may wait for the daemon to refresh a token
 at its provider."""
+
+T = TypeVar("T")
 
 SecretLike = Union[str, Secret]
 """A secret given to the client: a plain `str` or a `Secret`."""
@@ -69,6 +71,20 @@ def _seconds(name: str, value: Union[int, float, timedelta]) -> int:
     if value < 0 or value != value:
         raise ValueError(f"{name} must not be negative")
     return int(value) if value == int(value) else int(value) + 1
+
+
+def _removed(result: Any) -> bool:
+    removed = field(result, "removed")
+    if not isinstance(removed, bool):
+        raise ProtocolError("result.removed is missing or not a boolean")
+    return removed
+
+
+def _entries(result: Any) -> Tuple[Entry, ...]:
+    entries = field(result, "entries")
+    if not isinstance(entries, list):
+        raise ProtocolError("result.entries is missing or not a list")
+    return entries_from_wire(entries)
 
 
 def format_time(moment: datetime) -> str:
@@ -139,11 +155,22 @@ class Client:
             self._connection = connection
         return connection
 
-    def _call(self, method: str, params: Optional[Dict[str, Any]] = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        params: Optional[Dict[str, Any]] = None,
+        parse: Callable[[Any], T] = lambda result: result,
+    ) -> T:
+        """Runs one call and reads its result with `parse`. A result of the wrong shape
+        (`ProtocolError`) drops the connection too: whatever sent it is not trusted to
+        send the next answer right."""
         with self._lock:
             connection = self._connected()
             try:
-                return connection.call(method, params, self.timeout)
+                return parse(connection.call(method, params, self.timeout))
+            except ProtocolError:
+                connection.close()
+                raise
             finally:
                 if connection.closed:
                     self._connection = None
@@ -152,7 +179,7 @@ class Client:
 
     def version(self) -> VersionInfo:
         """The daemon's version; `VersionMismatch` if it speaks another protocol."""
-        info = VersionInfo.from_wire(self._call("version"))
+        info = self._call("version", parse=VersionInfo.from_wire)
         if info.protocol != PROTOCOL_VERSION:
             raise VersionMismatch(info.protocol, PROTOCOL_VERSION)
         return info
@@ -179,7 +206,7 @@ class Client:
             params["scopes"] = wanted
         if min_valid is not None:
             params["min_valid_secs"] = _seconds("min_valid", min_valid)
-        return GetResult.from_wire(self._call("get", params))
+        return self._call("get", params, GetResult.from_wire)
 
     def set_api_key(self, service: str, key: SecretLike, *, account: Optional[str] = None) -> Entry:
         """Stores an API key; returns the entry's metadata."""
@@ -251,17 +278,14 @@ class Client:
         params: Dict[str, Any] = {"service": _text("service", service), "bundle": dict(bundle)}
         if account is not None:
             params["account"] = _text("account", account)
-        return Entry.from_wire(field(self._call("set", params), "entry"))
+        return self._call("set", params, lambda r: Entry.from_wire(field(r, "entry")))
 
     def clear(self, service: str, account: Optional[str] = None) -> bool:
         """Removes an entry; `True` if it existed."""
         params: Dict[str, Any] = {"service": _text("service", service)}
         if account is not None:
             params["account"] = _text("account", account)
-        removed = field(self._call("clear", params), "removed")
-        if not isinstance(removed, bool):
-            raise ProtocolError("result.removed is missing or not a boolean")
-        return removed
+        return self._call("clear", params, _removed)
 
     def status(self, service: Optional[str] = None, account: Optional[str] = None) -> Status:
         """The daemon's state and the entries of `service` and `account` (all by
@@ -271,14 +295,11 @@ class Client:
             params["service"] = _text("service", service)
         if account is not None:
             params["account"] = _text("account", account)
-        return Status.from_wire(self._call("status", params))
+        return self._call("status", params, Status.from_wire)
 
     def list(self) -> Tuple[Entry, ...]:
         """Every entry's metadata (never a secret)."""
-        entries = field(self._call("list"), "entries")
-        if not isinstance(entries, list):
-            raise ProtocolError("result.entries is missing or not a list")
-        return entries_from_wire(entries)
+        return self._call("list", parse=_entries)
 
     def unlock(self, passphrase: Optional[SecretLike] = None, *, create: bool = False) -> LockState:
         """Unlocks the daemon's store: a passphrase store with `passphrase` (`create`
@@ -289,8 +310,8 @@ class Client:
             params["passphrase"] = _secret("passphrase", passphrase)
         if create:
             params["create"] = True
-        return LockState.from_wire(self._call("unlock", params))
+        return self._call("unlock", params, LockState.from_wire)
 
     def lock(self) -> LockState:
         """Locks the daemon's store: no secret is served until the next unlock."""
-        return LockState.from_wire(self._call("lock"))
+        return self._call("lock", parse=LockState.from_wire)

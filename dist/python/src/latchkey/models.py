@@ -100,7 +100,8 @@ class _Fields:
         try:
             return parse_time(text)
         except ValueError:
-            raise self._bad(name, "a timestamp") from None
+            pass
+        raise self._bad(name, "a timestamp")
 
     def opt_time(self, name: str) -> Optional[datetime]:
         if self.value.get(name) is None:

@@ -53,8 +53,17 @@ def encode_request(request_id: int, method: str, params: Optional[Dict[str, Any]
         request, ensure_ascii=False, separators=(",", ":"), default=_encode_secret,
         allow_nan=False,
     )
-    # A lone surrogate cannot be UTF-8: refused here, before anything is sent.
-    return text.encode("utf-8") + b"\n"
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        pass
+    # Raised outside the handler: the encoder's error holds the whole line, secrets
+    # included, and must not stay reachable as this error's context.
+    raise ValueError("a value for latchkeyd is not valid Unicode text (it holds a lone surrogate)")
+
+
+_NOT_JSON = object()
+_NOT_UTF8 = object()
 
 
 def _refuse_constant(name: str) -> Any:
@@ -64,14 +73,19 @@ def _refuse_constant(name: str) -> Any:
 def decode_response(line: bytes, request_id: int) -> Any:
     """The result of the answer `line` to request `request_id`; raises the daemon's error
     as a `DaemonError`, or `ProtocolError`."""
+    # The errors of decoding hold the whole answer (a secret, perhaps): the ones raised here
+    # are raised outside their handlers, so those are not kept as their context.
+    envelope: Any = _NOT_JSON
     try:
-        text = line.decode("utf-8")
+        envelope = json.loads(line.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise ProtocolError("the answer is not UTF-8") from None
-    try:
-        envelope = json.loads(text, parse_constant=_refuse_constant)
+        envelope = _NOT_UTF8
     except (ValueError, RecursionError):
-        raise ProtocolError("the answer is not JSON") from None
+        pass
+    if envelope is _NOT_UTF8:
+        raise ProtocolError("the answer is not UTF-8")
+    if envelope is _NOT_JSON:
+        raise ProtocolError("the answer is not JSON")
     if not isinstance(envelope, dict):
         raise ProtocolError("the answer is not a JSON object")
     if envelope.get("jsonrpc") != "2.0":
