@@ -68,7 +68,7 @@ def _tool_result(text: str, error: bool = False) -> Dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "isError": error}
 
 
-def api_get(path: str) -> Dict[str, Any]:
+def api_get(path: Any) -> Dict[str, Any]:
     """The `api_get` tool: an MCP tool result, never containing the token."""
     if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
         return _tool_result("path must be a string starting with a single /", error=True)

@@ -73,8 +73,9 @@ class Env:
         """The default socket in this environment."""
         return self.runtime_dir / "latchkey" / "latchkey.sock"
 
-    def cli(self, args: Sequence[str], stdin: str = "", socket_path: Optional[Path] = None
-            ) -> subprocess.CompletedProcess:
+    def cli(
+        self, args: Sequence[str], stdin: str = "", socket_path: Optional[Path] = None
+    ) -> subprocess.CompletedProcess:
         """Runs the built `latchkey` CLI with `args` and `stdin` (secrets go there, never in
         argv)."""
         env = dict(self.vars)
@@ -224,6 +225,7 @@ def socket_has_connection(listener: socket.socket) -> bool:
 
 HANG = object()
 """A `FakeServer` reply that answers nothing and keeps the connection open."""
+
 
 class CloseAfter(bytes):
     """A `FakeServer` reply sent just before the server closes the connection."""

@@ -32,9 +32,18 @@ from conftest import Env, Harness
 
 def test_every_protocol_kind_has_a_class_and_a_base() -> None:
     kinds = {
-        "not_found", "authentication_required", "insufficient_scope", "locked",
-        "backend_unavailable", "refresh_failed", "invalid_request", "permission_denied",
-        "too_large", "internal", "login_failed", "wrong_passphrase",
+        "not_found",
+        "authentication_required",
+        "insufficient_scope",
+        "locked",
+        "backend_unavailable",
+        "refresh_failed",
+        "invalid_request",
+        "permission_denied",
+        "too_large",
+        "internal",
+        "login_failed",
+        "wrong_passphrase",
     }
     assert set(latchkey.DAEMON_ERRORS) == kinds
     for kind, cls in latchkey.DAEMON_ERRORS.items():
@@ -147,8 +156,9 @@ def token_endpoint() -> Iterator[http.server.ThreadingHTTPServer]:
     thread.join(10)
 
 
-def test_refresh_failed_when_the_provider_is_down(env: Env, harness: Harness,
-                                                  token_endpoint) -> None:
+def test_refresh_failed_when_the_provider_is_down(
+    env: Env, harness: Harness, token_endpoint
+) -> None:
     port = token_endpoint.server_address[1]
     config = env.root / "config.toml"
     config.write_text(
@@ -160,8 +170,13 @@ def test_refresh_failed_when_the_provider_is_down(env: Env, harness: Harness,
     config.chmod(0o600)
     daemon = harness.start("--config", str(config))
     with Client(daemon.socket) as client:
-        client.set_oauth2("api", "at-stale", refresh_token="rt-stale", provider="test",
-                          expires_at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+        client.set_oauth2(
+            "api",
+            "at-stale",
+            refresh_token="rt-stale",
+            provider="test",
+            expires_at=datetime(2001, 1, 1, tzinfo=timezone.utc),
+        )
         with pytest.raises(RefreshFailed) as caught:
             client.get("api")
     assert caught.value.kind == "refresh_failed"
@@ -193,7 +208,8 @@ def test_locked_and_wrong_passphrase_with_the_file_store(harness: Harness) -> No
 
 def test_an_unknown_kind_from_a_newer_daemon_is_a_plain_daemon_error() -> None:
     error = latchkey.errors.from_wire(
-        {"code": -32000, "message": "new", "data": {"kind": "brand_new", "extra": 1}})
+        {"code": -32000, "message": "new", "data": {"kind": "brand_new", "extra": 1}}
+    )
     assert type(error) is DaemonError
     assert (error.kind, error.message, error.data["extra"]) == ("brand_new", "new", 1)
 

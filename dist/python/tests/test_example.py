@@ -46,31 +46,49 @@ def api() -> Iterator[str]:
     thread.join(10)
 
 
-def run_mcp(env: Env, api: str, service: str, messages: List[Dict[str, Any]]
-            ) -> List[Dict[str, Any]]:
+def run_mcp(
+    env: Env, api: str, service: str, messages: List[Dict[str, Any]]
+) -> List[Dict[str, Any]]:
     vars = dict(env.vars, LATCHKEY_SERVICE=service, API_BASE=api)
     out = subprocess.run(
         [sys.executable, str(EXAMPLE)],
         input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True, text=True, env=vars, timeout=START_TIMEOUT, check=False)
+        capture_output=True,
+        text=True,
+        env=vars,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert TOKEN not in out.stdout and TOKEN not in out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 SESSION = [
-    {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "test", "version": "0"}}},
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-     "params": {"name": "api_get", "arguments": {"path": "/user"}}},
+    {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "api_get", "arguments": {"path": "/user"}},
+    },
 ]
 
 
 def test_the_tool_calls_the_api_with_the_token_and_never_returns_it(
-        env: Env, daemon, api: str) -> None:
+    env: Env, daemon, api: str
+) -> None:
     out = env.cli(["set", "github"], stdin=TOKEN + "\n")
     assert out.returncode == 0, out.stderr
     answers = run_mcp(env, api, "github", SESSION)
@@ -92,7 +110,11 @@ def test_a_missing_token_is_a_tool_error_with_its_kind(env: Env, daemon, api: st
 
 
 def test_the_model_cannot_pick_the_host(env: Env, daemon, api: str) -> None:
-    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-            "params": {"name": "api_get", "arguments": {"path": "//evil.example/x"}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "api_get", "arguments": {"path": "//evil.example/x"}},
+    }
     answers = run_mcp(env, api, "github", [call])
     assert answers[0]["result"]["isError"] is True

@@ -3,6 +3,7 @@ this client and from the built `latchkey` CLI, on the default socket and a named
 
 from __future__ import annotations
 
+import select
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -23,8 +24,9 @@ def test_the_default_socket_is_found_from_xdg_runtime_dir(env: Env, daemon, monk
     assert info.version
 
 
-def test_latchkey_socket_wins_over_the_runtime_dir(env: Env, harness: Harness, tmp_path,
-                                                   monkeypatch) -> None:
+def test_latchkey_socket_wins_over_the_runtime_dir(
+    env: Env, harness: Harness, tmp_path, monkeypatch
+) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir(mode=0o700)
     daemon = harness.start(socket_path=other / "s.sock")
@@ -41,7 +43,11 @@ def test_api_key_set_get_list_status_clear(daemon) -> None:
         entry = client.set_api_key("openai", "sk-round-trip-1")
         assert isinstance(entry, Entry)
         assert (entry.service, entry.account, entry.kind, entry.state) == (
-            "openai", "default", "api_key", "valid")
+            "openai",
+            "default",
+            "api_key",
+            "valid",
+        )
         assert entry.created_at.tzinfo is not None
         assert abs(entry.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
@@ -58,7 +64,9 @@ def test_api_key_set_get_list_status_clear(daemon) -> None:
 
         listed = client.list()
         assert sorted((e.service, e.account) for e in listed) == [
-            ("openai", "default"), ("openai", "work")]
+            ("openai", "default"),
+            ("openai", "work"),
+        ]
 
         status = client.status()
         assert status.daemon.store == "memory"
@@ -81,11 +89,19 @@ def test_password_and_oauth2_bundles(daemon) -> None:
     with Client(daemon.socket) as client:
         client.set_password("db", "alice", "pw-round-trip")
         got = client.get("db")
-        assert (got.kind, got.username, got.secret.expose()) == ("password", "alice",
-                                                                  "pw-round-trip")
+        assert (got.kind, got.username, got.secret.expose()) == (
+            "password",
+            "alice",
+            "pw-round-trip",
+        )
 
-        entry = client.set_oauth2("api", "at-round-trip", refresh_token="rt-round-trip",
-                                  expires_at=expires, scopes=["read", "write"])
+        entry = client.set_oauth2(
+            "api",
+            "at-round-trip",
+            refresh_token="rt-round-trip",
+            expires_at=expires,
+            scopes=["read", "write"],
+        )
         assert entry.kind == "oauth2"
         assert entry.has_refresh_token is True
         assert entry.expires_at == expires
@@ -99,8 +115,11 @@ def test_password_and_oauth2_bundles(daemon) -> None:
 
         relative = client.set_oauth2("rel", "at-relative", expires_in=600)
         assert relative.expires_at is not None
-        assert timedelta(minutes=9) < relative.expires_at - datetime.now(timezone.utc) <= \
-            timedelta(minutes=10, seconds=5)
+        assert (
+            timedelta(minutes=9)
+            < relative.expires_at - datetime.now(timezone.utc)
+            <= timedelta(minutes=10, seconds=5)
+        )
 
         raw = client.set_bundle("raw", {"kind": "api_key", "key": Secret("sk-raw")})
         assert raw.kind == "api_key"
@@ -159,7 +178,6 @@ def test_a_connection_the_daemon_closed_when_idle_is_replaced(harness: Harness) 
         assert first is not None
         # Wait (with a deadline) for the daemon to close the idle connection: the socket
         # turns readable at end of stream.
-        import select
         poller = select.poll()
         poller.register(first._sock, select.POLLIN)
         assert poller.poll(20_000), "the daemon never closed the idle connection"

@@ -12,8 +12,13 @@ import pytest
 
 from latchkey import Client, InvalidRequest, NotFound, Secret, TooLarge
 
-SECRETS = ["sk-python-canary-apikey-1", "pw-python-canary-2", "at-python-canary-3",
-           "rt-python-canary-4", "id-python-canary-5"]
+SECRETS = [
+    "sk-python-canary-apikey-1",
+    "pw-python-canary-2",
+    "at-python-canary-3",
+    "rt-python-canary-4",
+    "id-python-canary-5",
+]
 
 
 def assert_hidden(*values: object) -> None:
@@ -45,23 +50,31 @@ def test_results_entries_status_and_errors_never_show_secrets(daemon) -> None:
         entries = [
             client.set_api_key("api", SECRETS[0]),
             client.set_password("db", "alice", SECRETS[1]),
-            client.set_oauth2("oauth", SECRETS[2], refresh_token=SECRETS[3], id_token=SECRETS[4],
-                              expires_at=datetime(2099, 1, 1, tzinfo=timezone.utc),
-                              scopes=["read"]),
+            client.set_oauth2(
+                "oauth",
+                SECRETS[2],
+                refresh_token=SECRETS[3],
+                id_token=SECRETS[4],
+                expires_at=datetime(2099, 1, 1, tzinfo=timezone.utc),
+                scopes=["read"],
+            ),
         ]
         results = [client.get("api"), client.get("db"), client.get("oauth")]
         assert [r.secret.expose() for r in results] == SECRETS[:3]
         assert_hidden(*entries, *results, client.list(), client.status(), client)
         # Errors about requests that carried a secret do not repeat it.
         errors = []
-        for call in (lambda: client.set_api_key("bad\nname", SECRETS[0]),
-                     lambda: client.set_api_key("huge", SECRETS[0] * 5000),
-                     lambda: client.get("missing")):
+        for call in (
+            lambda: client.set_api_key("bad\nname", SECRETS[0]),
+            lambda: client.set_api_key("huge", SECRETS[0] * 5000),
+            lambda: client.get("missing"),
+        ):
             with pytest.raises((InvalidRequest, TooLarge, NotFound)) as caught:
                 call()
             errors.append(caught.value)
-            assert_hidden("".join(traceback.format_exception_only(type(caught.value),
-                                                                  caught.value)))
+            assert_hidden(
+                "".join(traceback.format_exception_only(type(caught.value), caught.value))
+            )
         assert_hidden(*errors)
         assert client.clear("api")
     # Nor did the daemon log any of them.

@@ -107,7 +107,8 @@ def test_a_folder_above_of_another_user_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_open_folder_above_is_refused_unless_sticky(
-        tmp_path: Path, fake_server: Callable[[Reply], FakeServer]) -> None:
+    tmp_path: Path, fake_server: Callable[[Reply], FakeServer]
+) -> None:
     server = fake_server(version_reply)
     folder = server.path.parent
     above = folder.parent
@@ -125,7 +126,8 @@ def test_an_open_folder_above_is_refused_unless_sticky(
 
 
 def test_a_link_through_an_open_folder_is_refused(
-        tmp_path: Path, fake_server: Callable[[Reply], FakeServer]) -> None:
+    tmp_path: Path, fake_server: Callable[[Reply], FakeServer]
+) -> None:
     server = fake_server(version_reply)
     open_folder = private_dir(tmp_path / "open")
     os.chmod(open_folder, 0o777)
@@ -183,7 +185,9 @@ def test_a_listener_of_another_uid_in_our_folder_gets_nothing(env: Env) -> None:
     path = folder / "latchkey.sock"
     rogue = subprocess.Popen(
         [sys.executable, "-c", ROGUE, str(path), str(OTHER_UID), str(START_TIMEOUT)],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert rogue.stdout is not None
         assert rogue.stdout.readline() == "listening\n"
@@ -203,10 +207,16 @@ def test_a_listener_of_another_uid_in_our_folder_gets_nothing(env: Env) -> None:
 
 
 def test_nothing_is_sent_before_the_checks_pass_even_for_get(
-        tmp_path: Path, fake_server: Callable[[Reply], FakeServer]) -> None:
-    server = fake_server(lambda line: json.dumps(
-        {"jsonrpc": "2.0", "id": 1, "result": {"secret": "planted", "kind": "api_key"}}
-    ).encode() + b"\n")
+    tmp_path: Path, fake_server: Callable[[Reply], FakeServer]
+) -> None:
+    server = fake_server(
+        lambda line: (
+            json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "result": {"secret": "planted", "kind": "api_key"}}
+            ).encode()
+            + b"\n"
+        )
+    )
     os.chmod(server.path.parent, 0o770)
     with pytest.raises(UntrustedDaemon):
         Client(server.path).get("github")

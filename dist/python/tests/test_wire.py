@@ -51,57 +51,80 @@ def request(server: FakeServer, n: int = 0) -> Dict[str, Any]:
 def test_request_lines_are_pinned(fake_server: Start) -> None:
     server = fake_server(answer_to(get_result()))
     with Client(server.path) as client:
-        client.get("github", account="work", scopes=["repo", "gist"], min_valid=timedelta(
-            seconds=90.5))
+        client.get(
+            "github", account="work", scopes=["repo", "gist"], min_valid=timedelta(seconds=90.5)
+        )
         client.get("plain")
     assert server.requests[0] == (
         b'{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"github","account":"work",'
         b'"scopes":["repo","gist"],"min_valid_secs":91}}'
     )
-    assert request(server, 1) == {"jsonrpc": "2.0", "id": 2, "method": "get",
-                                  "params": {"service": "plain"}}
+    assert request(server, 1) == {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "get",
+        "params": {"service": "plain"},
+    }
     assert server.connections == 1
 
 
 def test_set_sends_the_secret_only_as_the_bundle_value(fake_server: Start) -> None:
-    entry = {"service": "s", "account": "default", "kind": "password", "scopes": [],
-             "expires_at": None, "has_refresh_token": False, "provider": None,
-             "created_at": "2026-11-23T14:34:09Z", "updated_at": "2026-11-23T14:34:09.123456789Z",
-             "last_used_at": None, "last_refreshed_at": None, "state": "valid"}
+    entry = {
+        "service": "s",
+        "account": "default",
+        "kind": "password",
+        "scopes": [],
+        "expires_at": None,
+        "has_refresh_token": False,
+        "provider": None,
+        "created_at": "2026-11-23T14:34:09Z",
+        "updated_at": "2026-11-23T14:34:09.123456789Z",
+        "last_used_at": None,
+        "last_refreshed_at": None,
+        "state": "valid",
+    }
     server = fake_server(lambda line: answer({"entry": entry}))
     with Client(server.path) as client:
         got = client.set_password("s", "alice", Secret(CANARY), account="a")
     assert request(server)["params"] == {
-        "service": "s", "account": "a",
-        "bundle": {"kind": "password", "username": "alice", "password": CANARY}}
+        "service": "s",
+        "account": "a",
+        "bundle": {"kind": "password", "username": "alice", "password": CANARY},
+    }
     assert got.updated_at.microsecond == 123456
 
 
-@pytest.mark.parametrize("reply,problem", [
-    (b"garbage\n", "not JSON"),
-    (b"\xff\xfe\xfd\n", "not UTF-8"),
-    (b"[1,2,3]\n", "not a JSON object"),
-    (b'{"jsonrpc":"1.0","id":1,"result":{}}\n', "not JSON-RPC 2.0"),
-    (b'{"jsonrpc":"2.0","result":{}}\n', "no id"),
-    (b'{"jsonrpc":"2.0","id":1}\n', "neither result nor error"),
-    (answer(get_result(), request_id=2), "not for the request sent"),
-    (answer(get_result(), request_id="1"), "not for the request sent"),
-    (answer(get_result(), request_id=None), "not for the request sent"),
-    (answer(get_result(), request_id=True), "not for the request sent"),
-    (answer("a string"), "result is not an object"),
-    (answer({"kind": "api_key"}), "result.secret is missing"),
-    (answer(get_result(secret=7)), "result.secret is missing or not a string"),
-    (answer(get_result(scopes="repo")), "result.scopes"),
-    (answer(get_result(expires_at="yesterday")), "result.expires_at"),
-    (b'{"jsonrpc":"2.0","id":1,"result":{"secret":NaN,"kind":"api_key"}}\n', "not JSON"),
-    (b"[" * 100_000 + b"]" * 100_000 + b"\n", "not JSON"),
-    (b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"m"}}\n', "no data.kind"),
-    (b'{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m","data":{"kind":"internal"}}}\n',
-     "no numeric code"),
-    (b'{"jsonrpc":"2.0","id":1,"error":"boom"}\n', "error is not an object"),
-])
-def test_malformed_answers_are_protocol_errors(fake_server: Start, reply: bytes,
-                                               problem: str) -> None:
+@pytest.mark.parametrize(
+    "reply,problem",
+    [
+        (b"garbage\n", "not JSON"),
+        (b"\xff\xfe\xfd\n", "not UTF-8"),
+        (b"[1,2,3]\n", "not a JSON object"),
+        (b'{"jsonrpc":"1.0","id":1,"result":{}}\n', "not JSON-RPC 2.0"),
+        (b'{"jsonrpc":"2.0","result":{}}\n', "no id"),
+        (b'{"jsonrpc":"2.0","id":1}\n', "neither result nor error"),
+        (answer(get_result(), request_id=2), "not for the request sent"),
+        (answer(get_result(), request_id="1"), "not for the request sent"),
+        (answer(get_result(), request_id=None), "not for the request sent"),
+        (answer(get_result(), request_id=True), "not for the request sent"),
+        (answer("a string"), "result is not an object"),
+        (answer({"kind": "api_key"}), "result.secret is missing"),
+        (answer(get_result(secret=7)), "result.secret is missing or not a string"),
+        (answer(get_result(scopes="repo")), "result.scopes"),
+        (answer(get_result(expires_at="yesterday")), "result.expires_at"),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"secret":NaN,"kind":"api_key"}}\n', "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "not JSON"),
+        (b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"m"}}\n', "no data.kind"),
+        (
+            b'{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m","data":{"kind":"internal"}}}\n',
+            "no numeric code",
+        ),
+        (b'{"jsonrpc":"2.0","id":1,"error":"boom"}\n', "error is not an object"),
+    ],
+)
+def test_malformed_answers_are_protocol_errors(
+    fake_server: Start, reply: bytes, problem: str
+) -> None:
     server = fake_server(lambda line: reply)
     client = Client(server.path, timeout=5)
     with pytest.raises(ProtocolError) as caught:
@@ -141,8 +164,7 @@ def test_the_default_cap_is_16_mib(fake_server: Start) -> None:
     assert f"exceeds {16 << 20} bytes" in str(caught.value)
 
 
-def test_an_answer_read_one_byte_at_a_time_is_put_together(fake_server: Start,
-                                                            monkeypatch) -> None:
+def test_an_answer_read_one_byte_at_a_time_is_put_together(fake_server: Start, monkeypatch) -> None:
     monkeypatch.setattr(latchkey.wire, "_READ_CHUNK", 1)
     server = fake_server(answer_to(get_result()))
     with Client(server.path) as client:
@@ -185,9 +207,12 @@ def test_silence_is_a_timeout_within_the_deadline(fake_server: Start) -> None:
 
 
 def test_a_null_id_error_is_the_answer_to_the_request(fake_server: Start) -> None:
-    server = fake_server(lambda line: (
-        b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request line exceeds '
-        b'the limit","data":{"kind":"too_large"}}}\n'))
+    server = fake_server(
+        lambda line: (
+            b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request line exceeds '
+            b'the limit","data":{"kind":"too_large"}}}\n'
+        )
+    )
     with Client(server.path) as client:
         with pytest.raises(DaemonError) as caught:
             client.get("x")
@@ -203,10 +228,22 @@ def test_unknown_fields_and_a_crlf_line_end_are_accepted(fake_server: Start) -> 
 
 
 def test_an_error_message_with_terminal_escapes_is_shown_escaped(fake_server: Start) -> None:
-    server = fake_server(lambda line: json.dumps({
-        "jsonrpc": "2.0", "id": 1,
-        "error": {"code": -32000, "message": "no entry\x1b[2J\u202e", "data": {
-            "kind": "not_found", "hint": "try\nagain"}}}).encode() + b"\n")
+    server = fake_server(
+        lambda line: (
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "error": {
+                        "code": -32000,
+                        "message": "no entry\x1b[2J\u202e",
+                        "data": {"kind": "not_found", "hint": "try\nagain"},
+                    },
+                }
+            ).encode()
+            + b"\n"
+        )
+    )
     with Client(server.path) as client:
         with pytest.raises(NotFound) as caught:
             client.get("x")
@@ -214,22 +251,26 @@ def test_an_error_message_with_terminal_escapes_is_shown_escaped(fake_server: St
     assert caught.value.message == "no entry\x1b[2J\u202e"
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.get("x", scopes="repo"),
-    lambda c: c.get(7),
-    lambda c: c.get("x", min_valid=-1),
-    lambda c: c.get("x", min_valid="60"),
-    lambda c: c.set_api_key("x", b"bytes"),
-    lambda c: c.set_api_key("x", "lone \ud800 surrogate"),
-    lambda c: c.set_bundle("x", {"kind": "api_key", "key": object()}),
-    lambda c: c.set_oauth2("x", "at", expires_at="2030-01-01"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get("x", scopes="repo"),
+        lambda c: c.get(7),
+        lambda c: c.get("x", min_valid=-1),
+        lambda c: c.get("x", min_valid="60"),
+        lambda c: c.set_api_key("x", b"bytes"),
+        lambda c: c.set_api_key("x", "lone \ud800 surrogate"),
+        lambda c: c.set_bundle("x", {"kind": "api_key", "key": object()}),
+        lambda c: c.set_oauth2("x", "at", expires_at="2030-01-01"),
+    ],
+)
 def test_bad_arguments_are_refused_before_anything_is_sent(fake_server: Start, call) -> None:
     server = fake_server(lambda line: answer(get_result()))
     with Client(server.path) as client:
         with pytest.raises((TypeError, ValueError)) as caught:
             call(client)
     assert "\ud800" not in str(caught.value) and "lone \\ud800" not in repr(caught.value)
-    assert caught.value.__context__ is None or not isinstance(caught.value.__context__,
-                                                              UnicodeError)
+    assert caught.value.__context__ is None or not isinstance(
+        caught.value.__context__, UnicodeError
+    )
     assert server.requests == []

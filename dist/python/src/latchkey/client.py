@@ -118,6 +118,8 @@ class Client:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
         self.timeout = float(timeout)
+        if isinstance(max_response, bool) or not isinstance(max_response, int) or max_response < 1:
+            raise ValueError("max_response must be a positive number of bytes")
         self.max_response = max_response
         self._connection: Optional[Connection] = None
         self._lock = threading.Lock()
@@ -210,8 +212,9 @@ class Client:
 
     def set_api_key(self, service: str, key: SecretLike, *, account: Optional[str] = None) -> Entry:
         """Stores an API key; returns the entry's metadata."""
-        return self.set_bundle(service, {"kind": "api_key", "key": _secret("key", key)},
-                               account=account)
+        return self.set_bundle(
+            service, {"kind": "api_key", "key": _secret("key", key)}, account=account
+        )
 
     def set_password(
         self,

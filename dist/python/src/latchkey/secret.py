@@ -54,8 +54,10 @@ class Secret:
         """Equal to another `Secret` with the same value (compared in constant time)."""
         if not isinstance(other, Secret):
             return NotImplemented
-        return hmac.compare_digest(self._value.encode("utf-8", "surrogatepass"),
-                                   other._value.encode("utf-8", "surrogatepass"))
+        return hmac.compare_digest(
+            self._value.encode("utf-8", "surrogatepass"),
+            other._value.encode("utf-8", "surrogatepass"),
+        )
 
     def __hash__(self) -> int:
         """Hashable like its value, so equal secrets hash alike."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-_BIDI = frozenset(
-    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
-)
+_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C])
 _ZERO_WIDTH = frozenset([0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
 _SEPARATORS = frozenset([0x2028, 0x2029])
 _HIDDEN = _BIDI | _ZERO_WIDTH | _SEPARATORS

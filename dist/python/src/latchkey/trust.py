@@ -21,7 +21,6 @@ Every refusal is an `UntrustedDaemon`. A folder that does not exist means no dae
 from __future__ import annotations
 
 import os
-import pwd
 import socket
 import stat
 import struct
@@ -36,6 +35,8 @@ _WRITABLE_BY_OTHERS = 0o022
 
 def describe_user(uid: int) -> str:
     """``user NAME (uid N)``, or ``uid N`` when the system knows no plain name for it."""
+    import pwd  # Unix only: imported here so that importing the package works anywhere
+
     try:
         name = pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):

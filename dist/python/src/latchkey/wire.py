@@ -50,7 +50,10 @@ def encode_request(request_id: int, method: str, params: Optional[Dict[str, Any]
     if params is not None:
         request["params"] = params
     text = json.dumps(
-        request, ensure_ascii=False, separators=(",", ":"), default=_encode_secret,
+        request,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=_encode_secret,
         allow_nan=False,
     )
     try:
