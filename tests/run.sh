@@ -7,6 +7,8 @@
 #        ./tests/run.sh unit       only the crates' own tests (no binaries, no e2e)
 #        ./tests/run.sh e2e [F]    only the end-to-end tests, optionally those matching F
 #                                  (e.g. `./tests/run.sh e2e trust::`)
+#        ./tests/run.sh python [F] only the Python client's tests (pytest in target/python-venv,
+#                                  against the built latchkeyd; F is pytest's -k expression)
 #        ./tests/run.sh windows    build for x86_64-pc-windows-gnu, run the unit tests under Wine
 #        ./tests/run.sh macos      type-check for aarch64- and x86_64-apple-darwin
 set -euo pipefail
@@ -14,8 +16,8 @@ cd "$(dirname "$0")/.."
 part=${1:-all}
 filter=${2:-}
 case "$part" in
-    all|lint|unit|e2e|windows|macos) ;;
-    *) echo "usage: $0 [all|lint|unit|e2e [FILTER]|windows|macos]" >&2; exit 2 ;;
+    all|lint|unit|e2e|python|windows|macos) ;;
+    *) echo "usage: $0 [all|lint|unit|e2e [FILTER]|python [FILTER]|windows|macos]" >&2; exit 2 ;;
 esac
 
 # The crates built for Windows. Add a crate here once it builds for that platform; the goal is
@@ -46,6 +48,11 @@ if $linux; then
     command -v age >/dev/null || need+=(age)
     # The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
     /usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
+fi
+if [ "$part" = all ] || [ "$part" = python ]; then
+    # The Python client's tests run in a venv; Debian ships venv's pip in python3-venv.
+    command -v python3 >/dev/null || need+=(python3)
+    python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 fi
 if $windows || $macos; then
     for pkg in rustc-web cargo-web rust-web-src; do
@@ -136,6 +143,29 @@ linux_tests() {
     summary "" "$log"
     rm -f "$log"
     return "$status"
+}
+
+# --- Python: the client in dist/python, tested against the built daemon ------------------------
+
+PYTHON_VENV=$PWD/target/python-venv
+PYTEST_VERSION=8.4.2
+
+python_tests() {
+    echo "==> cargo build (latchkeyd and latchkey, used by the Python client's tests)"
+    cargo build -p latchkey-daemon -p latchkey-cli --bins --locked
+    if [ ! -x "$PYTHON_VENV/bin/python" ]; then
+        echo "==> python3 -m venv $PYTHON_VENV"
+        python3 -m venv "$PYTHON_VENV"
+    fi
+    local pip=("$PYTHON_VENV/bin/python" -m pip install -q --disable-pip-version-check)
+    "${pip[@]}" "pytest==$PYTEST_VERSION" "setuptools>=61" wheel
+    # Installed (not put on a path) so that the packaging is tested too; again each run, as
+    # the version does not change with the sources.
+    "${pip[@]}" --no-deps --force-reinstall --no-build-isolation ./dist/python
+    echo "==> pytest dist/python"
+    local args=(-p no:cacheprovider dist/python)
+    [ -n "$filter" ] && args+=(-k "$filter")
+    LATCHKEY_BIN_DIR=$PWD/target/debug "$PYTHON_VENV/bin/python" -m pytest "${args[@]}"
 }
 
 # --- Windows: mingw builds, Wine runs ---------------------------------------------------------
@@ -258,8 +288,11 @@ if $linux; then
     if [ "$part" = all ] || [ "$part" = lint ]; then
         timed "lint" linux_lint
     fi
-    if [ "$part" != lint ]; then
-        timed "Linux tests" linux_tests
+    case "$part" in
+        all|unit|e2e) timed "Linux tests" linux_tests ;;
+    esac
+    if [ "$part" = all ] || [ "$part" = python ]; then
+        timed "Python client tests" python_tests
     fi
 fi
 if $windows; then
