@@ -9,6 +9,8 @@
 #                                  (e.g. `./tests/run.sh e2e trust::`)
 #        ./tests/run.sh python [F] only the Python client's tests (pytest in target/python-venv,
 #                                  against the built latchkeyd; F is pytest's -k expression)
+#        ./tests/run.sh deb        build the .deb (dist/deb/build.sh, debug binaries), install it
+#                                  with dpkg -i, check what it installed, remove it
 #        ./tests/run.sh windows    build for x86_64-pc-windows-gnu, run the unit tests under Wine
 #        ./tests/run.sh macos      type-check for aarch64- and x86_64-apple-darwin
 set -euo pipefail
@@ -16,8 +18,8 @@ cd "$(dirname "$0")/.."
 part=${1:-all}
 filter=${2:-}
 case "$part" in
-    all|lint|unit|e2e|python|windows|macos) ;;
-    *) echo "usage: $0 [all|lint|unit|e2e [FILTER]|python [FILTER]|windows|macos]" >&2; exit 2 ;;
+    all|lint|unit|e2e|python|deb|windows|macos) ;;
+    *) echo "usage: $0 [all|lint|unit|e2e [FILTER]|python [FILTER]|deb|windows|macos]" >&2; exit 2 ;;
 esac
 
 # The crates built for Windows. Add a crate here once it builds for that platform; the goal is
@@ -53,6 +55,10 @@ if [ "$part" = all ] || [ "$part" = python ]; then
     # The Python client's tests run in a venv; Debian ships venv's pip in python3-venv.
     command -v python3 >/dev/null || need+=(python3)
     python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+fi
+if [ "$part" = all ] || [ "$part" = deb ]; then
+    command -v systemd-analyze >/dev/null || need+=(systemd)
+    command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 fi
 if $windows || $macos; then
     for pkg in rustc-web cargo-web rust-web-src; do
@@ -166,6 +172,65 @@ python_tests() {
     local args=(-p no:cacheprovider dist/python)
     [ -n "$filter" ] && args+=(-k "$filter")
     LATCHKEY_BIN_DIR=$PWD/target/debug "$PYTHON_VENV/bin/python" -m pytest "${args[@]}"
+}
+
+# --- The Debian package: built, installed, checked, removed --------------------------------------
+
+deb_tests() {
+    echo "==> cargo build (the binaries the package carries)"
+    cargo build --workspace --bins --locked
+    echo "==> dist/deb/build.sh --profile dev --no-build"
+    local deb sudo=""
+    deb=$(dist/deb/build.sh --profile dev --no-build | tail -1)
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "==> dpkg -i $deb"
+    $sudo dpkg -i "$deb"
+    local file
+    for file in /usr/bin/latchkeyd /usr/bin/latchkey /usr/bin/git-credential-latchkey \
+        /usr/bin/docker-credential-latchkey /usr/lib/systemd/user/latchkeyd.service \
+        /usr/lib/systemd/user/latchkeyd.socket /usr/share/dbus-1/services/dev.latchkey.Latchkey1.service \
+        /usr/share/bash-completion/completions/latchkey /usr/share/zsh/vendor-completions/_latchkey \
+        /usr/share/fish/vendor_completions.d/latchkey.fish /usr/share/man/man1/latchkey.1.gz; do
+        [ -e "$file" ] || { echo "the package did not install $file" >&2; return 1; }
+    done
+    grep -q '^ExecStart=/usr/bin/latchkeyd$' /usr/lib/systemd/user/latchkeyd.service
+    grep -q '^Exec=/usr/bin/latchkeyd$' /usr/share/dbus-1/services/dev.latchkey.Latchkey1.service
+    zcat /usr/share/man/man1/latchkey.1.gz | grep -q '^\.TH'
+    bash -c 'source /usr/share/bash-completion/completions/latchkey && complete -p latchkey' >/dev/null
+    echo "==> systemd-analyze --user verify (the installed units)"
+    local home
+    home=$(mktemp -d)
+    mkdir -m 0700 "$home/run"
+    HOME=$home XDG_RUNTIME_DIR=$home/run systemd-analyze --user verify \
+        /usr/lib/systemd/user/latchkeyd.socket /usr/lib/systemd/user/latchkeyd.service
+    echo "==> the installed latchkeyd serves the installed latchkey"
+    local pid code=0
+    env -u DBUS_SESSION_BUS_ADDRESS HOME="$home" XDG_RUNTIME_DIR="$home/run" \
+        /usr/bin/latchkeyd --no-dbus --store memory 2>"$home/daemon.log" &
+    pid=$!
+    local deadline=$((SECONDS + 30))
+    until [ -S "$home/run/latchkey/latchkey.sock" ]; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$pid" 2>/dev/null; then
+            cat "$home/daemon.log" >&2
+            code=1
+            break
+        fi
+        sleep 0.05
+    done
+    if [ $code -eq 0 ]; then
+        env -u DBUS_SESSION_BUS_ADDRESS HOME="$home" XDG_RUNTIME_DIR="$home/run" \
+            /usr/bin/latchkey version || code=$?
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$home"
+    [ $code -eq 0 ] || { echo "latchkey version against the installed daemon failed ($code)" >&2; return 1; }
+    echo "==> dpkg -r latchkey"
+    $sudo dpkg -r latchkey >/dev/null
+    if [ -e /usr/bin/latchkeyd ]; then
+        echo "dpkg -r left /usr/bin/latchkeyd behind" >&2
+        return 1
+    fi
 }
 
 # --- Windows: mingw builds, Wine runs ---------------------------------------------------------
@@ -293,6 +358,9 @@ if $linux; then
     esac
     if [ "$part" = all ] || [ "$part" = python ]; then
         timed "Python client tests" python_tests
+    fi
+    if [ "$part" = all ] || [ "$part" = deb ]; then
+        timed "Debian package" deb_tests
     fi
 fi
 if $windows; then
