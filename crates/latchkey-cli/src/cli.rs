@@ -257,8 +257,8 @@ pub enum Command {
     /// Change the file store's passphrase (current, then new, from a prompt; or two lines on
     /// stdin).
     Passwd,
-    /// Show the CLI's and the daemon's versions (the CLI's alone when latchkeyd is not
-    /// running).
+    /// Show the CLI's and the daemon's versions. Without a daemon: the CLI's, a note on how to
+    /// start latchkeyd, and exit code 7.
     Version {
         /// Print JSON.
         #[arg(long)]

@@ -1,6 +1,7 @@
-//! `latchkey version`: the CLI's version always, and the daemon's when it runs. A daemon that
-//! is not running is an answer here, not an error (exit 0): the first thing a newcomer types
-//! should work before anything is set up.
+//! `latchkey version`: the CLI's version always, and the daemon's when it runs. Without a
+//! daemon it still prints the CLI's version (stdout), then says that latchkeyd is not running
+//! and how to start it (stderr) and exits 7, so `latchkey version` stays a check that the
+//! daemon answers.
 
 use latchkey_client::ClientError;
 
@@ -25,7 +26,6 @@ pub fn run(cli: &Cli, json: bool) -> Result<(), Failure> {
     match answer {
         Ok(daemon) if json => print_json(&serde_json::json!({
             "cli": CLI,
-            "running": true,
             "daemon": daemon.version,
             "protocol": daemon.protocol,
         })),
@@ -34,17 +34,18 @@ pub fn run(cli: &Cli, json: bool) -> Result<(), Failure> {
             output::sanitize(&daemon.version),
             daemon.protocol
         ))?),
-        Err(err) if not_running(&err) && json => print_json(&serde_json::json!({
-            "cli": CLI,
-            "running": false,
-            "daemon": null,
-            "protocol": null,
-            "problem": err.to_string(),
-        })),
-        Err(err) if not_running(&err) => Ok(out::line(format!(
-            "latchkey {CLI} / latchkeyd not running: {}",
-            output::sanitize(&err.to_string())
-        ))?),
+        Err(err) if not_running(&err) => {
+            if json {
+                print_json(&serde_json::json!({
+                    "cli": CLI,
+                    "daemon": null,
+                    "protocol": null,
+                }))?;
+            } else {
+                out::line(format!("latchkey {CLI} / latchkeyd not running"))?;
+            }
+            Err(err.into())
+        }
         Err(err) => Err(err.into()),
     }
 }
