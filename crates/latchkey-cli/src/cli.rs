@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// The heading the global options are shown under in `latchkey --help`.
@@ -98,6 +99,11 @@ pub enum TransportArg {
     Pipe,
 }
 
+/// An argument `set` refuses because it is probably a secret: its value is dropped as soon
+/// as it is parsed, so only its presence is kept (and nothing can print it).
+#[derive(Clone, Copy, Debug)]
+pub struct Stray;
+
 /// The credential kinds `set` can read from stdin without `--bundle`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SetKind {
@@ -145,8 +151,13 @@ pub enum Command {
         bundle: bool,
         /// A secret given on the command line by mistake: refused, never shown (argv is
         /// visible to other processes and kept in shell history).
-        #[arg(hide = true, num_args = 0.., value_name = "SECRET")]
-        stray: Vec<OsString>,
+        #[arg(
+            hide = true,
+            num_args = 0..,
+            value_name = "SECRET",
+            value_parser = clap::builder::OsStringValueParser::new().map(|_| Stray)
+        )]
+        stray: Vec<Stray>,
     },
     /// Remove an entry.
     Clear {
