@@ -46,7 +46,9 @@ fn mappings(request: &Request<'_>) -> Result<Vec<mapping::Mapping>, Failure> {
     let from_args = request
         .env
         .iter()
-        .map(|text| mapping::parse(text).map_err(|e| usage(anyhow!("-e {text}: {e}"))))
+        .map(|text| {
+            mapping::parse(text).map_err(|e| usage(anyhow!("-e {}: {e}", output::sanitize(text))))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let all = mapping::combine(from_file, from_args).map_err(usage)?;
     if all.is_empty() {
@@ -66,13 +68,14 @@ fn fetch(
     let mut client = crate::connect(cli)?;
     let mut secrets = Vec::with_capacity(mappings.len());
     for m in mappings {
+        // Escaped here: a name with a line break must not forge a line of the message.
         let entry = format!(
             "{} ({}{})",
             m.var,
-            m.service,
+            output::sanitize(&m.service),
             m.account
                 .as_deref()
-                .map(|a| format!(":{a}"))
+                .map(|a| format!(":{}", output::sanitize(a)))
                 .unwrap_or_default()
         );
         let result = client

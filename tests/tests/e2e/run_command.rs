@@ -312,6 +312,15 @@ fn hostile_mappings_on_the_command_line_are_refused_before_anything_runs() {
         }
         assert!(!marker.exists());
     }
+    // A line break in a name cannot forge a line of the message (the daemon refuses the name).
+    let _daemon = env.start_daemon(&[]);
+    let out = run(&env, &["-e", "A=svc\nforged: line", "--", "touch", touch]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        !stderr(&out).lines().any(|l| l.starts_with("forged")),
+        "{}",
+        stderr(&out)
+    );
     let long = format!("{}=openai", "V".repeat(300));
     let out = run(&env, &["-e", &long, "--", "touch", touch]);
     assert_eq!(out.status.code(), Some(2));

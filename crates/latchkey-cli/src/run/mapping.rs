@@ -131,7 +131,8 @@ pub fn parse_file_text(name: &str, text: &str) -> anyhow::Result<Vec<Mapping>> {
 
 /// Reads and parses an env file (at most [`MAX_FILE`] bytes of UTF-8).
 pub fn read_file(path: &Path) -> anyhow::Result<Vec<Mapping>> {
-    let name = path.display().to_string();
+    // Escaped: a path with a line break must not forge a line of the message.
+    let name = latchkey_proto::text::escape(&path.display().to_string());
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {name}: {e}"))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
