@@ -1,28 +1,84 @@
 //! The command line, as clap parses it.
+//!
+//! The options that reach the daemon (`--socket`, `--transport`, `--verbose`, and `--pipe` on
+//! Windows) are global: they are accepted after any subcommand but shown once, under "Global
+//! options" in `latchkey --help`, and not again in every subcommand's help ([`command`]).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// The heading the global options are shown under in `latchkey --help`.
+const GLOBAL: &str = "Global options";
+
+/// What each subcommand's help says instead of repeating the global options.
+const GLOBAL_NOTE: &str =
+    "Global options (--socket, --transport, --verbose) are listed by `latchkey --help`.";
+
+/// The whole command line, built, with the global options hidden from the subcommands' help.
+///
+/// clap copies a global option into every subcommand when it builds the command, and the help
+/// of each then lists it. Once built, the copies are marked hidden (in place, so clap's index
+/// of the options stays valid); they still parse.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    hide_globals(cmd, true)
+}
+
+fn hide_globals(cmd: clap::Command, root: bool) -> clap::Command {
+    let cmd = if root {
+        cmd
+    } else {
+        let cmd = cmd.mut_args(|arg| {
+            if arg.is_global_set() {
+                arg.hide(true)
+            } else {
+                arg
+            }
+        });
+        if cmd.get_after_help().is_none() {
+            cmd.after_help(GLOBAL_NOTE)
+        } else {
+            cmd
+        }
+    };
+    cmd.mut_subcommands(|sub| hide_globals(sub, false))
+}
 
 /// latchkey: get and store credentials held by latchkeyd.
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about, after_help = crate::exit_codes::HELP)]
 pub struct Cli {
     /// The daemon's socket, and only it [default: latchkey.sock in $XDG_RUNTIME_DIR/latchkey, else in ~/.local/state/latchkey (macOS: $TMPDIR/latchkey)]
-    #[arg(long, global = true, env = "LATCHKEY_SOCKET", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_SOCKET",
+        value_name = "PATH",
+        help_heading = GLOBAL
+    )]
     pub socket: Option<PathBuf>,
     /// The daemon's named pipe, and only it: \\.\pipe\NAME or a bare NAME
     /// [default: \\.\pipe\latchkey-<your SID>]
     #[cfg(windows)]
-    #[arg(long, global = true, env = "LATCHKEY_PIPE", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_PIPE",
+        value_name = "NAME",
+        help_heading = GLOBAL
+    )]
     pub pipe: Option<String>,
     /// How to reach the daemon: the socket, the session bus, or the socket if a daemon listens
     /// there and the bus otherwise (which also starts an activatable daemon).
     /// A socket named with --socket or LATCHKEY_SOCKET is used alone, never swapped for the bus.
-    #[arg(long, global = true, value_enum, default_value_t = TransportArg::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = TransportArg::Auto, help_heading = GLOBAL)]
     pub transport: TransportArg,
     /// Say on stderr which way the daemon was reached.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
@@ -42,6 +98,11 @@ pub enum TransportArg {
     #[cfg(windows)]
     Pipe,
 }
+
+/// An argument `set` refuses because it is probably a secret: its value is dropped as soon
+/// as it is parsed, so only its presence is kept (and nothing can print it).
+#[derive(Clone, Copy, Debug)]
+pub struct Stray;
 
 /// The credential kinds `set` can read from stdin without `--bundle`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -88,6 +149,15 @@ pub enum Command {
         /// Read a whole JSON bundle from stdin, e.g. {"kind":"oauth2","access_token":...}.
         #[arg(long)]
         bundle: bool,
+        /// A secret given on the command line by mistake: refused, never shown (argv is
+        /// visible to other processes and kept in shell history).
+        #[arg(
+            hide = true,
+            num_args = 0..,
+            value_name = "SECRET",
+            value_parser = clap::builder::OsStringValueParser::new().map(|_| Stray)
+        )]
+        stray: Vec<Stray>,
     },
     /// Remove an entry.
     Clear {
@@ -198,12 +268,88 @@ pub enum Command {
     /// Change the file store's passphrase (current, then new, from a prompt; or two lines on
     /// stdin).
     Passwd,
-    /// Show the CLI's and the daemon's versions.
+    /// Show the CLI's and the daemon's versions. Without a daemon: the CLI's, a note on how to
+    /// start latchkeyd, and exit code 7.
     Version {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Run a command with secrets in its environment; it is not started if one is missing.
+    ///
+    /// Every secret is fetched first; if one cannot be had the command is not started, and the
+    /// exit code says why. On Unix latchkey then becomes the command (exec): signals reach it,
+    /// its exit status is latchkey's, and no other process keeps the secrets.
+    ///
+    /// Example: latchkey run -e GITHUB_TOKEN=github -e OPENAI_API_KEY=openai:work -- make deploy
+    Run {
+        /// Put an entry's secret in $VAR: VAR=SERVICE[:ACCOUNT][#SCOPE,...] (repeatable; wins
+        /// over the same VAR in --env-file).
+        #[arg(
+            short = 'e',
+            long = "env",
+            value_name = "VAR=SERVICE[:ACCOUNT][#SCOPES]"
+        )]
+        env: Vec<String>,
+        /// A file of VAR=SERVICE[:ACCOUNT][#SCOPES] lines, one per variable; blank lines and
+        /// lines starting with # are skipped. It names entries only, so a project can commit it.
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// Every token must stay valid at least this many seconds.
+        #[arg(long, value_name = "SECS")]
+        min_valid: Option<u64>,
+        /// The command and its arguments (after --).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<OsString>,
+    },
+    /// Print an entry's token as a Kubernetes ExecCredential (a kubectl exec plugin).
+    ///
+    /// In a kubeconfig: users[].user.exec with apiVersion client.authentication.k8s.io/v1,
+    /// command latchkey and args [kube-credential, SERVICE]. kubectl caches the token until
+    /// the expirationTimestamp it is given (none for an entry that does not expire).
+    KubeCredential {
+        /// The service.
+        service: String,
+        /// The account [default: default]
+        #[arg(short, long)]
+        account: Option<String>,
+    },
+    /// Print a shell completion script, e.g. `source <(latchkey completions bash)`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for latchkey and each subcommand into DIR.
+    #[command(hide = true)]
+    Man {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
+}
+
+impl Command {
+    /// Whether this command was asked for JSON (its errors are JSON too, on stderr).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Get { json, .. }
+            | Command::Status { json, .. }
+            | Command::List { json }
+            | Command::Login { json, .. }
+            | Command::Logout { json, .. }
+            | Command::Migrate { json, .. }
+            | Command::Version { json } => *json,
+            Command::Provider {
+                command: ProviderCommand::List { json },
+            } => *json,
+            _ => false,
+        }
+    }
 }
 
 /// `latchkey provider ...`.
@@ -226,4 +372,45 @@ pub enum ProviderCommand {
         /// The provider.
         provider: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::FromArgMatches;
+
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_show_once_and_parse_everywhere() {
+        let mut cmd = command();
+        let top = cmd.render_long_help().to_string();
+        assert_eq!(top.matches("--socket <PATH>").count(), 1, "{top}");
+        let get = cmd
+            .find_subcommand_mut("get")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for hidden in ["--socket <PATH>", "--transport <", "-v, --verbose"] {
+            assert!(!get.contains(hidden), "{get}");
+        }
+        assert!(get.contains(GLOBAL_NOTE), "{get}");
+        let list = cmd
+            .find_subcommand_mut("provider")
+            .and_then(|p| p.find_subcommand_mut("list"))
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!list.contains("--socket <PATH>"), "{list}");
+        let matches = command()
+            .try_get_matches_from(["latchkey", "get", "x", "--socket", "/s", "-v"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(cli.socket, Some(PathBuf::from("/s")));
+        assert!(cli.verbose);
+    }
 }

@@ -34,6 +34,10 @@ pub enum ExitCode {
     Untrusted = 11,
     /// The passphrase was wrong (or too many were wrong in a row: wait and try again).
     WrongPassphrase = 12,
+    /// `latchkey run`: the command was found but could not be started.
+    CommandNotRunnable = 126,
+    /// `latchkey run`: the command was not found.
+    CommandNotFound = 127,
     /// Interrupted (Ctrl-C); a pending login was cancelled.
     Interrupted = 130,
 }
@@ -43,14 +47,39 @@ pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3
 4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
 unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 11 the daemon's socket, pipe or bus name is not this user's (nothing sent), \
 12 wrong passphrase, \
+126 / 127 `run`: the command cannot be started / was not found (otherwise `run` exits with the \
+command's own status), \
 130 interrupted.";
 
 impl ExitCode {
+    /// A stable snake_case name, the `kind` of a JSON error that did not come from the daemon.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success",
+            ExitCode::Failure => "failure",
+            ExitCode::Usage => "usage",
+            ExitCode::NotFound => "not_found",
+            ExitCode::AuthenticationRequired => "authentication_required",
+            ExitCode::InsufficientScope => "insufficient_scope",
+            ExitCode::Locked => "locked",
+            ExitCode::Unavailable => "unavailable",
+            ExitCode::PermissionDenied => "permission_denied",
+            ExitCode::RefreshFailed => "refresh_failed",
+            ExitCode::LoginFailed => "login_failed",
+            ExitCode::Untrusted => "untrusted",
+            ExitCode::WrongPassphrase => "wrong_passphrase",
+            ExitCode::CommandNotRunnable => "command_not_runnable",
+            ExitCode::CommandNotFound => "command_not_found",
+            ExitCode::Interrupted => "interrupted",
+        }
+    }
+
     /// The code for an error.
     pub fn of(err: &ClientError) -> Self {
         match err {
             ClientError::NotRunning { .. }
             | ClientError::PipeNotServed { .. }
+            | ClientError::NotOnBus
             | ClientError::Bus(_) => ExitCode::Unavailable,
             ClientError::Closed => ExitCode::PermissionDenied,
             ClientError::Untrusted(_) => ExitCode::Untrusted,

@@ -132,7 +132,7 @@ fn run_all(commands: &[Vec<String>], mode: Mode) -> Result<()> {
     for command in commands {
         let shown = command.join(" ");
         if mode == Mode::DryRun {
-            println!("would run: {shown}");
+            crate::out::line(format!("would run: {shown}"))?;
             continue;
         }
         let status = Command::new(&command[0])
@@ -142,7 +142,7 @@ fn run_all(commands: &[Vec<String>], mode: Mode) -> Result<()> {
         if !status.success() {
             bail!("`{shown}` failed ({status})");
         }
-        println!("ran: {shown}");
+        crate::out::line(format!("ran: {shown}"))?;
     }
     Ok(())
 }
@@ -151,15 +151,15 @@ fn run_all(commands: &[Vec<String>], mode: Mode) -> Result<()> {
 pub fn install(plan: &Plan, mode: Mode) -> Result<()> {
     if mode == Mode::Print {
         for file in &plan.files {
-            println!("# {}", file.path.display());
-            print!("{}", file.contents);
-            println!();
+            crate::out::line(format!("# {}", file.path.display()))?;
+            crate::out::write(&file.contents)?;
+            crate::out::line("")?;
         }
         return Ok(());
     }
     for file in &plan.files {
         if mode == Mode::DryRun {
-            println!("would write {}", file.path.display());
+            crate::out::line(format!("would write {}", file.path.display()))?;
             continue;
         }
         if let Some(dir) = file.path.parent() {
@@ -168,14 +168,14 @@ pub fn install(plan: &Plan, mode: Mode) -> Result<()> {
         }
         std::fs::write(&file.path, &file.contents)
             .with_context(|| format!("cannot write {}", file.path.display()))?;
-        println!("wrote {}", file.path.display());
+        crate::out::line(format!("wrote {}", file.path.display()))?;
     }
     if manager_running() {
         run_all(&plan.enable, mode)
     } else {
-        println!("the service manager is not running for this user; once it is, run:");
+        crate::out::line("the service manager is not running for this user; once it is, run:")?;
         for command in &plan.enable {
-            println!("  {}", command.join(" "));
+            crate::out::line(format!("  {}", command.join(" ")))?;
         }
         Ok(())
     }
@@ -188,11 +188,11 @@ pub fn uninstall(plan: &Plan, mode: Mode) -> Result<()> {
     }
     for file in &plan.files {
         if mode == Mode::DryRun {
-            println!("would remove {}", file.path.display());
+            crate::out::line(format!("would remove {}", file.path.display()))?;
             continue;
         }
         match std::fs::remove_file(&file.path) {
-            Ok(()) => println!("removed {}", file.path.display()),
+            Ok(()) => crate::out::line(format!("removed {}", file.path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot remove {}", file.path.display()))
@@ -200,4 +200,51 @@ pub fn uninstall(plan: &Plan, mode: Mode) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each template's comments: `#` lines, and the text inside `<!-- -->`.
+    fn comments(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("<!--") {
+            let end = rest[start..].find("-->").map_or(rest.len(), |e| start + e);
+            found.push(rest[start..end].to_owned());
+            rest = &rest[end..];
+        }
+        found.extend(
+            text.lines()
+                .filter(|line| line.trim_start().starts_with('#'))
+                .map(str::to_owned),
+        );
+        found
+    }
+
+    #[test]
+    fn comments_never_show_the_paths_filled_in() {
+        let paths = Paths {
+            daemon: Path::new("/build/machine/target/debug/latchkeyd"),
+            socket: PathBuf::from("/build/machine/run/latchkey.sock"),
+            home: PathBuf::from("/build/machine/home"),
+        };
+        for template in [
+            include_str!("../../../systemd/latchkeyd.service"),
+            include_str!("../../../systemd/latchkeyd.socket"),
+            include_str!("../../../dist/dev.latchkey.Latchkey1.service"),
+            include_str!("../../../launchd/dev.latchkey.latchkeyd.plist"),
+        ] {
+            let rendered = render(template, &paths, |s| s.to_owned());
+            assert!(
+                rendered.contains("/build/machine/") || !template.contains("@LATCHKEYD@"),
+                "{template}"
+            );
+            for comment in comments(&rendered) {
+                assert!(!comment.contains("/build/"), "{comment}");
+                assert!(!comment.contains('@'), "{comment}");
+            }
+        }
+    }
 }

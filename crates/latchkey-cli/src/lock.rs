@@ -10,6 +10,7 @@ use latchkey_proto::{ErrorKind, LockResult, Secret, UnlockWith};
 
 use crate::cli::{Cli, TransportArg};
 use crate::exit_codes::ExitCode;
+use crate::out::note;
 use crate::{input, output, Failure};
 
 /// Connects for a passphrase: `auto` means the socket here, never the bus.
@@ -62,24 +63,24 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
     let (store, how) = how_it_unlocks(&mut client)?;
     let result = match how {
         UnlockWith::Nothing => {
-            return Err(Failure {
-                code: ExitCode::Usage,
-                error: anyhow!(
+            return Err(Failure::new(
+                ExitCode::Usage,
+                anyhow!(
                     "the {} store has no lock: nothing to unlock",
                     output::sanitize(&store)
                 ),
-            })
+            ))
         }
         UnlockWith::Keychain => match client.unlock(None, false) {
             Err(err) if err.kind() == Some(ErrorKind::Locked) => {
-                return Err(Failure {
-                    code: ExitCode::Locked,
-                    error: anyhow!(
+                return Err(Failure::new(
+                    ExitCode::Locked,
+                    anyhow!(
                         "the {} keychain stayed locked: its unlock prompt was dismissed or no \
                          prompt could be shown (unlock it from the desktop session)",
                         output::sanitize(&store)
                     ),
-                })
+                ))
             }
             other => other?,
         },
@@ -88,7 +89,7 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
             client.unlock(Some(secret(&passphrase)), false)?
         }
         UnlockWith::NewPassphrase => {
-            eprintln!(
+            note!(
                 "latchkey: the {} store has no passphrase yet; choose one (it cannot be recovered)",
                 output::sanitize(&store)
             );
@@ -96,7 +97,7 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
             client.unlock(Some(passphrase), true)?
         }
     };
-    eprintln!("{}", said(&result));
+    note!("{}", said(&result));
     Ok(())
 }
 
@@ -104,7 +105,7 @@ pub fn unlock(cli: &Cli) -> Result<(), Failure> {
 pub fn lock(cli: &Cli) -> Result<(), Failure> {
     let mut client = crate::connect(cli)?;
     let result = client.lock()?;
-    eprintln!("{}", said(&result));
+    note!("{}", said(&result));
     Ok(())
 }
 
@@ -135,6 +136,6 @@ pub fn passwd(cli: &Cli) -> Result<(), Failure> {
         (secret(&both[0]), secret(&both[1]))
     };
     let result = client.change_passphrase(old, new)?;
-    eprintln!("passphrase changed; {}", said(&result));
+    note!("passphrase changed; {}", said(&result));
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! the browser unless told not to), waits with a spinner on a terminal, and cancels the
 //! pending login on Ctrl-C. The daemon does the OAuth work and keeps the tokens.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -10,6 +10,7 @@ use latchkey_client::{Client, ClientError, Target};
 use latchkey_proto::{LoginParams, LoginStarted, Metadata};
 
 use crate::exit_codes::ExitCode;
+use crate::out::{note, note_raw};
 use crate::output::sanitize;
 use crate::Failure;
 
@@ -47,40 +48,41 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-fn show(started: &LoginStarted, open: bool, json: bool) {
-    let mut err = std::io::stderr().lock();
-    let mut out: Box<dyn Write> = if json {
-        Box::new(std::io::stderr())
+/// The URL (or the device page) alone on its own line: on stdout for people and for scripts,
+/// on stderr when stdout is kept for the JSON result.
+fn link(url: &str, json: bool) -> Result<(), crate::out::StdoutError> {
+    if json {
+        note!("{}", sanitize(url));
+        Ok(())
     } else {
-        Box::new(std::io::stdout().lock())
-    };
+        crate::out::line(sanitize(url))
+    }
+}
+
+fn show(started: &LoginStarted, open: bool, json: bool) -> Result<(), crate::out::StdoutError> {
     if let Some(url) = &started.authorization_url {
-        let _ = writeln!(err, "Open this URL in a browser to log in:");
-        // The URL alone on its own line (stdout), for people and for scripts.
-        let _ = writeln!(out, "{}", sanitize(url));
-        let _ = out.flush();
+        note!("Open this URL in a browser to log in:");
+        link(url, json)?;
         if open && open_browser(url) {
-            let _ = writeln!(err, "(a browser was asked to open it)");
+            note!("(a browser was asked to open it)");
         }
     } else if let (Some(uri), Some(code)) = (&started.verification_uri, &started.user_code) {
-        let _ = writeln!(
-            err,
+        note!(
             "On any device, open {} and enter the code: {}",
             sanitize(uri),
             sanitize(code)
         );
         let direct = started.verification_uri_complete.as_deref().unwrap_or(uri);
-        let _ = writeln!(out, "{}", sanitize(direct));
-        let _ = out.flush();
+        link(direct, json)?;
         if open && open_browser(direct) {
-            let _ = writeln!(err, "(a browser was asked to open it)");
+            note!("(a browser was asked to open it)");
         }
     }
-    let _ = writeln!(
-        err,
+    note!(
         "The login expires at {}.",
         started.expires_at.format("%H:%M:%S UTC")
     );
+    Ok(())
 }
 
 /// Runs the login; the stored entry once it completes.
@@ -99,7 +101,7 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         let mut interrupt = interrupt.map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.target).await?;
         let started = client.login(request.params).await?;
-        show(&started, request.open_browser, request.json);
+        show(&started, request.open_browser, request.json)?;
         let spinner = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(120));
         let frames = ['|', '/', '-', '\\'];
@@ -111,31 +113,30 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
                 outcome = &mut wait => break outcome,
                 _ = interrupt.recv() => {
                     if spinner {
-                        eprint!("\r");
+                        note_raw!("\r");
                     }
                     // The waiting connection is busy: cancel over a second one.
                     let cancelled = match connect(&request.target).await {
                         Ok(mut other) => other.login_cancel(&started.login_id).await.unwrap_or(false),
                         Err(_) => false,
                     };
-                    return Err(Failure {
-                        code: ExitCode::Interrupted,
-                        error: anyhow!(if cancelled {
+                    return Err(Failure::new(
+                        ExitCode::Interrupted,
+                        anyhow!(if cancelled {
                             "interrupted: the pending login was cancelled"
                         } else {
                             "interrupted"
                         }),
-                    });
+                    ));
                 }
                 _ = tick.tick(), if spinner => {
                     frame = (frame + 1) % frames.len();
-                    eprint!("\r{} waiting for you to finish logging in... ", frames[frame]);
-                    let _ = std::io::stderr().flush();
+                    note_raw!("\r{} waiting for you to finish logging in... ", frames[frame]);
                 }
             }
         };
         if spinner {
-            eprint!("\r{:50}\r", "");
+            note_raw!("\r{:50}\r", "");
         }
         Ok(outcome?)
     })

@@ -2,6 +2,7 @@
 //! a script can branch on.
 
 mod cli;
+mod completions;
 mod doctor;
 mod exit_codes;
 mod input;
@@ -9,33 +10,54 @@ mod input;
 // (`run_key`), not files for a service manager.
 #[cfg_attr(windows, allow(dead_code))]
 mod install;
+mod kube;
 mod lock;
 mod login;
+mod logout;
 mod migrate;
+mod out;
 mod output;
+mod run;
 #[cfg(windows)]
 mod run_key;
+mod set;
+mod version;
 
-use std::io::Write;
 #[cfg(not(windows))]
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
-use clap::Parser;
-use cli::{Cli, Command, ProviderCommand, SetKind, TransportArg};
+use anyhow::anyhow;
+use clap::FromArgMatches;
+use cli::{Cli, Command, ProviderCommand, TransportArg};
 use exit_codes::ExitCode;
 use latchkey_client::{blocking::Client, ClientError, Target, Transport};
-use latchkey_proto::{BundleInput, GetParams, LoginParams, Secret, StatusParams};
+use latchkey_proto::{GetParams, LoginParams, Secret, StatusParams};
+use out::note;
+use zeroize::Zeroizing;
 
 /// A failure, with the code to exit with.
 struct Failure {
     code: ExitCode,
+    /// The daemon's error kind, when it said what went wrong (the `kind` of a JSON error;
+    /// else the exit code's name is).
+    kind: Option<&'static str>,
     error: anyhow::Error,
+}
+
+impl Failure {
+    fn new(code: ExitCode, error: anyhow::Error) -> Self {
+        Failure {
+            code,
+            kind: None,
+            error,
+        }
+    }
 }
 
 impl From<ClientError> for Failure {
     fn from(err: ClientError) -> Self {
         let code = ExitCode::of(&err);
+        let kind = err.kind().map(|k| k.as_str());
         let error = match &err {
             ClientError::Daemon(e) => {
                 // A rogue or confused daemon's message could carry escape sequences.
@@ -56,30 +78,27 @@ impl From<ClientError> for Failure {
             }
             _ => anyhow!(err),
         };
-        Failure { code, error }
+        Failure { code, kind, error }
+    }
+}
+
+impl From<out::StdoutError> for Failure {
+    fn from(err: out::StdoutError) -> Self {
+        failure(err.into())
     }
 }
 
 fn failure(error: anyhow::Error) -> Failure {
-    Failure {
-        code: ExitCode::Failure,
-        error,
-    }
+    Failure::new(ExitCode::Failure, error)
 }
 
 fn usage(error: anyhow::Error) -> Failure {
-    Failure {
-        code: ExitCode::Usage,
-        error,
-    }
+    Failure::new(ExitCode::Usage, error)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
-        code: ExitCode::Failure,
-        error: e.into(),
-    })?;
-    println!("{}", output::json_safe(&text));
+    let text = serde_json::to_string_pretty(value).map_err(|e| failure(e.into()))?;
+    out::line(output::json_safe(&text))?;
     Ok(())
 }
 
@@ -115,18 +134,18 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     if cli.verbose {
         match (client.transport(), &target) {
             (Transport::Socket, Target::Socket(path)) => {
-                eprintln!("latchkey: using the socket {}", path.display())
+                note!("latchkey: using the socket {}", path.display())
             }
-            (Transport::Socket, _) => eprintln!(
+            (Transport::Socket, _) => note!(
                 "latchkey: using the socket {}",
                 latchkey_paths::default_socket_path().display()
             ),
             (Transport::Pipe, Target::Pipe(name)) => {
-                eprintln!("latchkey: using the named pipe {name}")
+                note!("latchkey: using the named pipe {name}")
             }
-            (Transport::Pipe, _) => eprintln!("latchkey: using the named pipe"),
+            (Transport::Pipe, _) => note!("latchkey: using the named pipe"),
             (Transport::Dbus, _) => {
-                eprintln!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
+                note!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
             }
         }
     }
@@ -153,17 +172,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if *json {
                 print_json(&result)?;
             } else {
-                let mut out = std::io::stdout().lock();
-                let written = out
-                    .write_all(result.secret.expose().as_bytes())
-                    .and_then(|()| out.write_all(b"\n"))
-                    .and_then(|()| out.flush());
-                written
-                    .context("cannot write to stdout")
-                    .map_err(|e| Failure {
-                        code: ExitCode::Failure,
-                        error: e,
-                    })?;
+                let secret = result.secret.expose();
+                let mut text = Zeroizing::new(String::with_capacity(secret.len() + 1));
+                text.push_str(secret);
+                text.push('\n');
+                out::write(text.as_bytes())?;
             }
         }
         Command::Set {
@@ -172,54 +185,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             kind,
             username,
             bundle,
-        } => {
-            let input = if *bundle {
-                let text = input::read_stdin().map_err(usage)?;
-                serde_json::from_str::<BundleInput>(&text).map_err(|e| {
-                    usage(anyhow!(
-                        "the bundle on stdin is not valid (line {}, column {}); see `latchkey set --help`",
-                        e.line(),
-                        e.column()
-                    ))
-                })?
-            } else {
-                match kind {
-                    SetKind::ApiKey => {
-                        if username.is_some() {
-                            return Err(usage(anyhow!("--username goes with --kind password")));
-                        }
-                        let key = input::read_secret("API key: ").map_err(usage)?;
-                        BundleInput::ApiKey {
-                            key: Secret::new(key.as_str().to_owned()),
-                        }
-                    }
-                    SetKind::Password => {
-                        let username = username
-                            .clone()
-                            .ok_or_else(|| usage(anyhow!("--kind password needs --username")))?;
-                        let password = input::read_secret("Password: ").map_err(usage)?;
-                        BundleInput::Password {
-                            username,
-                            password: Secret::new(password.as_str().to_owned()),
-                        }
-                    }
-                }
-            };
-            let mut client = connect(&cli)?;
-            let entry = client.set(service, account.as_deref(), input)?;
-            eprintln!(
-                "stored {} for {}/{}",
-                entry.kind.as_str(),
-                output::sanitize(&entry.service),
-                output::sanitize(&entry.account)
-            );
-        }
+            stray,
+        } => set::run(
+            &cli,
+            set::Request {
+                service,
+                account: account.as_deref(),
+                kind: *kind,
+                username: username.as_deref(),
+                bundle: *bundle,
+                stray,
+            },
+        )?,
         Command::Clear { service, account } => {
             let mut client = connect(&cli)?;
             if client.clear(service, account.as_deref())? {
-                eprintln!("removed");
+                note!("removed");
             } else {
-                eprintln!("nothing to remove");
+                note!("nothing to remove");
             }
         }
         Command::Status {
@@ -235,8 +218,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if *json {
                 print_json(&status)?;
             } else {
-                print!("{}", output::daemon_summary(&status.daemon));
-                print!("{}", output::entries_table(&status.entries));
+                out::write(format!(
+                    "{}{}",
+                    output::daemon_summary(&status.daemon),
+                    output::entries_table(&status.entries)
+                ))?;
             }
         }
         Command::List { json } => {
@@ -245,7 +231,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if *json {
                 print_json(&serde_json::json!({ "entries": entries }))?;
             } else {
-                print!("{}", output::entries_table(&entries));
+                out::write(output::entries_table(&entries))?;
             }
         }
         Command::Login {
@@ -270,7 +256,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if *json {
                 print_json(&entry)?;
             } else {
-                eprintln!(
+                note!(
                     "logged in: {}/{}{}",
                     output::sanitize(&entry.service),
                     output::sanitize(&entry.account),
@@ -287,29 +273,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             service,
             account,
             json,
-        } => {
-            let mut client = connect(&cli)?;
-            let result = client.logout(service, account.as_deref())?;
-            if *json {
-                print_json(&result)?;
-            } else if !result.removed {
-                eprintln!("nothing to remove");
-            } else {
-                let said = match result.revocation {
-                    latchkey_proto::RevocationOutcome::Revoked => "the provider revoked the tokens",
-                    latchkey_proto::RevocationOutcome::Unconfirmed => {
-                        "the provider did not confirm the revocation: the tokens may still work until they expire"
-                    }
-                    latchkey_proto::RevocationOutcome::Unsupported => {
-                        "the provider offers no revocation: the tokens work until they expire (revoke the app's access in the provider's settings)"
-                    }
-                    latchkey_proto::RevocationOutcome::Failed => {
-                        "the provider refused the revocation: the tokens may still work until they expire"
-                    }
-                };
-                eprintln!("removed; {said}");
-            }
-        }
+        } => logout::run(&cli, service, account.as_deref(), *json)?,
         Command::Provider { command } => match command {
             ProviderCommand::List { json } => {
                 let mut client = connect(&cli)?;
@@ -317,7 +281,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 if *json {
                     print_json(&serde_json::json!({ "providers": providers }))?;
                 } else {
-                    print!("{}", output::providers_table(&providers));
+                    out::write(output::providers_table(&providers))?;
                 }
             }
             ProviderCommand::SetSecret { provider } => {
@@ -325,7 +289,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let mut client = connect(&cli)?;
                 client
                     .set_provider_secret(provider, Some(Secret::new(secret.as_str().to_owned())))?;
-                eprintln!(
+                note!(
                     "stored the client secret for {}",
                     output::sanitize(provider)
                 );
@@ -333,7 +297,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ProviderCommand::ClearSecret { provider } => {
                 let mut client = connect(&cli)?;
                 client.set_provider_secret(provider, None)?;
-                eprintln!(
+                note!(
                     "removed the client secret for {}",
                     output::sanitize(provider)
                 );
@@ -384,37 +348,91 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock => lock::unlock(&cli)?,
         Command::Lock => lock::lock(&cli)?,
         Command::Passwd => lock::passwd(&cli)?,
-        Command::Version { json } => {
-            let mut client = connect(&cli)?;
-            let daemon = client.version()?;
-            if *json {
-                print_json(&serde_json::json!({
-                    "cli": env!("CARGO_PKG_VERSION"),
-                    "daemon": daemon.version,
-                    "protocol": daemon.protocol,
-                }))?;
-            } else {
-                println!(
-                    "latchkey {} / latchkeyd {} (protocol {})",
-                    env!("CARGO_PKG_VERSION"),
-                    output::sanitize(&daemon.version),
-                    daemon.protocol
-                );
-            }
+        Command::Version { json } => version::run(&cli, *json)?,
+        Command::Run {
+            env,
+            env_file,
+            min_valid,
+            command,
+        } => run::run(
+            &cli,
+            run::Request {
+                env,
+                env_file: env_file.as_deref(),
+                min_valid: *min_valid,
+                command,
+            },
+        )?,
+        Command::KubeCredential { service, account } => {
+            kube::run(&cli, service, account.as_deref())?
         }
+        Command::Completions { shell } => completions::completions(*shell)?,
+        Command::Man { dir } => completions::man(dir)?,
     }
     Ok(())
 }
 
+/// Whether the raw arguments ask for JSON (before a `--`), for errors clap finds before
+/// there is a parsed command to ask.
+fn json_in_args() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// Prints an error: `latchkey: ...` for people, or `{"error":{"kind":...,"message":...}}`
+/// when the command was asked for JSON. Both on stderr.
+fn report(kind: &str, text: &str, json: bool) {
+    if json {
+        let value = serde_json::json!({ "error": { "kind": kind, "message": text } });
+        note!("{}", output::json_safe(&value.to_string()));
+    } else {
+        // Errors can quote the daemon or the bus: escaped again, line by line (escaping twice
+        // changes nothing).
+        note!("latchkey: {}", output::sanitize_lines(text));
+    }
+}
+
+/// The command line, or the exit code of clap's answer (help, version or a usage error).
+fn parse() -> Result<Cli, std::process::ExitCode> {
+    let parsed = cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let err = match parsed {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    let asked = matches!(
+        err.kind(),
+        clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !asked && json_in_args() {
+        let text = err.render().to_string();
+        let text = text.trim().trim_start_matches("error: ");
+        report(ExitCode::Usage.name(), text, true);
+    } else {
+        // Help into a closed pipe (`latchkey --help | head -1`) is not an error.
+        let _ = err.print();
+    }
+    Err(std::process::ExitCode::from(err.exit_code() as u8))
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let json = cli.command.json();
     match run(cli) {
         Ok(()) => ExitCode::Success.into(),
+        // The reader went away (`latchkey list | head -1`): nothing more to say to anyone.
+        Err(failure) if out::StdoutError::is_closed(&failure.error) => ExitCode::Success.into(),
         Err(failure) => {
-            // Errors can quote the daemon or the bus: escaped again, line by line (escaping twice
-            // changes nothing).
             let text = format!("{:#}", failure.error);
-            eprintln!("latchkey: {}", output::sanitize_lines(&text));
+            report(failure.kind.unwrap_or(failure.code.name()), &text, json);
             failure.code.into()
         }
     }

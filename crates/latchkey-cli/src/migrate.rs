@@ -10,6 +10,7 @@ use latchkey_proto::{
     ErrorKind, MigrateParams, MigrateResult, Secret, UnlockWith, MAX_PASSPHRASE_LEN,
 };
 
+use crate::out::note;
 use crate::output::sanitize;
 use crate::{input, print_json, usage, Failure};
 
@@ -25,7 +26,7 @@ pub fn run(client: &mut Client, to: &str, json: bool) -> Result<(), Failure> {
             let Some(with) = e.data.unlock_with else {
                 return Err(ClientError::Daemon(e).into());
             };
-            eprintln!("latchkey: {}", sanitize(&e.message));
+            note!("latchkey: {}", sanitize(&e.message));
             let create = with == UnlockWith::NewPassphrase;
             params.passphrase = Some(ask(create)?);
             params.create = create;
@@ -36,7 +37,7 @@ pub fn run(client: &mut Client, to: &str, json: bool) -> Result<(), Failure> {
     if json {
         return print_json(&moved);
     }
-    print!("{}", summary(&moved));
+    crate::out::write(summary(&moved))?;
     Ok(())
 }
 

@@ -49,11 +49,11 @@ pub fn install(daemon: &Path, mode: Mode) -> Result<()> {
     let command = command_line(daemon);
     match mode {
         Mode::Print => {
-            println!("{} = {command}", shown());
+            crate::out::line(format!("{} = {command}", shown()))?;
             return Ok(());
         }
         Mode::DryRun => {
-            println!("would set {} = {command}", shown());
+            crate::out::line(format!("would set {} = {command}", shown()))?;
             return Ok(());
         }
         Mode::Apply => {}
@@ -89,15 +89,15 @@ pub fn install(daemon: &Path, mode: Mode) -> Result<()> {
     // SAFETY: key was opened above and is closed once.
     unsafe { RegCloseKey(key) };
     check("RegSetValueExW", status)?;
-    println!("set {} = {command}", shown());
-    println!("latchkeyd starts when you log on; run `latchkeyd` to start it now");
+    crate::out::line(format!("set {} = {command}", shown()))?;
+    crate::out::line("latchkeyd starts when you log on; run `latchkeyd` to start it now")?;
     Ok(())
 }
 
 /// Deletes the Run value (or says it would); a value that is not there is fine.
 pub fn uninstall(mode: Mode) -> Result<()> {
     if mode != Mode::Apply {
-        println!("would delete {}", shown());
+        crate::out::line(format!("would delete {}", shown()))?;
         return Ok(());
     }
     // SAFETY: the strings are NUL-terminated.
@@ -109,11 +109,11 @@ pub fn uninstall(mode: Mode) -> Result<()> {
         )
     };
     if status == ERROR_FILE_NOT_FOUND {
-        println!("{} was not set", shown());
+        crate::out::line(format!("{} was not set", shown()))?;
         return Ok(());
     }
     check("RegDeleteKeyValueW", status)?;
-    println!("deleted {}", shown());
+    crate::out::line(format!("deleted {}", shown()))?;
     Ok(())
 }
 

@@ -91,6 +91,13 @@ pub enum ClientError {
     /// The daemon's answer could not be understood.
     #[error("latchkeyd sent a response this client does not understand")]
     Protocol,
+    /// Nobody owns latchkeyd's name on the session bus and the bus cannot start it (no
+    /// activation file for it): the daemon is not running.
+    #[error(
+        "latchkeyd is not running; start it with `latchkeyd` or `latchkey install` (nothing \
+         serves dev.latchkey.Latchkey1 on the session bus, and the bus cannot start it)"
+    )]
+    NotOnBus,
     /// The session bus could not be used to reach latchkeyd.
     #[error("cannot reach latchkeyd on the session bus: {0}")]
     Bus(String),

@@ -6,6 +6,7 @@
 
 mod cli;
 mod clock;
+mod completions;
 #[cfg(target_os = "linux")]
 mod concurrency;
 mod config_file;
@@ -15,6 +16,8 @@ mod crash;
 mod dbus;
 #[cfg(target_os = "linux")]
 mod file_store;
+#[cfg(target_os = "linux")]
+mod first_minutes;
 mod in_process;
 mod install;
 mod issuer;
@@ -22,6 +25,8 @@ mod issuer;
 mod keychain;
 #[cfg(target_os = "linux")]
 mod keyring_lock;
+#[cfg(target_os = "linux")]
+mod kube_credential;
 #[cfg(target_os = "linux")]
 mod leaks;
 #[cfg(target_os = "linux")]
@@ -39,6 +44,8 @@ mod provider_text;
 mod providers;
 #[cfg(target_os = "linux")]
 mod refresh;
+#[cfg(target_os = "linux")]
+mod run_command;
 mod slots;
 mod support;
 #[cfg(target_os = "linux")]

@@ -46,6 +46,8 @@ enum Outcome {
 
 struct Report {
     failed: bool,
+    /// The first failed write to stdout; nothing more is written after it.
+    unwritten: Option<crate::out::StdoutError>,
 }
 
 impl Report {
@@ -59,9 +61,12 @@ impl Report {
             }
         };
         // Lines quote the daemon and the bus (versions, store names, errors): escaped here.
-        println!("{tag}  {}", sanitize(what));
+        let mut text = format!("{tag}  {}\n", sanitize(what));
         if let Some(fix) = fix {
-            println!("      fix: {}", sanitize(fix));
+            text.push_str(&format!("      fix: {}\n", sanitize(fix)));
+        }
+        if self.unwritten.is_none() {
+            self.unwritten = crate::out::write(text).err();
         }
     }
 }
@@ -103,7 +108,10 @@ fn describe(target: &Target) -> String {
 /// Runs every check on the daemon at `target` (its socket, or its pipe on Windows); `Err` if
 /// any failed.
 pub fn run(target: &Target) -> anyhow::Result<()> {
-    let mut report = Report { failed: false };
+    let mut report = Report {
+        failed: false,
+        unwritten: None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -175,6 +183,9 @@ pub fn run(target: &Target) -> anyhow::Result<()> {
         }
     }
     check_start_at_login(&mut report);
+    if let Some(err) = report.unwritten {
+        return Err(err.into());
+    }
     if report.failed {
         anyhow::bail!("some checks failed");
     }

@@ -42,6 +42,17 @@ fn bus_error(err: zbus::Error) -> ClientError {
     }
 }
 
+/// The bus's "nobody has that name" answers mean the daemon is not running; anything else
+/// (a refused or failed activation) is reported as the bus said it.
+fn not_served(err: zbus::fdo::Error) -> ClientError {
+    match err {
+        zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_) => {
+            ClientError::NotOnBus
+        }
+        other => ClientError::Bus(other.to_string()),
+    }
+}
+
 fn params(call: &Call) -> (String, String, Json) {
     let value = match call {
         Call::Get(p) => serde_json::to_value(p),
@@ -119,10 +130,12 @@ impl DbusConnection {
             Err(zbus::fdo::Error::NameHasNoOwner(_)) => {
                 let well_known =
                     zbus::names::WellKnownName::try_from(NAME).map_err(|e| bus_error(e.into()))?;
+                // No activation file names the daemon: it is simply not running. A daemon that
+                // was activated but left at once is the same to the user.
                 dbus.start_service_by_name(well_known, 0)
                     .await
-                    .map_err(fdo)?;
-                dbus.get_name_owner(name).await.map_err(fdo)?
+                    .map_err(not_served)?;
+                dbus.get_name_owner(name).await.map_err(not_served)?
             }
             Err(e) => return Err(fdo(e)),
         };
