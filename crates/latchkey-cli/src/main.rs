@@ -13,6 +13,7 @@ mod lock;
 mod login;
 mod migrate;
 mod output;
+mod reload;
 #[cfg(windows)]
 mod run_key;
 
@@ -384,6 +385,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock => lock::unlock(&cli)?,
         Command::Lock => lock::lock(&cli)?,
         Command::Passwd => lock::passwd(&cli)?,
+        Command::Reload { json } => reload::run(&cli, *json)?,
         Command::Version { json } => {
             let mut client = connect(&cli)?;
             let daemon = client.version()?;

@@ -68,6 +68,8 @@ pub enum Call {
     Passwd(PasswdParams),
     /// `migrate`
     Migrate(MigrateParams),
+    /// `reload`: read the configuration file again.
+    Reload,
 }
 
 impl Call {
@@ -90,12 +92,15 @@ impl Call {
             Call::Lock => "lock",
             Call::Passwd(_) => "passwd",
             Call::Migrate(_) => "migrate",
+            Call::Reload => "reload",
         }
     }
 
     fn params(&self) -> Option<Value> {
         let value = match self {
-            Call::Version | Call::List | Call::Providers | Call::Lock => return None,
+            Call::Version | Call::List | Call::Providers | Call::Lock | Call::Reload => {
+                return None
+            }
             Call::Get(p) => serde_json::to_value(p),
             Call::Set(p) => serde_json::to_value(p),
             Call::Clear(p) => serde_json::to_value(p),
@@ -286,6 +291,7 @@ fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
         "lock" => Call::Lock,
         "passwd" => Call::Passwd(typed_params("passwd", params)?),
         "migrate" => Call::Migrate(typed_params("migrate", params)?),
+        "reload" => Call::Reload,
         _ => return Err(RpcError::method_not_found()),
     })
 }

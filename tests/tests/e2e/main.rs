@@ -39,6 +39,7 @@ mod provider_text;
 mod providers;
 #[cfg(target_os = "linux")]
 mod refresh;
+mod reload;
 mod slots;
 mod support;
 #[cfg(target_os = "linux")]

@@ -128,8 +128,9 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// Announces changes; slow listeners miss old events rather than slowing writes.
     changes: tokio::sync::broadcast::Sender<Change>,
-    /// Talks to token endpoints; without one, expired tokens need a new `set`.
-    refresher: Option<Arc<dyn Refresher>>,
+    /// Talks to token endpoints; without one, expired tokens need a new `set`. Replaced when
+    /// the daemon reloads its providers; a refresh in flight keeps the one it started with.
+    refresher: std::sync::RwLock<Option<Arc<dyn Refresher>>>,
     /// The source of entry generations.
     generations: std::sync::atomic::AtomicU64,
     /// Generations that a logout retired. A refresh of one of them that lands later revokes
@@ -203,12 +204,40 @@ impl TokenService {
                 entries: Mutex::new(entries),
                 writes: tokio::sync::Mutex::new(()),
                 changes: tokio::sync::broadcast::channel(256).0,
-                refresher,
+                refresher: std::sync::RwLock::new(refresher),
                 generations: std::sync::atomic::AtomicU64::new(generation_start),
                 retired: Mutex::default(),
                 unreconciled: Mutex::new(unreconciled),
             }),
         })
+    }
+
+    /// Refreshes OAuth entries through `refresher` from now on (`None`: no refreshing). A
+    /// refresh already asking the old one finishes with it.
+    pub fn set_refresher(&self, refresher: Option<Arc<dyn Refresher>>) {
+        *self
+            .inner
+            .refresher
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = refresher;
+    }
+
+    /// The refresher in use now.
+    fn refresher(&self) -> Option<Arc<dyn Refresher>> {
+        self.inner
+            .refresher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether OAuth entries can be refreshed at all (a refresher is configured).
+    fn can_refresh(&self) -> bool {
+        self.inner
+            .refresher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Checks the entries served from the store's index against the store's own list:
@@ -397,7 +426,7 @@ impl TokenService {
         let window =
             refresh_window(issued, expires_at).max(min.min(lifetime(issued, expires_at) / 2));
         let refreshable =
-            self.inner.refresher.is_some() && record.has_refresh_token && record.provider.is_some();
+            self.can_refresh() && record.has_refresh_token && record.provider.is_some();
         if expires_at - now > window {
             Freshness::Fresh
         } else if refreshable {
