@@ -358,14 +358,15 @@ impl Handler {
             Call::Migrate(p) => moving_from.map(|from| crate::migrate::audit_name(from, &p.to)),
             _ => None,
         };
+        let (pid, exe) = peer.log_fields();
         info!(
             target: "latchkey::audit",
             method,
             entry = entry.as_deref().unwrap_or("-"),
             uid = peer.user.uid(),
             sid = peer.user.sid(),
-            pid = ?peer.pid,
-            exe = ?peer.exe,
+            pid,
+            exe,
             result,
         );
         outcome
