@@ -176,11 +176,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let input = if *bundle {
                 let text = input::read_stdin().map_err(usage)?;
-                serde_json::from_str::<BundleInput>(&text).map_err(|e| {
+                BundleInput::from_json(&text).map_err(|e| {
                     usage(anyhow!(
-                        "the bundle on stdin is not valid (line {}, column {}); see `latchkey set --help`",
-                        e.line(),
-                        e.column()
+                        "the bundle on stdin is not valid: {e}; see `latchkey set --help`"
                     ))
                 })?
             } else {
