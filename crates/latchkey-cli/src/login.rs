@@ -31,23 +31,7 @@ async fn connect(target: &Target) -> Result<Client, ClientError> {
     Ok(client)
 }
 
-/// Opens `url` in the user's browser, without waiting; failures only mean the user opens it.
-fn open_browser(url: &str) -> bool {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
-}
-
-fn show(started: &LoginStarted, open: bool, json: bool) {
+fn show(started: &LoginStarted, open: bool, json: bool, provider: &str) {
     let mut err = std::io::stderr().lock();
     let mut out: Box<dyn Write> = if json {
         Box::new(std::io::stderr())
@@ -59,8 +43,8 @@ fn show(started: &LoginStarted, open: bool, json: bool) {
         // The URL alone on its own line (stdout), for people and for scripts.
         let _ = writeln!(out, "{}", sanitize(url));
         let _ = out.flush();
-        if open && open_browser(url) {
-            let _ = writeln!(err, "(a browser was asked to open it)");
+        if open {
+            crate::browser::open(url, Some(provider), &mut err);
         }
     } else if let (Some(uri), Some(code)) = (&started.verification_uri, &started.user_code) {
         let _ = writeln!(
@@ -72,8 +56,8 @@ fn show(started: &LoginStarted, open: bool, json: bool) {
         let direct = started.verification_uri_complete.as_deref().unwrap_or(uri);
         let _ = writeln!(out, "{}", sanitize(direct));
         let _ = out.flush();
-        if open && open_browser(direct) {
-            let _ = writeln!(err, "(a browser was asked to open it)");
+        if open {
+            crate::browser::open(direct, None, &mut err);
         }
     }
     let _ = writeln!(
@@ -98,8 +82,9 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         let interrupt = tokio::signal::windows::ctrl_c();
         let mut interrupt = interrupt.map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.target).await?;
+        let provider = request.params.provider.clone();
         let started = client.login(request.params).await?;
-        show(&started, request.open_browser, request.json);
+        show(&started, request.open_browser, request.json, &provider);
         let spinner = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(120));
         let frames = ['|', '/', '-', '\\'];

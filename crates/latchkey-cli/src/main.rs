@@ -1,6 +1,7 @@
 //! `latchkey`: parse the command line, talk to latchkeyd, print the result, exit with a code
 //! a script can branch on.
 
+mod browser;
 mod cli;
 mod doctor;
 mod exit_codes;
