@@ -13,6 +13,7 @@ mod install;
 mod lock;
 mod login;
 mod migrate;
+mod min_valid;
 mod output;
 mod reload;
 #[cfg(windows)]
@@ -152,6 +153,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 scopes: scopes.clone(),
                 min_valid_secs: *min_valid,
             })?;
+            let expires_at = result.expires_at.map(|at| at.timestamp());
+            if let Some(note) = min_valid::note(expires_at, *min_valid, min_valid::unix_now()) {
+                eprintln!("latchkey: {note}");
+            }
             if *json {
                 print_json(&result)?;
             } else {

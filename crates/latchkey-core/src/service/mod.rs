@@ -386,11 +386,7 @@ impl TokenService {
                 return Err(Error::InsufficientScope { missing });
             }
             match self.freshness(record, now, min) {
-                Freshness::Expired => {
-                    return Err(Error::AuthenticationRequired {
-                        reason: "the access token has expired and latchkey cannot refresh it",
-                    })
-                }
+                Freshness::Expired => return Err(cannot_serve(record, now, min)),
                 Freshness::Refresh if !locked => None,
                 _ if locked => None,
                 _ => match &entry.cached {
@@ -415,7 +411,8 @@ impl TokenService {
         Ok(result_of(&bundle.bundle))
     }
 
-    /// Whether a record can serve as is, should be refreshed first, or cannot serve.
+    /// Whether a record can serve as is, should be refreshed first, or cannot serve (see
+    /// [`cannot_serve`] for why not).
     fn freshness(&self, record: &EntryRecord, now: DateTime<Utc>, min: Duration) -> Freshness {
         let Some(expires_at) = record.expires_at else {
             return Freshness::Fresh;
@@ -497,6 +494,25 @@ impl TokenService {
         if let Some(entry) = self.entries().get_mut(key) {
             entry.last_used_at = Some(now);
         }
+    }
+}
+
+/// Why a record that cannot be refreshed cannot serve a `get` asking for `min` more validity:
+/// expired, or still valid but for less than `min` (then the message says how long it has
+/// left and how long it was issued for, not that it expired).
+fn cannot_serve(record: &EntryRecord, now: DateTime<Utc>, min: Duration) -> Error {
+    match record.expires_at {
+        Some(expires_at) if expires_at > now => {
+            let issued = record.last_refreshed_at.unwrap_or(record.updated_at);
+            Error::ShortLived {
+                valid_secs: (expires_at - now).num_seconds(),
+                lifetime_secs: lifetime(issued, expires_at).num_seconds(),
+                asked_secs: min.num_seconds(),
+            }
+        }
+        _ => Error::AuthenticationRequired {
+            reason: "the access token has expired and latchkey cannot refresh it",
+        },
     }
 }
 

@@ -142,11 +142,7 @@ impl TokenService {
                 self.touch(key, now);
                 return Ok(result_of(&bundle.bundle));
             }
-            Freshness::Expired => {
-                return Err(Error::AuthenticationRequired {
-                    reason: "the access token has expired and latchkey cannot refresh it",
-                })
-            }
+            Freshness::Expired => return Err(super::cannot_serve(&record, now, min)),
             Freshness::Refresh => {}
         }
         let cooling = failed_at
