@@ -15,6 +15,8 @@ mod crash;
 mod dbus;
 #[cfg(target_os = "linux")]
 mod file_store;
+#[cfg(target_os = "linux")]
+mod first_minutes;
 mod in_process;
 mod install;
 mod issuer;
