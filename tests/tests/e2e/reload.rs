@@ -363,3 +363,45 @@ fn without_a_config_file_the_start_up_line_names_the_one_it_would_read() {
     );
     assert!(configured(&env, &daemon).is_empty());
 }
+
+#[test]
+fn reload_over_the_protocol_takes_no_params_and_refuses_bad_shapes() {
+    let env = TestEnv::bare();
+    let (daemon, path) = start(&env, &provider("corp", "one"));
+    let mut conn = latchkey_tests::RawConnection::open(&daemon.socket);
+    let answer = conn.call(r#"{"jsonrpc":"2.0","id":1,"method":"reload"}"#);
+    assert_eq!(
+        answer["result"]["config"],
+        path.to_str().unwrap(),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["result"]["changed"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    // Params it does not take are ignored, as for `list`; params that are not an object are not.
+    let answer =
+        conn.call(r#"{"jsonrpc":"2.0","id":2,"method":"reload","params":{"path":"/etc/shadow"}}"#);
+    assert_eq!(
+        answer["result"]["config"],
+        path.to_str().unwrap(),
+        "{answer}"
+    );
+    for (id, params) in [(3, "[1]"), (4, "\"x\""), (5, "7")] {
+        let answer = conn.call(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"reload","params":{params}}}"#
+        ));
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert_eq!(answer["id"], id, "{answer}");
+    }
+    // The connection still serves, and the audit names the method.
+    let answer = conn.call(r#"{"jsonrpc":"2.0","id":6,"method":"version"}"#);
+    assert!(answer["result"]["protocol"].is_number(), "{answer}");
+    daemon.wait_for_log("method=\"reload\"");
+
+    // The CLI refuses the bus for it, without a daemon call.
+    let out = env.cli(&daemon.socket, &["--transport", "dbus", "reload"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("socket only"), "{}", stderr(&out));
+}
