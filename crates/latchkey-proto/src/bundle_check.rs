@@ -87,9 +87,12 @@ impl Expect {
     }
 }
 
-/// The fields of each kind: name, what it holds, whether it is required. An optional field
-/// may also be `null`, except `scopes` (a list, empty when absent).
-fn fields(kind: &str) -> Option<(&'static str, &'static [(&'static str, Expect, bool)])> {
+/// One field of a kind: its name, what it holds, whether it is required.
+type Field = (&'static str, Expect, bool);
+
+/// The fields of each kind. An optional field may also be `null`, except `scopes` (a list,
+/// empty when absent).
+fn fields(kind: &str) -> Option<(&'static str, &'static [Field])> {
     Some(match kind {
         "oauth2" => (
             "oauth2",
