@@ -268,6 +268,13 @@ pub enum Command {
     /// Change the file store's passphrase (current, then new, from a prompt; or two lines on
     /// stdin).
     Passwd,
+    /// Make latchkeyd read its configuration file again (as SIGHUP does) and say what changed
+    /// and what needs a restart; a file with an error changes nothing. Over the socket only.
+    Reload {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the CLI's and the daemon's versions. Without a daemon: the CLI's, a note on how to
     /// start latchkeyd, and exit code 7.
     Version {

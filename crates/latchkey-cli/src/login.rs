@@ -32,22 +32,6 @@ async fn connect(target: &Target) -> Result<Client, ClientError> {
     Ok(client)
 }
 
-/// Opens `url` in the user's browser, without waiting; failures only mean the user opens it.
-fn open_browser(url: &str) -> bool {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
-}
-
 /// The URL (or the device page) alone on its own line: on stdout for people and for scripts,
 /// on stderr when stdout is kept for the JSON result.
 fn link(url: &str, json: bool) -> Result<(), crate::out::StdoutError> {
@@ -59,12 +43,17 @@ fn link(url: &str, json: bool) -> Result<(), crate::out::StdoutError> {
     }
 }
 
-fn show(started: &LoginStarted, open: bool, json: bool) -> Result<(), crate::out::StdoutError> {
+fn show(
+    started: &LoginStarted,
+    open: bool,
+    json: bool,
+    provider: &str,
+) -> Result<(), crate::out::StdoutError> {
     if let Some(url) = &started.authorization_url {
         note!("Open this URL in a browser to log in:");
         link(url, json)?;
-        if open && open_browser(url) {
-            note!("(a browser was asked to open it)");
+        if open {
+            crate::browser::open(url, Some(provider), &mut std::io::stderr().lock());
         }
     } else if let (Some(uri), Some(code)) = (&started.verification_uri, &started.user_code) {
         note!(
@@ -74,8 +63,8 @@ fn show(started: &LoginStarted, open: bool, json: bool) -> Result<(), crate::out
         );
         let direct = started.verification_uri_complete.as_deref().unwrap_or(uri);
         link(direct, json)?;
-        if open && open_browser(direct) {
-            note!("(a browser was asked to open it)");
+        if open {
+            crate::browser::open(direct, None, &mut std::io::stderr().lock());
         }
     }
     note!(
@@ -100,8 +89,9 @@ pub fn run(request: Request) -> Result<Metadata, Failure> {
         let interrupt = tokio::signal::windows::ctrl_c();
         let mut interrupt = interrupt.map_err(|e| crate::failure(e.into()))?;
         let mut client = connect(&request.target).await?;
+        let provider = request.params.provider.clone();
         let started = client.login(request.params).await?;
-        show(&started, request.open_browser, request.json)?;
+        show(&started, request.open_browser, request.json, &provider)?;
         let spinner = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(120));
         let frames = ['|', '/', '-', '\\'];

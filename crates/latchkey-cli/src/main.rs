@@ -1,6 +1,7 @@
 //! `latchkey`: parse the command line, talk to latchkeyd, print the result, exit with a code
 //! a script can branch on.
 
+mod browser;
 mod cli;
 mod completions;
 mod doctor;
@@ -15,8 +16,10 @@ mod lock;
 mod login;
 mod logout;
 mod migrate;
+mod min_valid;
 mod out;
 mod output;
+mod reload;
 mod run;
 #[cfg(windows)]
 mod run_key;
@@ -169,6 +172,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 scopes: scopes.clone(),
                 min_valid_secs: *min_valid,
             })?;
+            let expires_at = result.expires_at.map(|at| at.timestamp());
+            if let Some(note) = min_valid::note(expires_at, *min_valid, min_valid::unix_now()) {
+                note!("latchkey: {note}");
+            }
             if *json {
                 print_json(&result)?;
             } else {
@@ -348,6 +355,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock => lock::unlock(&cli)?,
         Command::Lock => lock::lock(&cli)?,
         Command::Passwd => lock::passwd(&cli)?,
+        Command::Reload { json } => reload::run(&cli, *json)?,
         Command::Version { json } => version::run(&cli, *json)?,
         Command::Run {
             env,

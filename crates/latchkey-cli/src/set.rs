@@ -59,11 +59,9 @@ fn refuse_argument(request: &Request<'_>) -> Failure {
 fn read(request: &Request<'_>) -> Result<BundleInput, Failure> {
     if request.bundle {
         let text = input::read_stdin().map_err(usage)?;
-        return serde_json::from_str::<BundleInput>(&text).map_err(|e| {
+        return BundleInput::from_json(&text).map_err(|e| {
             usage(anyhow!(
-                "the bundle on stdin is not valid (line {}, column {}); see `latchkey set --help`",
-                e.line(),
-                e.column()
+                "the bundle on stdin is not valid: {e}; see `latchkey set --help`"
             ))
         });
     }

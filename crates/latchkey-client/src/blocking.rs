@@ -173,6 +173,11 @@ impl Client {
         self.runtime.block_on(self.inner.lock())
     }
 
+    /// See [`crate::Client::reload`].
+    pub fn reload(&mut self) -> Result<latchkey_proto::ReloadResult, ClientError> {
+        self.runtime.block_on(self.inner.reload())
+    }
+
     /// See [`crate::Client::change_passphrase`].
     pub fn change_passphrase(
         &mut self,

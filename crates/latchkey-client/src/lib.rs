@@ -33,8 +33,8 @@ use latchkey_proto::{
     BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult,
     KeyParams, ListResult, LockResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult,
     Metadata, MigrateParams, MigrateResult, PasswdParams, ProviderInfo, ProviderSecretParams,
-    ProviderSecretResult, ProvidersResult, Secret, SetParams, SetResult, StatusParams,
-    StatusResult, UnlockParams, VersionResult, PROTOCOL_VERSION,
+    ProviderSecretResult, ProvidersResult, ReloadResult, Secret, SetParams, SetResult,
+    StatusParams, StatusResult, UnlockParams, VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use transport::Connection;
@@ -401,6 +401,13 @@ impl Client {
     /// Locks the daemon's store: no secret is served until the next unlock.
     pub async fn lock(&mut self) -> Result<LockResult, ClientError> {
         self.call(Call::Lock).await
+    }
+
+    /// Asks the daemon to read its configuration file again; what changed, and what waits
+    /// for a restart. A file that is not valid leaves the running configuration in force and
+    /// fails with `invalid_request`, naming the file and the line.
+    pub async fn reload(&mut self) -> Result<ReloadResult, ClientError> {
+        self.call(Call::Reload).await
     }
 
     /// Changes the passphrase of a passphrase store.

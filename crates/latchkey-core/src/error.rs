@@ -25,6 +25,21 @@ pub enum Error {
         /// Why, for people.
         reason: &'static str,
     },
+    /// The token cannot be refreshed and is valid for less than the caller asked for
+    /// (`min_valid_secs`), though not expired.
+    #[error(
+        "the access token is valid for only {valid_secs} more seconds (it was issued for \
+         {lifetime_secs} seconds), less than the {asked_secs} asked for, and latchkey cannot \
+         refresh it"
+    )]
+    ShortLived {
+        /// Seconds until it expires.
+        valid_secs: i64,
+        /// Seconds it was issued for.
+        lifetime_secs: i64,
+        /// Seconds of validity asked for.
+        asked_secs: i64,
+    },
     /// The entry lacks some requested scopes.
     #[error("the entry was not granted every requested scope")]
     InsufficientScope {
@@ -96,7 +111,9 @@ impl Error {
         match self {
             Error::InvalidKey(_) | Error::InvalidBundle(_) => ErrorKind::InvalidRequest,
             Error::NotFound => ErrorKind::NotFound,
-            Error::AuthenticationRequired { .. } => ErrorKind::AuthenticationRequired,
+            Error::AuthenticationRequired { .. } | Error::ShortLived { .. } => {
+                ErrorKind::AuthenticationRequired
+            }
             Error::InsufficientScope { .. } => ErrorKind::InsufficientScope,
             Error::RefreshFailed { .. } => ErrorKind::RefreshFailed,
             Error::Locked => ErrorKind::Locked,
@@ -114,6 +131,12 @@ impl Error {
             Error::InsufficientScope { missing } => rpc.data.missing_scopes = missing.clone(),
             Error::AuthenticationRequired { .. } => {
                 rpc.data.hint = Some("store a new token with `latchkey set`".to_owned())
+            }
+            Error::ShortLived { .. } => {
+                rpc.data.hint = Some(
+                    "ask for less (--min-valid, min_valid_secs), or store a newer token with `latchkey set`"
+                        .to_owned(),
+                )
             }
             Error::Locked => rpc.data.hint = Some(LOCKED_HINT.to_owned()),
             Error::RefreshFailed { retryable, .. } => rpc.data.retryable = Some(*retryable),

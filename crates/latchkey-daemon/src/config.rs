@@ -56,6 +56,23 @@ pub struct Config {
     pub http_timeout: Duration,
     /// How long a login waits for the user.
     pub login_timeout: Duration,
+    /// Where the settings came from, so that a reload reads them the same way.
+    pub source: Source,
+    /// Whether the configuration file existed and was read (a missing `config.toml` in the
+    /// default place is not an error: the defaults apply).
+    pub file_read: bool,
+}
+
+/// Where the configuration comes from, kept so that a reload reads it the same way.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    /// The file: `--config`, else `config.toml` in the platform's config folder. `None` when
+    /// there is no config folder, or when the caller built the settings itself.
+    pub path: Option<PathBuf>,
+    /// Whether the file must exist (it was named with `--config`).
+    pub required: bool,
+    /// Command-line values; they beat the file at every reload too.
+    pub overrides: Overrides,
 }
 
 /// The `config.toml` file. Every key is optional; an unknown key or section, in any section, is
@@ -78,6 +95,9 @@ pub struct FileConfig {
     /// `[oauth]`
     #[serde(default)]
     pub oauth: OauthSection,
+    /// The file these settings were read from, to name it in errors about their values.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `[oauth]` in `config.toml`.
@@ -135,17 +155,26 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not valid.
-    #[error("invalid configuration in {path}: {message}")]
+    /// The file is not valid TOML, or not the settings latchkeyd knows.
+    #[error("invalid configuration in {path}{}: {message}", at(*line, *column))]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// Where in the file (1-based), when known.
+        line: Option<usize>,
+        /// The column (1-based, in characters), when known.
+        column: Option<usize>,
         /// What is wrong.
         message: String,
     },
-    /// A value is out of range.
-    #[error("{0}")]
-    Value(String),
+    /// A value is out of range or not one of those allowed.
+    #[error("{origin}: {message}")]
+    Value {
+        /// Where the value came from: the file's path, or the flag.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The path is not a regular file (a directory, a FIFO, a device, ...).
     #[error("{path} is {found}, not a regular file: point --config at a config.toml")]
     NotRegular {
@@ -187,6 +216,87 @@ pub enum ConfigError {
     },
 }
 
+/// ", line L, column C" for a position in the file, or nothing.
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(", line {line}, column {column}"),
+        (Some(line), None) => format!(", line {line}"),
+        _ => String::new(),
+    }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    // A span inside a multi-byte character is moved back to its start.
+    let offset = (0..=offset)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// A TOML or settings error as it may be shown: serde quotes a string value it did not
+/// expect (`invalid type: string "...", expected ...`), and a value in the wrong place could
+/// be something private, so quoted strings are left out.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let after = &rest[start + "string \"".len()..];
+        // serde writes the value with Rust's escapes, so an inner quote is `\"`.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        match end {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl ConfigError {
+    /// A TOML error in `text`, read from `path`, with the line and column it points at.
+    fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
+        let (line, column) = match err.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        let mut message = unquoted(err.message().trim());
+        if message.starts_with("unknown field `provider`") {
+            message.push_str(" (providers go under [providers.NAME])");
+        }
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 /// Longest accepted `[store] lock_after_secs`: 30 days.
 pub const MAX_LOCK_AFTER_SECS: u64 = 30 * 86_400;
 
@@ -198,19 +308,30 @@ impl FileConfig {
     /// regular file of at most [`MAX_CONFIG_BYTES`], owned by this user or root and not
     /// writable by group or others; anything else is refused at once, without blocking.
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        Self::load_present(path, required).map(|(file, _)| file)
+    }
+
+    /// Like [`FileConfig::load`], and whether the file was there (a missing one that is not
+    /// `required` gives the defaults).
+    pub fn load_present(path: &Path, required: bool) -> Result<(Self, bool), ConfigError> {
         let text = match read_checked(path) {
             Ok(text) => text,
             Err(ConfigError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && !required =>
             {
-                return Ok(Self::default())
+                return Ok((Self::default(), false))
             }
             Err(err) => return Err(err),
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })
+        Ok((Self::parse(path, &text)?, true))
+    }
+
+    /// Parses `text`, the contents of `path`; an error names the file, the line and the column.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut file: Self =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        file.path = Some(path.to_owned());
+        Ok(file)
     }
 }
 
@@ -319,14 +440,22 @@ fn read_checked(path: &Path) -> Result<String, ConfigError> {
             size: bytes.len() as u64,
         });
     }
-    String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-        path: path.to_owned(),
-        message: "the file is not UTF-8 text".to_owned(),
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = line_column(
+            &String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]),
+            usize::MAX,
+        );
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            message: "the file is not UTF-8 text".to_owned(),
+        }
     })
 }
 
 /// Command-line values that override the file.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `--socket` or `LATCHKEY_SOCKET`.
     pub socket: Option<PathBuf>,
@@ -356,17 +485,17 @@ impl Config {
     /// `config.toml` in the platform's config folder if there is one, combined with `flags`.
     /// Data goes to `LATCHKEY_DATA_DIR` if set, else the platform's data folder.
     pub fn load(file: Option<PathBuf>, flags: Overrides) -> Result<Self, ConfigError> {
-        let dirs = project_dirs();
-        let (path, required) = match file {
-            Some(path) => (Some(path), true),
-            None => (
-                dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
-                false,
-            ),
-        };
-        let file = match path {
-            Some(path) => FileConfig::load(&path, required)?,
-            None => FileConfig::default(),
+        let source = match file {
+            Some(path) => Source {
+                path: Some(path),
+                required: true,
+                overrides: flags,
+            },
+            None => Source {
+                path: default_path(),
+                required: false,
+                overrides: flags,
+            },
         };
         let data_dir = match std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
             Some(dir) => PathBuf::from(dir),
@@ -374,7 +503,30 @@ impl Config {
                 .map(|folders| folders.data)
                 .ok_or(ConfigError::NoDataDir)?,
         };
-        Self::resolve(file, flags, data_dir)
+        Self::reload(&source, data_dir)
+    }
+
+    /// Reads `source` again (the file as it is now, the same flags) into a configuration
+    /// whose data folder is `data_dir`.
+    pub fn reload(source: &Source, data_dir: PathBuf) -> Result<Self, ConfigError> {
+        let (file, file_read) = match &source.path {
+            Some(path) => FileConfig::load_present(path, source.required)?,
+            None => (FileConfig::default(), false),
+        };
+        let mut config = Self::resolve(file, source.overrides.clone(), data_dir)?;
+        config.source = source.clone();
+        config.file_read = file_read;
+        Ok(config)
+    }
+
+    /// The configuration file for the start-up line and messages: its path, and whether it
+    /// exists.
+    pub fn describe_file(&self) -> String {
+        match (&self.source.path, self.file_read) {
+            (Some(path), true) => path.display().to_string(),
+            (Some(path), false) => format!("{} (absent: defaults apply)", path.display()),
+            (None, _) => "none (no config folder)".to_owned(),
+        }
     }
 
     /// Combines defaults, the file and the flags, and checks the result.
@@ -383,11 +535,24 @@ impl Config {
         flags: Overrides,
         data_dir: PathBuf,
     ) -> Result<Self, ConfigError> {
+        let file_label = file
+            .path
+            .as_ref()
+            .map_or_else(|| "config.toml".to_owned(), |p| p.display().to_string());
+        // Where a value came from: its flag if one was given, else the file.
+        let origin = |flag: Option<&str>| flag.map_or_else(|| file_label.clone(), str::to_owned);
+        let value_error = |flag: Option<&str>, message: String| ConfigError::Value {
+            origin: origin(flag),
+            message,
+        };
         let backend = match (flags.backend, file.store.backend) {
             (Some(b), _) => b,
-            (None, Some(name)) => name.parse().map_err(ConfigError::Value)?,
+            (None, Some(name)) => name
+                .parse()
+                .map_err(|e: String| value_error(None, format!("store.backend: {e}")))?,
             (None, None) => Backend::Auto,
         };
+        let flag = |set: bool, name: &'static str| set.then_some(name);
         let defaults = Limits::default();
         let limits = Limits {
             max_line: flags
@@ -412,24 +577,39 @@ impl Config {
                 .map_or(defaults.write_timeout, Duration::from_secs),
         };
         if !(256..=16 * 1024 * 1024).contains(&limits.max_line) {
-            return Err(ConfigError::Value(
-                "max_line must be between 256 bytes and 16 MiB".into(),
+            return Err(value_error(
+                flag(flags.max_line.is_some(), "--max-line"),
+                "limits.max_line must be between 256 bytes and 16 MiB".into(),
             ));
         }
         if !(1..=65_536).contains(&limits.max_connections) {
-            return Err(ConfigError::Value(
-                "max_connections must be between 1 and 65536".into(),
+            return Err(value_error(
+                flag(flags.max_connections.is_some(), "--max-connections"),
+                "limits.max_connections must be between 1 and 65536".into(),
             ));
         }
-        for (name, value) in [
-            ("idle_timeout_secs", limits.idle_timeout),
-            ("request_timeout_secs", limits.request_timeout),
-            ("write_timeout_secs", limits.write_timeout),
+        for (name, value, from_flag) in [
+            (
+                "idle_timeout_secs",
+                limits.idle_timeout,
+                flag(flags.idle_timeout_secs.is_some(), "--idle-timeout"),
+            ),
+            (
+                "request_timeout_secs",
+                limits.request_timeout,
+                flag(flags.request_timeout_secs.is_some(), "--request-timeout"),
+            ),
+            (
+                "write_timeout_secs",
+                limits.write_timeout,
+                flag(flags.write_timeout_secs.is_some(), "--write-timeout"),
+            ),
         ] {
             if value.is_zero() || value > Duration::from_secs(86_400) {
-                return Err(ConfigError::Value(format!(
-                    "{name} must be between 1 and 86400"
-                )));
+                return Err(value_error(
+                    from_flag,
+                    format!("limits.{name} must be between 1 and 86400"),
+                ));
             }
         }
         let socket = flags
@@ -441,7 +621,8 @@ impl Config {
             .timeout_secs
             .map_or(latchkey_oauth::DEFAULT_TIMEOUT, Duration::from_secs);
         if http_timeout.is_zero() || http_timeout > Duration::from_secs(300) {
-            return Err(ConfigError::Value(
+            return Err(value_error(
+                None,
                 "oauth.timeout_secs must be between 1 and 300".into(),
             ));
         }
@@ -450,7 +631,8 @@ impl Config {
             .login_timeout_secs
             .map_or(crate::login::LIFETIME, Duration::from_secs);
         if login_timeout.is_zero() || login_timeout > Duration::from_secs(3600) {
-            return Err(ConfigError::Value(
+            return Err(value_error(
+                None,
                 "oauth.login_timeout_secs must be between 1 and 3600".into(),
             ));
         }
@@ -458,7 +640,7 @@ impl Config {
             None => None,
             Some(secs @ 1..=MAX_LOCK_AFTER_SECS) => Some(Duration::from_secs(secs)),
             Some(_) => {
-                return Err(ConfigError::Value(format!(
+                return Err(value_error(None, format!(
                     "store.lock_after_secs must be between 1 and {MAX_LOCK_AFTER_SECS} (leave it out to lock only with `latchkey lock`)"
                 )))
             }
@@ -472,8 +654,19 @@ impl Config {
             providers: file.providers,
             http_timeout,
             login_timeout,
+            source: Source {
+                path: file.path,
+                required: false,
+                overrides: Overrides::default(),
+            },
+            file_read: false,
         })
     }
+}
+
+/// `config.toml` in the platform's config folder, if there is one.
+pub fn default_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("config.toml"))
 }
 
 #[cfg(test)]
@@ -569,6 +762,114 @@ mod tests {
             let err = toml::from_str::<FileConfig>(text).unwrap_err();
             assert!(err.message().contains("unknown"), "{text}: {err}");
         }
+    }
+
+    /// Parses `text` as if read from /etc/latchkey-test.toml; the error's text.
+    fn refusal(text: &str) -> String {
+        FileConfig::parse(Path::new("/etc/latchkey-test.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_sections_and_keys_name_the_file_and_line() {
+        for (text, line, key) in [
+            ("[provider.github]\nclient_id = \"x\"\n", 1, "provider"),
+            ("# a comment\n[store]\nbacknd = \"memory\"\n", 3, "backnd"),
+            (
+                "[providers.github]\nclient_id = \"x\"\nscope = [\"repo\"]\n",
+                3,
+                "scope",
+            ),
+            (
+                "[limits]\nmax_line = 4096\n\n[oauth]\nlogin_timeout = 5\n",
+                5,
+                "login_timeout",
+            ),
+        ] {
+            let err = refusal(text);
+            assert!(
+                err.starts_with("invalid configuration in /etc/latchkey-test.toml, line "),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("line {line}, column")),
+                "{text}: {err}"
+            );
+            assert!(err.contains("unknown field") && err.contains(key), "{err}");
+            // The message is one line: no excerpt of the file.
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = refusal("[store]\nbackend = \"memory\n");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_string_in_the_wrong_place_is_not_repeated() {
+        let err = refusal("[providers.corp]\nclient_id = \"x\"\nscopes = \"s3cr3t \\\" quote\"\n");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("invalid type: a string"), "{err}");
+        assert!(!err.contains("s3cr3t") && !err.contains("quote"), "{err}");
+        let err = refusal("[providers.corp]\nclient_secret = \"s3cr3t\"\n");
+        assert!(
+            err.contains("client_secret") && !err.contains("s3cr3t"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        assert_eq!(line_column("", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é = 1\nx", 3), (1, 3));
+        // An offset inside a character, or past the end, stays inside the text.
+        assert_eq!(line_column("é", 1), (1, 1));
+        assert_eq!(line_column("a\n", 99), (2, 1));
+    }
+
+    #[test]
+    fn the_readme_example_is_accepted() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Configuration").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        let file = FileConfig::parse(Path::new("README.md"), example).unwrap();
+        assert!(file.providers.contains_key("legacy"), "{example}");
+        Config::resolve(file, Overrides::default(), "/tmp".into()).unwrap();
+    }
+
+    #[test]
+    fn value_errors_name_the_file_or_the_flag() {
+        let file = FileConfig::parse(Path::new("/etc/l.toml"), "[limits]\nmax_line = 3\n").unwrap();
+        let err = Config::resolve(file, Overrides::default(), "/tmp".into()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/l.toml: limits.max_line must be between 256 bytes and 16 MiB"
+        );
+        let flags = Overrides {
+            idle_timeout_secs: Some(0),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(FileConfig::default(), flags, "/tmp".into()).unwrap_err();
+        assert!(err.to_string().starts_with("--idle-timeout: "), "{err}");
+        let file =
+            FileConfig::parse(Path::new("/etc/l.toml"), "[store]\nbackend = \"floppy\"\n").unwrap();
+        let err = Config::resolve(file, Overrides::default(), "/tmp".into()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/etc/l.toml: store.backend: unknown store"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unquoting_leaves_other_text_alone() {
+        assert_eq!(unquoted("unknown field `x`"), "unknown field `x`");
+        assert_eq!(
+            unquoted("invalid type: string \"a\\\"b\", expected a sequence"),
+            "invalid type: a string, expected a sequence"
+        );
+        assert_eq!(unquoted("string \"unterminated"), "a string");
     }
 
     // Modes, devices and FIFOs are Unix things.

@@ -69,8 +69,8 @@ impl Connect {
 
     /// A link that logs (service, account) in, if `service` is a provider with browser logins.
     pub async fn link(&self, service: &str, account: &str, scopes: &[String]) -> Option<String> {
-        let provider = self.inner.logins.oauth()?.provider(service)?;
-        if let latchkey_oauth::Source::Fixed(endpoints) = &provider.source {
+        let oauth = self.inner.logins.oauth()?;
+        if let latchkey_oauth::Source::Fixed(endpoints) = &oauth.provider(service)?.source {
             endpoints.authorization.as_ref()?;
         }
         let address = self

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
     Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
-    LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, RpcError,
-    SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
+    LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, ReloadResult,
+    RpcError, SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use tracing::info;
@@ -19,6 +19,7 @@ use crate::connect::Connect;
 use crate::login::{reserved, Logins};
 use crate::migrate::Migrations;
 use crate::peer::Peer;
+use crate::reload::Reloader;
 
 /// The daemon's version, reported by `version` and `status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,6 +34,8 @@ pub struct Handler {
     store_reason: Arc<Mutex<String>>,
     /// Runs `migrate`.
     migrations: Migrations,
+    /// Runs `reload` (and SIGHUP).
+    reloader: Reloader,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -56,6 +59,7 @@ pub enum Reply {
     /// `unlock`, `lock`, `passwd`.
     Lock(LockResult),
     Migrate(MigrateResult),
+    Reload(ReloadResult),
 }
 
 /// Refuses client access to the daemon's own entries (client secrets).
@@ -133,12 +137,13 @@ fn audit_name(service: &str, account: Option<&str>) -> String {
 impl Handler {
     /// A handler over `service`, running logins through `logins`; `store_reason` says why
     /// the daemon uses its store, `data_dir` is where stores keep their indexes (and where
-    /// `migrate` records the store it moved to).
+    /// `migrate` records the store it moved to); `reloader` reloads the configuration.
     pub fn new(
         service: TokenService,
         logins: Logins,
         store_reason: String,
         store_options: latchkey_store::StoreOptions,
+        reloader: Reloader,
     ) -> Self {
         let connect = Connect::new(logins.clone());
         Self {
@@ -147,7 +152,13 @@ impl Handler {
             connect,
             store_reason: Arc::new(Mutex::new(store_reason)),
             migrations: Migrations::new(store_options),
+            reloader,
         }
+    }
+
+    /// Reloads the configuration file (what `reload` and SIGHUP do).
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
     }
 
     /// The store's state after `unlock`, `lock` or `passwd`.
@@ -300,6 +311,12 @@ impl Handler {
                     .run(&self.service, params, &self.store_reason)
                     .await?,
             ),
+            Call::Reload => Reply::Reload(
+                self.reloader
+                    .reload("reload")
+                    .await
+                    .map_err(|e| e.to_rpc())?,
+            ),
         })
     }
 
@@ -341,14 +358,15 @@ impl Handler {
             Call::Migrate(p) => moving_from.map(|from| crate::migrate::audit_name(from, &p.to)),
             _ => None,
         };
+        let (pid, exe) = peer.log_fields();
         info!(
             target: "latchkey::audit",
             method,
             entry = entry.as_deref().unwrap_or("-"),
             uid = peer.user.uid(),
             sid = peer.user.sid(),
-            pid = ?peer.pid,
-            exe = ?peer.exe,
+            pid,
+            exe,
             result,
         );
         outcome

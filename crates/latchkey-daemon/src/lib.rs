@@ -13,9 +13,11 @@ pub mod dbus;
 pub mod handler;
 pub mod ipc;
 pub mod login;
+mod login_help;
 mod migrate;
 pub mod peer;
 pub mod platform;
+pub mod reload;
 pub mod store_choice;
 
 pub use config::{Config, Limits};

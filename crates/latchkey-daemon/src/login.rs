@@ -85,11 +85,24 @@ fn stage(stage: &Mutex<Stage>) -> std::sync::MutexGuard<'_, Stage> {
 /// Provider settings refused at start-up, kept to explain them in `providers`.
 pub type Problems = Vec<(String, String)>;
 
+/// What logins work with, from the configuration; a reload replaces it whole. Logins already
+/// started keep the provider they started with.
+#[derive(Debug)]
+pub struct LoginSettings {
+    /// The OAuth client for the usable providers (none configured: every login is refused).
+    pub oauth: Option<Arc<OAuth>>,
+    /// Providers whose settings were refused, and why.
+    pub problems: Problems,
+    /// How long a login waits for the user.
+    pub lifetime: Duration,
+    /// The configuration file, for messages that say where to configure a provider.
+    pub config_file: Option<std::path::PathBuf>,
+}
+
 struct Inner {
     service: TokenService,
-    oauth: Option<Arc<OAuth>>,
-    problems: Problems,
-    lifetime: Duration,
+    /// Replaced whole by a reload; read with [`Logins::settings`].
+    settings: std::sync::RwLock<Arc<LoginSettings>>,
     pending: Mutex<HashMap<String, Pending>>,
     /// Logins waiting for the user now (finished ones no longer count).
     waiting: std::sync::atomic::AtomicUsize,
@@ -130,29 +143,42 @@ fn invalid(message: impl Into<String>) -> RpcError {
 }
 
 impl Logins {
-    /// Logins for `service` through `oauth` (none configured: every login is refused), each
-    /// waiting at most `lifetime` for the user.
-    pub fn new(
-        service: TokenService,
-        oauth: Option<Arc<OAuth>>,
-        problems: Problems,
-        lifetime: Duration,
-    ) -> Self {
+    /// Logins for `service` with `settings`.
+    pub fn new(service: TokenService, settings: LoginSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
                 service,
-                oauth,
-                problems,
-                lifetime,
+                settings: std::sync::RwLock::new(Arc::new(settings)),
                 pending: Mutex::new(HashMap::new()),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
 
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<LoginSettings> {
+        Arc::clone(
+            &self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Uses `settings` from now on (a reload); pending logins finish with what they started
+    /// with.
+    pub fn replace_settings(&self, settings: LoginSettings) {
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
     /// How long a login waits for the user.
     pub fn lifetime(&self) -> Duration {
-        self.inner.lifetime
+        self.settings().lifetime
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -160,8 +186,8 @@ impl Logins {
     }
 
     /// The OAuth client, if any provider is configured.
-    pub fn oauth(&self) -> Option<&Arc<OAuth>> {
-        self.inner.oauth.as_ref()
+    pub fn oauth(&self) -> Option<Arc<OAuth>> {
+        self.settings().oauth.clone()
     }
 
     /// Starts a login; its outcome is stored as the entry (provider, account).
@@ -171,12 +197,12 @@ impl Logins {
         if reserved(key.service()) {
             return Err(invalid("that name is reserved for latchkey's own use"));
         }
-        let oauth = self
-            .inner
+        let settings = self.settings();
+        let oauth = settings
             .oauth
-            .as_ref()
+            .clone()
             .filter(|o| o.provider(key.service()).is_some())
-            .ok_or_else(|| login_failed(&LoginError::UnknownProvider(key.service().to_owned())))?;
+            .ok_or_else(|| crate::login_help::not_configured(key.service(), &settings))?;
         // The place is taken before any network wait, so bursts cannot overshoot the cap.
         let slot = Slot::take(&self.inner).ok_or_else(|| {
             invalid(format!(
@@ -185,7 +211,7 @@ impl Logins {
         })?;
         let provider = key.service().to_owned();
         let login_id = latchkey_oauth::random_id();
-        let lifetime = self.inner.lifetime;
+        let lifetime = settings.lifetime;
         let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
         let (started, flow) = if params.device {
             let (device, flow) = oauth
@@ -380,7 +406,8 @@ impl Logins {
             }
             Err(err) => return Err(err.to_rpc()),
         };
-        let revocation = match (&tokens, &self.inner.oauth) {
+        let oauth = self.oauth();
+        let revocation = match (&tokens, &oauth) {
             (Some(bundle), Some(oauth)) => match bundle.provider.as_deref() {
                 Some(provider) if oauth.provider(provider).is_some() => {
                     // An expired access token is not sent: nothing is left to revoke.
@@ -408,7 +435,10 @@ impl Logins {
         })
     }
 
-    /// Stores (or with `None`, removes) a confidential client's secret.
+    /// Stores (or with `None`, removes) a confidential client's secret. Only a provider
+    /// latchkey knows (a built-in template or one in the configuration) takes one: a typo
+    /// would otherwise store a secret nothing ever uses. Removing works for any name, so a
+    /// secret left by a provider since removed from the configuration can go too.
     pub async fn set_client_secret(
         &self,
         provider: &str,
@@ -418,6 +448,23 @@ impl Logins {
         let service = &self.inner.service;
         match secret {
             Some(key) if !key.is_empty() => {
+                let settings = self.settings();
+                let known = settings.known_providers();
+                if !known.iter().any(|name| name == provider) {
+                    // The name is the client's input: the message lists ours instead.
+                    let mut rpc = RpcError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no provider of that name; the known providers are {}",
+                            known.join(", ")
+                        ),
+                    );
+                    rpc.data.hint = Some(format!(
+                        "configure it first under [providers.NAME] in {}, then run `latchkey reload`",
+                        crate::login_help::config_file_name(&settings)
+                    ));
+                    return Err(rpc);
+                }
                 service
                     .set(SetParams {
                         service: CLIENT_SECRET_SERVICE.to_owned(),
@@ -444,26 +491,17 @@ impl Logins {
 
     /// Built-in and configured providers, and what each can do.
     pub async fn providers(&self) -> Vec<ProviderInfo> {
-        let mut names: Vec<String> = latchkey_oauth::BUILTIN
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        if let Some(oauth) = &self.inner.oauth {
-            names.extend(oauth.providers().map(|p| p.name.clone()));
-        }
-        names.extend(self.inner.problems.iter().map(|(n, _)| n.clone()));
-        names.sort();
-        names.dedup();
+        let settings = self.settings();
+        let oauth = settings.oauth.as_ref();
         let secrets = self.inner.service.status(&latchkey_proto::StatusParams {
             service: Some(CLIENT_SECRET_SERVICE.to_owned()),
             account: None,
         });
         let mut out = Vec::new();
-        for name in names {
+        for name in settings.known_providers() {
             let builtin = latchkey_oauth::BUILTIN.contains(&name.as_str());
-            let provider = self.inner.oauth.as_ref().and_then(|o| o.provider(&name));
-            let problem = self
-                .inner
+            let provider = oauth.and_then(|o| o.provider(&name));
+            let problem = settings
                 .problems
                 .iter()
                 .find(|(n, _)| *n == name)
@@ -479,7 +517,10 @@ impl Logins {
                 client_secret: secrets.iter().any(|m| m.account == name),
                 problem: problem.or_else(|| {
                     provider.is_none().then(|| {
-                        format!("not configured: add [providers.{name}] with a client_id to config.toml")
+                        format!(
+                            "not configured: add [providers.{name}] with a client_id to {}",
+                            crate::login_help::config_file_name(&settings)
+                        )
                     })
                 }),
             };
@@ -487,12 +528,7 @@ impl Logins {
                 if let latchkey_oauth::Source::Issuer(issuer) = &provider.source {
                     info.issuer = Some(issuer.to_string());
                 }
-                let known = self
-                    .inner
-                    .oauth
-                    .as_ref()
-                    .and_then(|o| o.known_endpoints(&name));
-                if let Some(e) = known {
+                if let Some(e) = oauth.and_then(|o| o.known_endpoints(&name)) {
                     if e.authorization.is_some() {
                         info.flows.push("browser".into());
                     }
@@ -505,6 +541,23 @@ impl Logins {
             out.push(info);
         }
         out
+    }
+}
+
+impl LoginSettings {
+    /// The built-in templates and every configured provider (usable or refused), sorted.
+    pub fn known_providers(&self) -> Vec<String> {
+        let mut names: Vec<String> = latchkey_oauth::BUILTIN
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        if let Some(oauth) = &self.oauth {
+            names.extend(oauth.providers().map(|p| p.name.clone()));
+        }
+        names.extend(self.problems.iter().map(|(n, _)| n.clone()));
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

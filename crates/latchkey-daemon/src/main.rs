@@ -1,5 +1,6 @@
 //! `latchkeyd`: parse flags, set up logging, hardening and signals, then run the daemon
-//! library ([`DaemonBuilder`]) until SIGINT or SIGTERM (on Windows: a console control event).
+//! library ([`DaemonBuilder`]) until SIGINT or SIGTERM (on Windows: a console control event);
+//! SIGHUP reloads the configuration file.
 
 use std::path::PathBuf;
 
@@ -123,7 +124,25 @@ async fn run(endpoints: Endpoints, config: Config) -> Result<()> {
             shutdown.cancel();
         }
     });
+    // Caught from now on: a SIGHUP during start-up must not end the daemon.
+    let mut hangups =
+        platform::ReloadSignal::install().context("cannot install the SIGHUP handler")?;
     let daemon = DaemonBuilder::new(config).build().await?;
+    let reloader = daemon.handler().reloader().clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    () = hangups.recv() => {
+                        // The outcome is logged either way; a bad file leaves the old settings.
+                        let _ = reloader.reload("SIGHUP").await;
+                    }
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    });
     daemon.serve(endpoints, shutdown).await?;
     Ok(())
 }

@@ -66,7 +66,25 @@ pub struct Peer {
     pub exe: Option<String>,
 }
 
+/// The executable as an audit line shows it (`exe=/usr/bin/curl`): control, bidirectional and
+/// zero-width characters escaped as `\u{..}`, and spaces too, so a crafted file name can
+/// neither start a line of its own nor pose as another field.
+pub fn exe_for_log(exe: &str) -> String {
+    latchkey_proto::text::escape(exe).replace(' ', "\\u{20}")
+}
+
 impl Peer {
+    /// The pid and executable as an audit line shows them: plain values (`pid=1234
+    /// exe=/usr/bin/curl`), each left out when unknown.
+    pub fn log_fields(&self) -> (Option<u32>, Option<tracing::field::DisplayValue<String>>) {
+        (
+            self.pid,
+            self.exe
+                .as_deref()
+                .map(|exe| tracing::field::display(exe_for_log(exe))),
+        )
+    }
+
     /// A peer known by its user and process id; its executable is looked up from the pid.
     pub fn new(user: PeerUser, pid: Option<u32>) -> Peer {
         Peer {
@@ -82,12 +100,13 @@ impl Peer {
         if self.user.is_current() {
             return true;
         }
+        let (pid, exe) = self.log_fields();
         tracing::warn!(
             target: "latchkey::audit",
             uid = self.user.uid(),
             sid = self.user.sid(),
-            pid = ?self.pid,
-            exe = ?self.exe,
+            pid,
+            exe,
             result = "permission_denied",
             "refused {what} from another user"
         );
@@ -163,5 +182,65 @@ mod tests {
         let stranger = Peer::new(PeerUser::Sid("S-1-5-21-1-2-3-1001".into()), None);
         assert!(!stranger.is_own_user("a test connection"));
         assert_eq!(stranger.user.to_string(), "S-1-5-21-1-2-3-1001");
+    }
+
+    /// Collects what a fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn audit_lines_show_plain_values_and_leave_out_unknown_ones() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let known = Peer {
+                user: PeerUser::Uid(65534),
+                pid: Some(1234),
+                exe: Some("/usr/bin/curl".into()),
+            };
+            assert!(!known.is_own_user("a test connection"));
+            let crafted = Peer {
+                user: PeerUser::Uid(65534),
+                pid: Some(99),
+                exe: Some("/tmp/my tool\nlatchkey::audit: result=ok".into()),
+            };
+            assert!(!crafted.is_own_user("a test connection"));
+            let unknown = Peer {
+                user: PeerUser::Uid(65534),
+                pid: None,
+                exe: None,
+            };
+            assert!(!unknown.is_own_user("a test connection"));
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("uid=65534 pid=1234 exe=/usr/bin/curl "),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("exe=/tmp/my\\u{20}tool\\u{a}latchkey::audit:\\u{20}result=ok "),
+            "{text}"
+        );
+        assert!(
+            !lines[2].contains("pid") && !lines[2].contains("exe"),
+            "{text}"
+        );
+        assert!(!text.contains("Some("), "{text}");
     }
 }

@@ -16,6 +16,7 @@ mod http_client;
 pub mod loopback;
 mod provider;
 mod provider_text;
+pub mod register;
 mod revoke;
 mod tokens;
 

@@ -8,6 +8,7 @@
 //! does no I/O (where the socket lives is `latchkey-paths`' job).
 #![deny(missing_docs)]
 
+mod bundle_check;
 pub mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;
@@ -18,6 +19,7 @@ pub mod text;
 mod timestamp;
 pub mod types;
 
+pub use bundle_check::BundleJsonError;
 pub use error::{ErrorData, ErrorKind, RpcError};
 pub use message::{Call, Id, Request, Response};
 pub use secret::Secret;

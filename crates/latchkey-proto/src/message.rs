@@ -68,6 +68,8 @@ pub enum Call {
     Passwd(PasswdParams),
     /// `migrate`
     Migrate(MigrateParams),
+    /// `reload`: read the configuration file again.
+    Reload,
 }
 
 impl Call {
@@ -90,12 +92,15 @@ impl Call {
             Call::Lock => "lock",
             Call::Passwd(_) => "passwd",
             Call::Migrate(_) => "migrate",
+            Call::Reload => "reload",
         }
     }
 
     fn params(&self) -> Option<Value> {
         let value = match self {
-            Call::Version | Call::List | Call::Providers | Call::Lock => return None,
+            Call::Version | Call::List | Call::Providers | Call::Lock | Call::Reload => {
+                return None
+            }
             Call::Get(p) => serde_json::to_value(p),
             Call::Set(p) => serde_json::to_value(p),
             Call::Clear(p) => serde_json::to_value(p),
@@ -286,21 +291,39 @@ fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
         "lock" => Call::Lock,
         "passwd" => Call::Passwd(typed_params("passwd", params)?),
         "migrate" => Call::Migrate(typed_params("migrate", params)?),
+        "reload" => Call::Reload,
         _ => return Err(RpcError::method_not_found()),
     })
 }
 
+/// For `set` params whose bundle is what failed: which of its fields is wrong (the message
+/// names latchkey's own fields only).
+fn bundle_problem(method: &str, params: &Params<'_>) -> Option<crate::BundleJsonError> {
+    if method != "set" {
+        return None;
+    }
+    let bundle = match params {
+        Params::Raw(text) => serde_json::from_str::<Map<String, Value>>(text)
+            .ok()?
+            .remove("bundle")?,
+        Params::Object(map) => map.get("bundle")?.clone(),
+    };
+    crate::types::BundleInput::from_json_value(bundle).err()
+}
+
 /// Deserializes params without letting serde quote the client's values in the message.
 fn typed_params<T: DeserializeOwned>(method: &str, params: Params<'_>) -> Result<T, RpcError> {
-    let parsed = match params {
+    let parsed = match &params {
         Params::Raw(text) => serde_json::from_str(text),
-        Params::Object(map) => serde_json::from_value(Value::Object(map)),
+        Params::Object(map) => serde_json::from_value(Value::Object(map.clone())),
     };
     parsed.map_err(|e| {
         let text = e.to_string();
         // "missing field `x`" names one of our own fields, never client data.
         if text.starts_with("missing field") {
             RpcError::invalid_params(format!("invalid params for {method}: {text}"))
+        } else if let Some(problem) = bundle_problem(method, &params) {
+            RpcError::invalid_params(format!("invalid params for {method}: bundle: {problem}"))
         } else {
             RpcError::invalid_params(format!(
                 "invalid params for {method}: a field has the wrong type or an unknown value"
@@ -525,6 +548,27 @@ mod tests {
             }
         );
         assert!(!format!("{params:?}").contains("\"p\""));
+    }
+
+    #[test]
+    fn a_bad_bundle_names_its_field_on_both_paths() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"set","params":{"service":"s","bundle":{"kind":"oauth2","access_token":"SECRET-x","expires_in":"SECRET-y"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"set","params":null,"params":{"service":"s","bundle":{"kind":"oauth2","access_token":"SECRET-x","expires_in":"SECRET-y"}}}"#,
+            r#"{"jsonrpc":"2\u002e0","id":1,"method":"set","params":{"service":"s","bundle":{"kind":"oauth2","access_token":"SECRET-x","expires_in":"SECRET-y"}}}"#,
+        ] {
+            let err = parse(line).unwrap_err().error;
+            assert_eq!(
+                err.message,
+                "invalid params for set: bundle: `expires_in` must be a whole number of seconds",
+                "{line}"
+            );
+        }
+        // Other methods keep the general message.
+        let err = parse(r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":5}}"#)
+            .unwrap_err()
+            .error;
+        assert!(err.message.contains("wrong type"), "{}", err.message);
     }
 
     #[test]

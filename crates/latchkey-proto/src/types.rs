@@ -498,3 +498,19 @@ pub struct ProviderSecretResult {
     /// Whether a secret is stored for the provider now.
     pub stored: bool,
 }
+
+/// Result of `reload`: the configuration file was read again and is in force, except for
+/// the settings that only a restart changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    /// The configuration file read (its path), or a note that there is none.
+    pub config: String,
+    /// The settings that changed and are in force now (`providers.github`,
+    /// `limits.idle_timeout_secs`, ...).
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// The settings that changed in the file but take effect only when latchkeyd restarts
+    /// (`store.backend`, `daemon.socket`, `store.lock_after_secs`, `limits.max_connections`).
+    #[serde(default)]
+    pub restart_needed: Vec<String>,
+}

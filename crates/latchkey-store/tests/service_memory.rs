@@ -131,15 +131,19 @@ async fn expiry_follows_the_clock() {
     clock.advance(Duration::minutes(55));
     assert_eq!(svc.list()[0].state, State::Expiring);
     assert!(svc.get(&get("gh", &[])).await.is_ok());
-    // Not enough lifetime left for this caller.
+    // Not enough lifetime left for this caller: said how much is left, not that it expired.
     let min = GetParams {
         min_valid_secs: Some(600),
         ..get("gh", &[])
     };
-    assert!(matches!(
-        svc.get(&min).await,
-        Err(Error::AuthenticationRequired { .. })
-    ));
+    assert_eq!(
+        svc.get(&min).await.unwrap_err(),
+        Error::ShortLived {
+            valid_secs: 300,
+            lifetime_secs: 3600,
+            asked_secs: 600
+        }
+    );
     clock.advance(Duration::minutes(5));
     assert_eq!(svc.list()[0].state, State::Expired);
     assert!(matches!(

@@ -18,6 +18,8 @@ mod dbus;
 mod file_store;
 #[cfg(target_os = "linux")]
 mod first_minutes;
+#[cfg(target_os = "linux")]
+mod first_minutes_daemon;
 mod in_process;
 mod install;
 mod issuer;
@@ -44,6 +46,7 @@ mod provider_text;
 mod providers;
 #[cfg(target_os = "linux")]
 mod refresh;
+mod reload;
 #[cfg(target_os = "linux")]
 mod run_command;
 mod slots;

@@ -77,7 +77,8 @@ fn params(call: &Call) -> (String, String, Json) {
         | Call::Unlock(_)
         | Call::Lock
         | Call::Passwd(_)
-        | Call::Migrate(_) => Ok(json!({})),
+        | Call::Migrate(_)
+        | Call::Reload => Ok(json!({})),
     };
     let mut value = value.unwrap_or_else(|_| json!({}));
     let mut take = |field: &str| {
@@ -263,7 +264,7 @@ impl DbusConnection {
                         .into(),
                 ))
             }
-            Call::Unlock(_) | Call::Lock | Call::Passwd(_) | Call::Migrate(_) => {
+            Call::Unlock(_) | Call::Lock | Call::Passwd(_) | Call::Migrate(_) | Call::Reload => {
                 return Err(ClientError::Bus(format!(
                     "{} is served over the socket only (latchkey --transport socket)",
                     call.method()

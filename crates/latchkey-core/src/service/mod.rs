@@ -128,8 +128,9 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// Announces changes; slow listeners miss old events rather than slowing writes.
     changes: tokio::sync::broadcast::Sender<Change>,
-    /// Talks to token endpoints; without one, expired tokens need a new `set`.
-    refresher: Option<Arc<dyn Refresher>>,
+    /// Talks to token endpoints; without one, expired tokens need a new `set`. Replaced when
+    /// the daemon reloads its providers; a refresh in flight keeps the one it started with.
+    refresher: std::sync::RwLock<Option<Arc<dyn Refresher>>>,
     /// The source of entry generations.
     generations: std::sync::atomic::AtomicU64,
     /// Generations that a logout retired. A refresh of one of them that lands later revokes
@@ -203,12 +204,40 @@ impl TokenService {
                 entries: Mutex::new(entries),
                 writes: tokio::sync::Mutex::new(()),
                 changes: tokio::sync::broadcast::channel(256).0,
-                refresher,
+                refresher: std::sync::RwLock::new(refresher),
                 generations: std::sync::atomic::AtomicU64::new(generation_start),
                 retired: Mutex::default(),
                 unreconciled: Mutex::new(unreconciled),
             }),
         })
+    }
+
+    /// Refreshes OAuth entries through `refresher` from now on (`None`: no refreshing). A
+    /// refresh already asking the old one finishes with it.
+    pub fn set_refresher(&self, refresher: Option<Arc<dyn Refresher>>) {
+        *self
+            .inner
+            .refresher
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = refresher;
+    }
+
+    /// The refresher in use now.
+    fn refresher(&self) -> Option<Arc<dyn Refresher>> {
+        self.inner
+            .refresher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether OAuth entries can be refreshed at all (a refresher is configured).
+    fn can_refresh(&self) -> bool {
+        self.inner
+            .refresher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Checks the entries served from the store's index against the store's own list:
@@ -357,11 +386,7 @@ impl TokenService {
                 return Err(Error::InsufficientScope { missing });
             }
             match self.freshness(record, now, min) {
-                Freshness::Expired => {
-                    return Err(Error::AuthenticationRequired {
-                        reason: "the access token has expired and latchkey cannot refresh it",
-                    })
-                }
+                Freshness::Expired => return Err(cannot_serve(record, now, min)),
                 Freshness::Refresh if !locked => None,
                 _ if locked => None,
                 _ => match &entry.cached {
@@ -386,7 +411,8 @@ impl TokenService {
         Ok(result_of(&bundle.bundle))
     }
 
-    /// Whether a record can serve as is, should be refreshed first, or cannot serve.
+    /// Whether a record can serve as is, should be refreshed first, or cannot serve (see
+    /// [`cannot_serve`] for why not).
     fn freshness(&self, record: &EntryRecord, now: DateTime<Utc>, min: Duration) -> Freshness {
         let Some(expires_at) = record.expires_at else {
             return Freshness::Fresh;
@@ -397,7 +423,7 @@ impl TokenService {
         let window =
             refresh_window(issued, expires_at).max(min.min(lifetime(issued, expires_at) / 2));
         let refreshable =
-            self.inner.refresher.is_some() && record.has_refresh_token && record.provider.is_some();
+            self.can_refresh() && record.has_refresh_token && record.provider.is_some();
         if expires_at - now > window {
             Freshness::Fresh
         } else if refreshable {
@@ -468,6 +494,25 @@ impl TokenService {
         if let Some(entry) = self.entries().get_mut(key) {
             entry.last_used_at = Some(now);
         }
+    }
+}
+
+/// Why a record that cannot be refreshed cannot serve a `get` asking for `min` more validity:
+/// expired, or still valid but for less than `min` (then the message says how long it has
+/// left and how long it was issued for, not that it expired).
+fn cannot_serve(record: &EntryRecord, now: DateTime<Utc>, min: Duration) -> Error {
+    match record.expires_at {
+        Some(expires_at) if expires_at > now => {
+            let issued = record.last_refreshed_at.unwrap_or(record.updated_at);
+            Error::ShortLived {
+                valid_secs: (expires_at - now).num_seconds(),
+                lifetime_secs: lifetime(issued, expires_at).num_seconds(),
+                asked_secs: min.num_seconds(),
+            }
+        }
+        _ => Error::AuthenticationRequired {
+            reason: "the access token has expired and latchkey cannot refresh it",
+        },
     }
 }
 

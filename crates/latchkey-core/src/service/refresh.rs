@@ -142,11 +142,7 @@ impl TokenService {
                 self.touch(key, now);
                 return Ok(result_of(&bundle.bundle));
             }
-            Freshness::Expired => {
-                return Err(Error::AuthenticationRequired {
-                    reason: "the access token has expired and latchkey cannot refresh it",
-                })
-            }
+            Freshness::Expired => return Err(super::cannot_serve(&record, now, min)),
             Freshness::Refresh => {}
         }
         let cooling = failed_at
@@ -217,7 +213,7 @@ impl TokenService {
         let (Some(refresh_token), Some(provider), Some(refresher)) = (
             old.refresh_token.as_ref(),
             old.provider.as_deref(),
-            self.inner.refresher.as_ref(),
+            self.refresher(),
         ) else {
             return Err(Error::AuthenticationRequired {
                 reason: "the access token has expired and latchkey cannot refresh it",
@@ -480,7 +476,7 @@ impl TokenService {
         let (Some(rotated), Some(provider), Some(refresher)) = (
             bundle.refresh_token.as_ref(),
             bundle.provider.as_deref(),
-            self.inner.refresher.as_ref(),
+            self.refresher(),
         ) else {
             return;
         };

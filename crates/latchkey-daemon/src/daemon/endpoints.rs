@@ -2,6 +2,7 @@
 //! whether to serve on the session bus. Opening an endpoint starts serving it
 //! through the generic connection loop in [`crate::ipc`].
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +55,7 @@ pub(super) struct Serving {
 fn spawn<L: ipc::Listener>(
     listener: L,
     handler: &Handler,
-    limits: Limits,
+    limits: watch::Receiver<Limits>,
     shutdown: &CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(ipc::serve(
@@ -71,7 +72,7 @@ impl StreamEndpoint {
     pub(super) fn open(
         self,
         handler: &Handler,
-        limits: Limits,
+        limits: watch::Receiver<Limits>,
         shutdown: &CancellationToken,
     ) -> Result<Serving, DaemonError> {
         match self {

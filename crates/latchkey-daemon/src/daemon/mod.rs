@@ -12,7 +12,6 @@ mod error;
 use std::sync::Arc;
 
 use latchkey_core::{Clock, Refresher, Store, SystemClock, TokenService};
-use latchkey_oauth::OAuth;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -21,7 +20,8 @@ pub use error::DaemonError;
 
 use crate::config::Config;
 use crate::handler::Handler;
-use crate::login::{Logins, Problems, StoredClientSecrets};
+use crate::login::Logins;
+use crate::reload::Reloader;
 
 /// Builds a [`Daemon`]. Everything but the configuration has a default: the store named by
 /// the configuration (`auto` picks one), the system clock, and OAuth refreshing through the
@@ -72,18 +72,29 @@ impl DaemonBuilder {
             Some(store) => (store, "given by the caller".to_owned()),
             None => open_store(&config).await?,
         };
-        let (oauth, problems) = oauth(&config)?;
+        let settings = crate::reload::login_settings(&config).map_err(DaemonError::OAuth)?;
+        if let Some(oauth) = &settings.oauth {
+            info!(
+                providers = oauth.providers().count(),
+                "OAuth providers configured for logins and refreshing"
+            );
+        }
+        let refresh_through_providers = self.refresher.is_none();
         let refresher = match self.refresher {
             Some(refresher) => Some(refresher),
-            None => oauth.clone().map(|o| o as Arc<dyn Refresher>),
+            None => settings.oauth.clone().map(|o| o as Arc<dyn Refresher>),
         };
         let service = TokenService::open_with_refresher(store, self.clock, refresher)
             .await
             .map_err(DaemonError::Entries)?;
-        if let Some(oauth) = &oauth {
-            oauth.set_client_secrets(Arc::new(StoredClientSecrets(service.clone())));
-        }
-        let logins = Logins::new(service.clone(), oauth, problems, config.login_timeout);
+        crate::reload::attach_secrets(&settings, &service);
+        let logins = Logins::new(service.clone(), settings);
+        let reloader = Reloader::new(
+            config.clone(),
+            service.clone(),
+            logins.clone(),
+            refresh_through_providers,
+        );
         Ok(Daemon {
             handler: Handler::new(
                 service,
@@ -93,8 +104,8 @@ impl DaemonBuilder {
                     data_dir: config.data_dir.clone(),
                     lock_after: config.lock_after,
                 },
+                reloader,
             ),
-            config,
             reason,
         })
     }
@@ -103,7 +114,6 @@ impl DaemonBuilder {
 /// A daemon ready to serve: its handler over an open store.
 pub struct Daemon {
     handler: Handler,
-    config: Config,
     /// Why this store, for the start-up log.
     reason: String,
 }
@@ -150,7 +160,10 @@ impl Daemon {
         tokio::spawn(save_unsaved_periodically(service.clone(), shutdown.clone()));
         let stream = endpoints
             .stream
-            .map(|endpoint| endpoint.open(&self.handler, self.config.limits, shutdown))
+            .map(|endpoint| {
+                let limits = self.handler.reloader().limits();
+                endpoint.open(&self.handler, limits, shutdown)
+            })
             .transpose()?;
         let store = service.store_info();
         #[cfg(target_os = "linux")]
@@ -178,6 +191,7 @@ impl Daemon {
             locked = lock_state(store.locked),
             reason = %self.reason,
             entries = store.entries,
+            config = %self.handler.reloader().describe_file(),
             "latchkeyd is serving"
         );
         // Entries served from the index are checked against the keychain in the background.
@@ -288,33 +302,6 @@ async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, String), DaemonE
         );
     }
     Ok((selection.store, selection.reason))
-}
-
-/// The OAuth client for the configured providers (none configured: no refreshing or
-/// logins), and the providers whose settings were refused, with why.
-fn oauth(config: &Config) -> Result<(Option<Arc<OAuth>>, Problems), DaemonError> {
-    let mut providers = std::collections::BTreeMap::new();
-    let mut problems = Vec::new();
-    for (name, spec) in &config.providers {
-        match latchkey_oauth::Provider::from_spec(name, spec) {
-            Ok(provider) => {
-                providers.insert(name.clone(), provider);
-            }
-            Err(err) => {
-                warn!(provider = %name, error = %err, "provider not usable");
-                problems.push((name.clone(), err.to_string()));
-            }
-        }
-    }
-    if providers.is_empty() {
-        return Ok((None, problems));
-    }
-    info!(
-        providers = providers.len(),
-        "OAuth providers configured for logins and refreshing"
-    );
-    let oauth = OAuth::with_timeout(providers, config.http_timeout).map_err(DaemonError::OAuth)?;
-    Ok((Some(Arc::new(oauth)), problems))
 }
 
 /// Writes again, every few seconds, refreshed tokens the keychain refused to save.

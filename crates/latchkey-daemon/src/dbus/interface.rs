@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use latchkey_proto::{
-    Call, ErrorKind, GetParams, KeyParams, LoginIdParams, LoginParams, Metadata, SetParams,
-    StatusParams,
+    BundleInput, Call, ErrorKind, GetParams, KeyParams, LoginIdParams, LoginParams, Metadata,
+    SetParams, StatusParams,
 };
 use serde_json::Value as Json;
 use zbus::message::Header;
@@ -186,10 +186,10 @@ impl Latchkey {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<Dict, LatchkeyError> {
-        let bundle = serde_json::from_value(from_dict(&bundle)?).map_err(|_| {
+        let bundle = BundleInput::from_json_value(from_dict(&bundle)?).map_err(|e| {
             LatchkeyError::new(
                 ErrorKind::InvalidRequest,
-                "the bundle needs a known kind and that kind's fields",
+                format!("the bundle is not valid: {e}"),
             )
         })?;
         let params = SetParams {

@@ -21,14 +21,15 @@ use crate::config::Limits;
 use crate::handler::Handler;
 
 /// Serves `listener` until `shutdown` is cancelled, then waits for open connections to finish
-/// the requests they are running.
+/// the requests they are running. Each connection takes the `limits` in force when it is
+/// accepted (a reload changes them); the number of slots is fixed at start.
 pub async fn serve<L: Listener>(
     mut listener: L,
     handler: Handler,
-    limits: Limits,
+    limits: tokio::sync::watch::Receiver<Limits>,
     shutdown: CancellationToken,
 ) {
-    let slots = slots::Slots::new(limits.max_connections);
+    let slots = slots::Slots::new(limits.borrow().max_connections);
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -50,8 +51,9 @@ pub async fn serve<L: Listener>(
         };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
+        let in_force = *limits.borrow();
         tracker.spawn(async move {
-            connection::run(stream, peer, &handler, limits, &slot, &shutdown).await;
+            connection::run(stream, peer, &handler, in_force, &slot, &shutdown).await;
             drop(slot);
         });
     }

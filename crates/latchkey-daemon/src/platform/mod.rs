@@ -1,4 +1,4 @@
-//! What differs per operating system outside the transports: shutdown signals, hand-over from
+//! What differs per operating system outside the transports: shutdown and reload signals, hand-over from
 //! the service manager and its readiness notification, and process hardening. Each platform
 //! has one module here with the same functions; `main.rs` and [`crate::Daemon`] call them
 //! through this module only.
@@ -10,14 +10,14 @@ mod unix;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub use unix::return_large_buffers;
 #[cfg(unix)]
-pub use unix::{activation, disable_core_dumps, notify_ready, shutdown_signal};
+pub use unix::{activation, disable_core_dumps, notify_ready, shutdown_signal, ReloadSignal};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{disable_core_dumps, notify_ready, shutdown_signal};
+pub use windows::{disable_core_dumps, notify_ready, shutdown_signal, ReloadSignal};
 
 #[cfg(not(any(unix, windows)))]
 mod other;
 #[cfg(not(any(unix, windows)))]
-pub use other::{disable_core_dumps, notify_ready, shutdown_signal};
+pub use other::{disable_core_dumps, notify_ready, shutdown_signal, ReloadSignal};
