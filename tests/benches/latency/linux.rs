@@ -558,6 +558,22 @@ pub(crate) fn main() {
         response: response.clone(),
         log: log.clone(),
     };
+    if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("instructions") {
+        for clients in [1, 16] {
+            let per_client = (counted.max(1) / clients).max(1);
+            let get = setup.per_request(false, clients, per_client);
+            let echo = setup.per_request(true, clients, per_client);
+            println!(
+                "{clients} client(s), instructions per request (callgrind, server side): get {get:.0}, echo {echo:.0} ({:.2}x)",
+                get / echo
+            );
+        }
+        let _ = echo.kill();
+        let _ = echo.wait();
+        let (exit, _) = daemon.stop();
+        assert!(exit.success());
+        return;
+    }
     for clients in [1, 16] {
         let get = runtime.block_on(measure(&daemon.socket, &line, clients, total));
         let echo = runtime.block_on(measure(&echo_path, &line, clients, total));
