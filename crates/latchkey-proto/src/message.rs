@@ -16,7 +16,7 @@ use crate::types::{
 };
 
 /// A request id as JSON-RPC allows it: a number, a string or null.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Id {
     /// A numeric id.
@@ -25,6 +25,44 @@ pub enum Id {
     String(String),
     /// `null`, also used when the id of a broken request could not be read.
     Null,
+}
+
+/// Read by the JSON value's own type, as `#[serde(untagged)]` would, without buffering the
+/// value first (every request has an id).
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("data did not match any variant of untagged enum Id")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Id, E> {
+                Ok(Id::Number(v.into()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Id, E> {
+                Ok(Id::Number(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Id, E> {
+                serde_json::Number::from_f64(v)
+                    .map(Id::Number)
+                    .ok_or_else(|| E::custom("data did not match any variant of untagged enum Id"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Id, E> {
+                Ok(Id::String(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Id, E> {
+                Ok(Id::String(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Id, E> {
+                Ok(Id::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Id, E> {
+                Ok(Id::Null)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 impl From<u64> for Id {
@@ -148,6 +186,40 @@ struct FastRequest<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// A well-formed `get` request, its params typed in the same pass as the envelope: the request
+/// a client sends most, read without scanning its params twice.
+#[derive(Deserialize)]
+struct FastGet<'a> {
+    #[serde(borrow)]
+    jsonrpc: &'a str,
+    id: Id,
+    #[serde(borrow)]
+    method: &'a str,
+    params: ObjectOnly<GetParams>,
+}
+
+/// Params that must be a JSON object: serde would also read a struct from an array, which
+/// the protocol refuses (positional params).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visit(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
 /// Params as found: raw JSON text (fast path) or an already parsed object (slow path).
 enum Params<'a> {
     Raw(&'a str),
@@ -163,6 +235,18 @@ impl Request {
         let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         let text = std::str::from_utf8(line)
             .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
+        // Only a guess at which shape to try; a line that is not a well-formed `get` after all
+        // goes on to the general parse below, so the answer never depends on the guess.
+        if mentions_get(text) {
+            if let Ok(fast) = serde_json::from_str::<FastGet<'_>>(text) {
+                if fast.jsonrpc == "2.0" && fast.method == "get" {
+                    return Ok(Request {
+                        id: fast.id,
+                        call: Call::Get(fast.params.0),
+                    });
+                }
+            }
+        }
         if let Ok(fast) = serde_json::from_str::<FastRequest<'_>>(text) {
             let params = fast.params.map(|p| p.get().trim()).unwrap_or("null");
             if fast.jsonrpc == "2.0" && (params.starts_with('{') || params == "null") {
@@ -271,6 +355,11 @@ impl Request {
         line.push(b'\n');
         line
     }
+}
+
+/// Whether `text` may be a `get` request: it holds `"get"`.
+fn mentions_get(text: &str) -> bool {
+    text.as_bytes().windows(5).any(|w| w == b"\"get\"")
 }
 
 fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
@@ -435,6 +524,32 @@ impl Response {
         out.push(b'\n');
     }
 
+    /// Appends the success answer to `id` with `result` to `out` as one line, newline
+    /// included: the same bytes as `Response::ok(id, result).write_line(out)`, with the result
+    /// encoded straight into `out` instead of into a buffer of its own first. Should `result`
+    /// fail to encode, the line is the internal error that [`Response::ok`] gives.
+    pub fn write_result(id: &Id, result: &impl Serialize, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(ENVELOPE_RESERVE + 160);
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        let written = serde_json::to_writer(&mut *out, id).and_then(|()| {
+            out.extend_from_slice(b",\"result\":");
+            serde_json::to_writer(&mut *out, result)
+        });
+        if written.is_err() {
+            // The part already written may hold a secret.
+            crate::codec::wipe(&mut out[start..]);
+            out.truncate(start);
+            Self::err(
+                id.clone(),
+                RpcError::new(crate::ErrorKind::Internal, "could not encode the result"),
+            )
+            .write_line(out);
+            return;
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
     /// Drops the response, wiping the text of its result first (a `get` result holds a
     /// secret).
     pub fn wipe(self) {
@@ -514,6 +629,61 @@ mod tests {
                 .call,
             Call::Status(StatusParams::default())
         );
+    }
+
+    #[test]
+    fn ids_read_as_before() {
+        for (text, id) in [
+            ("7", Id::from(7)),
+            ("-3", Id::Number((-3i64).into())),
+            (
+                "1.5",
+                Id::Number(serde_json::Number::from_f64(1.5).unwrap()),
+            ),
+            ("\"x\"", Id::String("x".into())),
+            ("\"a\\u0062\"", Id::String("ab".into())),
+            ("null", Id::Null),
+        ] {
+            assert_eq!(serde_json::from_str::<Id>(text).unwrap(), id, "{text}");
+        }
+        for text in ["true", "[1]", "{}"] {
+            assert!(serde_json::from_str::<Id>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn get_in_one_pass_agrees_with_the_general_parse() {
+        let one_pass = parse(
+            r#"{"id":1,"jsonrpc":"2.0","method":"get","params":{"service":"s","scopes":["a"]}}"#,
+        )
+        .unwrap();
+        // Params before the method, and an escape in the method: the general path.
+        let general = parse(r#"{"params":{"service":"s","scopes":["a"]},"jsonrpc":"2.0","id":1,"method":"g\u0065t"}"#)
+            .unwrap();
+        assert_eq!(one_pass, general);
+        // A duplicate field in get's params is refused either way.
+        let err = parse(
+            r#"{"id":1,"jsonrpc":"2.0","method":"get","params":{"service":"s","service":"t"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.error.code, crate::error::INVALID_PARAMS);
+        // "get" elsewhere in the line does not make another method a get.
+        let clear =
+            parse(r#"{"id":1,"jsonrpc":"2.0","method":"clear","params":{"service":"get"}}"#)
+                .unwrap();
+        assert!(matches!(clear.call, Call::Clear(_)));
+    }
+
+    #[test]
+    fn write_result_writes_what_ok_writes() {
+        let result = serde_json::json!({"secret": "canary", "scopes": ["a\"b"]});
+        for id in [Id::from(3), Id::String("x\"y".into()), Id::Null] {
+            let mut direct = b"before\n".to_vec();
+            Response::write_result(&id, &result, &mut direct);
+            let mut copied = b"before\n".to_vec();
+            Response::ok(id, &result).write_line(&mut copied);
+            assert_eq!(direct, copied);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use futures_util::FutureExt;
 use latchkey_proto::codec::{wipe, FrameRef, LineDecoder};
-use latchkey_proto::{ErrorKind, Id, Request, Response, RpcError};
+use latchkey_proto::{Id, Request, Response, RpcError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -136,9 +136,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                             // A long call (`login_wait`) must not hold up a shutdown.
                             tokio::select! {
                                 biased;
-                                response = respond(handler, request, peer, &mut audit) => response,
+                                () = respond(handler, request, peer, &mut audit, &mut self.out) => {}
                                 () = signals.shutdown.as_mut() => return Close::Shutdown,
                             }
+                            answered = true;
+                            if self.out.len() >= FLUSH_AT {
+                                if let Err(closed) = self.flush(&mut signals).await {
+                                    return closed;
+                                }
+                            }
+                            continue;
                         }
                         Err(bad) => {
                             debug!(code = bad.error.code, kind = %bad.error.data.kind, "bad request");
@@ -239,21 +246,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     }
 }
 
-/// Runs one request for `peer` and encodes its typed reply as the JSON-RPC answer; `audit` is
-/// the connection's audit memory.
+/// Runs one request for `peer` and appends its typed reply to `out` as the JSON-RPC answer,
+/// encoded in place (no copy of a secret to wipe besides `out`); `audit` is the connection's
+/// audit memory.
 async fn respond(
     handler: &Handler,
     request: Request,
     peer: &Peer,
     audit: &mut AuditMemory,
-) -> Response {
-    let outcome = handler.answer(&request.call, peer, audit).await;
-    Response {
-        id: request.id,
-        outcome: outcome.and_then(|reply| {
-            serde_json::value::to_raw_value(&reply)
-                .map_err(|_| RpcError::new(ErrorKind::Internal, "could not encode the result"))
-        }),
+    out: &mut Vec<u8>,
+) {
+    match handler.answer(&request.call, peer, audit).await {
+        Ok(reply) => Response::write_result(&request.id, &reply, out),
+        Err(error) => Response::err(request.id, error).write_line(out),
     }
 }
 
