@@ -44,6 +44,8 @@ if $linux; then
     command -v systemd-socket-activate >/dev/null || need+=(systemd)
     # The file store's entries are opened with the stock age tool in a test.
     command -v age >/dev/null || need+=(age)
+    # The credential helpers are tested through the real git client (and git http-backend).
+    command -v git >/dev/null || need+=(git)
     # The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
     /usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
 fi

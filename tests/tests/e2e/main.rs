@@ -15,6 +15,7 @@ mod crash;
 mod dbus;
 #[cfg(target_os = "linux")]
 mod file_store;
+mod git_credential;
 mod in_process;
 mod install;
 mod issuer;
