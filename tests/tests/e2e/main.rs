@@ -13,6 +13,7 @@ mod config_file;
 mod crash;
 #[cfg(target_os = "linux")]
 mod dbus;
+mod docker_credential;
 #[cfg(target_os = "linux")]
 mod file_store;
 mod git_credential;

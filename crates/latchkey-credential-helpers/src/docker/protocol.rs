@@ -38,6 +38,9 @@ pub enum CredentialsError {
         /// Where.
         column: usize,
     },
+    /// The input is not a JSON object.
+    #[error("the credentials on stdin are not a JSON object")]
+    NotObject,
     /// The input is not UTF-8.
     #[error("the input is not UTF-8")]
     NotUtf8,
@@ -68,6 +71,10 @@ pub struct Credentials {
 
 /// Parses `store`'s input.
 pub fn parse_credentials(input: &[u8]) -> Result<Credentials, CredentialsError> {
+    // A derived struct also reads a JSON array, by position: only an object is docker's.
+    if input.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(CredentialsError::NotObject);
+    }
     // serde_json's messages can quote the input ("invalid type: string ..."): only the kind
     // and position are kept.
     let credentials: Credentials =
@@ -166,7 +173,15 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(matches!(
             parse_credentials(b"hunter2"),
+            Err(CredentialsError::NotObject)
+        ));
+        assert!(matches!(
+            parse_credentials(b"{hunter2"),
             Err(CredentialsError::NotJson { .. })
+        ));
+        assert!(matches!(
+            parse_credentials(br#" ["r","u","hunter2"]"#),
+            Err(CredentialsError::NotObject)
         ));
         assert!(matches!(
             parse_credentials(br#"{"Username":"u","Secret":"s"}"#),
