@@ -46,6 +46,8 @@ if $linux; then
     command -v age >/dev/null || need+=(age)
     # The credential helpers are tested through the real git client (and git http-backend).
     command -v git >/dev/null || need+=(git)
+    # ... and docker-credential-latchkey through the docker CLI (no docker daemon is used).
+    command -v docker >/dev/null || need+=(docker.io)
     # The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
     /usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
 fi

@@ -7,6 +7,10 @@
 //! call `erase`). Each attempt's username and password are recorded, so a test can check
 //! which secret git was given. Pushes are allowed: `REMOTE_USER` is set, which enables
 //! `receive-pack` in `http-backend`.
+//!
+//! Once authorised, `GET /v2/` answers as a container registry's version check does, so
+//! `docker login` (which logs in from the client when no docker daemon runs) can log in here
+//! too, with the same Basic challenge.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -219,6 +223,19 @@ async fn serve(
     };
     if !accepted {
         return Ok(challenge());
+    }
+    if parts.uri.path() == "/v2/" {
+        let mut reply = plain(StatusCode::OK, "{}");
+        let headers = reply.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            "docker-distribution-api-version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        return Ok(reply);
     }
     let root = shared.root.clone();
     let reply = tokio::task::spawn_blocking(move || http_backend(&root, &parts, &username, &body))

@@ -4,6 +4,7 @@
 
 use std::process::Output;
 
+use latchkey_tests::git_http::GitServer;
 use latchkey_tests::{bin, run_with_stdin, stderr, stdout, Daemon, TestEnv};
 use serde_json::{json, Value};
 
@@ -327,4 +328,108 @@ fn without_a_daemon_the_error_is_not_a_missing_entry() {
         stdout(&out)
     );
     assert_ne!(stdout(&out), NOT_FOUND);
+}
+
+/// The real docker CLI with `"credsStore": "latchkey"`: with no docker daemon, `docker login`
+/// logs in from the client against a loopback registry that demands Basic auth, and keeps
+/// the credentials through the helper.
+#[test]
+fn docker_login_and_logout_go_through_the_helper() {
+    latchkey_tests::require_program("docker", "docker.io");
+    let world = World::new();
+    let registry_root = world.env.root().join("srv");
+    std::fs::create_dir_all(&registry_root).unwrap();
+    let registry = GitServer::start(&registry_root);
+    registry.accept("alice", SECRET);
+    let config_dir = world.env.root().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore":"latchkey"}"#,
+    )
+    .unwrap();
+    let helper_dir = bin("docker-credential-latchkey")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let docker = |args: &[&str], stdin: &str| {
+        let mut path = vec![helper_dir.clone()];
+        path.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let mut cmd = world.env.command(std::path::Path::new("docker"));
+        cmd.env("PATH", std::env::join_paths(path).unwrap())
+            .env("DOCKER_CONFIG", &config_dir)
+            .env(
+                "DOCKER_HOST",
+                "unix:///nonexistent/latchkey-test-docker.sock",
+            )
+            .args(args);
+        run_with_stdin(&mut cmd, stdin)
+    };
+    let host = registry.host();
+
+    // A wrong password: the registry refuses it, nothing is stored.
+    let login = docker(
+        &["login", "-u", "alice", "--password-stdin", &host],
+        "wrong-pw\n",
+    );
+    assert!(!login.status.success(), "{}", stdout(&login));
+    assert!(world.entries().is_empty(), "{:?}", world.entries());
+
+    let login = docker(
+        &["login", "-u", "alice", "--password-stdin", &host],
+        &format!("{SECRET}\n"),
+    );
+    assert!(
+        login.status.success(),
+        "{}{}",
+        stdout(&login),
+        stderr(&login)
+    );
+    assert!(
+        stdout(&login).contains("Login Succeeded"),
+        "{}",
+        stdout(&login)
+    );
+    assert_eq!(world.entries(), [format!("docker:https://{host}/alice")]);
+    // docker's own file holds no secret, only the registry's name.
+    let config = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(!config.contains(SECRET), "{config}");
+
+    // A client-side registry call (`docker manifest inspect`, which needs no daemon) takes
+    // the stored credentials through the helper's `get`; the test registry has no images,
+    // so the call itself fails once it is past authentication.
+    let before = registry.attempts().len();
+    let inspect = docker(
+        &[
+            "manifest",
+            "inspect",
+            "--insecure",
+            &format!("{host}/img:latest"),
+        ],
+        "",
+    );
+    let attempts = &registry.attempts()[before..];
+    assert!(
+        !attempts.is_empty(),
+        "{}{}",
+        stdout(&inspect),
+        stderr(&inspect)
+    );
+    assert!(attempts
+        .iter()
+        .all(|a| a.username == "alice" && a.password == SECRET && a.accepted));
+
+    let logout = docker(&["logout", &host], "");
+    assert!(
+        logout.status.success(),
+        "{}{}",
+        stdout(&logout),
+        stderr(&logout)
+    );
+    assert!(world.entries().is_empty(), "{:?}", world.entries());
+    for out in [&login, &inspect, &logout] {
+        assert!(!stdout(out).contains(SECRET) && !stderr(out).contains(SECRET));
+    }
 }
