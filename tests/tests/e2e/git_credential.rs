@@ -548,6 +548,10 @@ fn hostile_requests_fail_and_change_nothing() {
             "protocol=http\nhost=evil.example\rhost={host}\nusername=alice\npassword={canary}\n"
         ),
         format!("protocol=http\r\nhost={host}\nusername=alice\npassword={canary}\n"),
+        // A line feed smuggles a second host (CVE-2020-5260).
+        format!(
+            "protocol=http\nhost=evil.example\nhost={host}\nusername=alice\npassword={canary}\n"
+        ),
         format!("protocol=http\nhost={host}\0evil.example\nusername=alice\npassword={canary}\n"),
         format!("protocol=http\nhost={host}\nusername=alice\npassword={canary}\nno equals sign\n"),
         format!("host={host}\nusername=alice\npassword={canary}\n"),

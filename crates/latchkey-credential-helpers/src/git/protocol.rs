@@ -4,10 +4,12 @@
 //! Parsing is strict where git's history shows attacks (CVE-2020-5260, CVE-2024-52006: a
 //! newline or carriage return smuggled into a value makes a second, forged line): any
 //! carriage return or NUL, a line without `=`, a key-less line, a value longer than
-//! [`MAX_VALUE`], bytes that are not UTF-8, or a request without `protocol` or `host` refuses
-//! the whole request. Keys this helper does not use (`wwwauth[]`, `capability[]`,
-//! `password_expiry_utc`, and any git adds later) are ignored; a repeated key keeps its last
-//! value, as git does. Errors name a line number, never its text.
+//! [`MAX_VALUE`], bytes that are not UTF-8, a request without `protocol` or `host`, or one
+//! that names `protocol`, `host`, `path`, `username` or `password` twice (what a line feed
+//! smuggled into a value produces: git itself never repeats them, and would take the forged
+//! last one) refuses the whole request. Keys this helper does not use (`wwwauth[]`,
+//! `capability[]`, `password_expiry_utc`, and any git adds later) are ignored. Errors name a
+//! line number, never its text.
 
 use latchkey_proto::Secret;
 use zeroize::Zeroizing;
@@ -37,6 +39,9 @@ pub enum RequestError {
     /// A value is longer than [`MAX_VALUE`].
     #[error("line {0} of the request is longer than {MAX_VALUE} bytes")]
     TooLong(usize),
+    /// A line repeats a key that may appear once.
+    #[error("line {0} of the request repeats a key (as a line break smuggled into a value would)")]
+    Repeated(usize),
     /// A required field is missing or empty.
     #[error("the request has no {0}")]
     Missing(&'static str),
@@ -64,11 +69,11 @@ pub struct Request {
 /// Parses a request (the lines before the empty line, as read by
 /// [`crate::input::read_until_blank_line`]).
 pub fn parse(input: &[u8]) -> Result<Request, RequestError> {
-    let mut protocol = None;
-    let mut host = None;
-    let mut path = None;
-    let mut username = None;
-    let mut password = None;
+    let mut protocol: Option<Secret> = None;
+    let mut host: Option<Secret> = None;
+    let mut path: Option<Secret> = None;
+    let mut username: Option<Secret> = None;
+    let mut password: Option<Secret> = None;
     let input = input.strip_suffix(b"\n").unwrap_or(input);
     if input.is_empty() {
         return Err(RequestError::Missing("protocol"));
@@ -92,16 +97,24 @@ pub fn parse(input: &[u8]) -> Result<Request, RequestError> {
             return Err(RequestError::TooLong(number));
         }
         let value = std::str::from_utf8(value).map_err(|_| RequestError::NotUtf8(number))?;
-        match key {
-            b"protocol" => protocol = Some(value.to_owned()),
-            b"host" => host = Some(value.to_owned()),
-            b"path" => path = Some(value.to_owned()),
-            b"username" => username = Some(value.to_owned()),
-            b"password" => password = Some(Secret::new(value.to_owned())),
+        let slot = match key {
+            b"protocol" => &mut protocol,
+            b"host" => &mut host,
+            b"path" => &mut path,
+            b"username" => &mut username,
+            b"password" => &mut password,
             // Unknown keys are ignored, but only once the whole line was checked above.
-            _ => {}
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(RequestError::Repeated(number));
         }
+        *slot = Some(Secret::new(value.to_owned()));
     }
+    // Every field was read as a secret, so the password's copy is wiped; the others are not
+    // secret and become plain strings.
+    let text = |field: Option<Secret>| field.map(|f| f.expose().to_owned());
+    let (protocol, host, path, username) = (text(protocol), text(host), text(path), text(username));
     let protocol = protocol
         .filter(|p| !p.is_empty())
         .ok_or(RequestError::Missing("protocol"))?;
@@ -205,9 +218,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_ignored_and_later_values_win() {
+    fn unknown_keys_are_ignored_and_may_repeat() {
         let r = request(
-            "capability[]=authtype\nprotocol=https\nwwwauth[]=Basic realm=\"x=y\"\nhost=a.example\nhost=b.example\nfuture_key=1\npath=org/repo.git\n",
+            "capability[]=authtype\ncapability[]=state\nprotocol=https\nwwwauth[]=Basic realm=\"x=y\"\nhost=b.example\nfuture_key=1\nfuture_key=2\npath=org/repo.git\n",
         )
         .unwrap();
         assert_eq!(r.host, "b.example");
@@ -244,6 +257,19 @@ mod tests {
                 RequestError::NoEquals(2),
             ),
             (b"protocol=https\n=x\nhost=h\n", RequestError::NoKey(2)),
+            // A line feed smuggled into the host (CVE-2020-5260).
+            (
+                b"protocol=https\nhost=evil.example\nhost=github.com\n",
+                RequestError::Repeated(3),
+            ),
+            (
+                b"protocol=https\nhost=h\npath=a\nusername=u\npassword=p\nprotocol=http\n",
+                RequestError::Repeated(6),
+            ),
+            (
+                b"protocol=https\nhost=h\nusername=u\nusername=admin\n",
+                RequestError::Repeated(4),
+            ),
             (
                 b"protocol=https\nhost=h\npassword=\xff\xfe\n",
                 RequestError::NotUtf8(3),
