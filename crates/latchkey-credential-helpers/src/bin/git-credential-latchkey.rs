@@ -72,7 +72,9 @@ fn run(action: Action, args: &Args) -> Result<(), Error> {
         },
         Action::Erase => {
             if let Some(key) = git::erase(&mut client, &plan)?.provider_kept {
-                eprintln!(
+                // Validated entry names hold no control characters.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "git-credential-latchkey: the server refused the credential of {key}; latchkey \
                      keeps the entry (if it keeps being refused, log in again: latchkey login {})",
                     key.service()
