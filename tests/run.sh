@@ -25,7 +25,7 @@ esac
 # The crates built for Windows. Add a crate here once it builds for that platform; the goal is
 # the whole workspace. macOS type-checks the whole workspace (every crate and target).
 WINDOWS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-oauth latchkey-store latchkey-daemon
-    latchkey-client latchkey-cli)
+    latchkey-client latchkey-cli latchkey-credential-helpers)
 MACOS_TARGETS=(aarch64-apple-darwin x86_64-apple-darwin)
 WINDOWS_TARGET=x86_64-pc-windows-gnu
 
@@ -48,6 +48,10 @@ if $linux; then
     command -v systemd-socket-activate >/dev/null || need+=(systemd)
     # The file store's entries are opened with the stock age tool in a test.
     command -v age >/dev/null || need+=(age)
+    # The credential helpers are tested through the real git client (and git http-backend).
+    command -v git >/dev/null || need+=(git)
+    # ... and docker-credential-latchkey through the docker CLI (no docker daemon is used).
+    command -v docker >/dev/null || need+=(docker.io)
     # The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
     /usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
 fi

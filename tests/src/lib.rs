@@ -8,6 +8,8 @@
 //! - [`Daemon`]: the built `latchkeyd`, ready once it logs that it is serving.
 //! - [`TestEnv`]: private XDG folders for one test, and [`TestEnv::cli`] to run `latchkey`.
 //! - `users::OtherUser` (Linux): a throwaway second local user, to attack as.
+//! - [`git_http::GitServer`]: a git smart-HTTP server on loopback that demands Basic auth and
+//!   serves bare repositories through the real `git http-backend`.
 //!
 //! Binaries are found next to the test executable's `deps` folder, so run
 //! `cargo build --workspace --bins` (or `--release` for benches) first; the README's test
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 #[cfg(target_os = "linux")]
 mod bus;
+pub mod git_http;
 pub mod http;
 pub mod oauth_server;
 #[cfg(target_os = "linux")]

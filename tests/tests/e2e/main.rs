@@ -14,12 +14,14 @@ mod config_file;
 mod crash;
 #[cfg(target_os = "linux")]
 mod dbus;
+mod docker_credential;
 #[cfg(target_os = "linux")]
 mod file_store;
 #[cfg(target_os = "linux")]
 mod first_minutes;
 #[cfg(target_os = "linux")]
 mod first_minutes_daemon;
+mod git_credential;
 mod in_process;
 mod install;
 mod issuer;
