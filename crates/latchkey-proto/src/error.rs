@@ -49,6 +49,11 @@ pub enum ErrorKind {
     /// The passphrase given to unlock the store was wrong, or too many were wrong in a row
     /// (`data.hint` then says how long to wait).
     WrongPassphrase,
+    /// A kind this side does not know: a newer daemon sent it. Never sent by latchkeyd; a
+    /// client reads it as a plain failure (the message still says what happened) instead of
+    /// failing to read the whole answer.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorKind {
@@ -83,6 +88,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::LoginFailed => "login_failed",
             ErrorKind::WrongPassphrase => "wrong_passphrase",
+            ErrorKind::Unknown => "unknown",
         }
     }
 }
@@ -217,6 +223,14 @@ impl std::error::Error for RpcError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_from_a_newer_daemon_is_read_as_unknown() {
+        let data: ErrorData =
+            serde_json::from_str(r#"{"kind":"quota_exceeded","hint":"later"}"#).unwrap();
+        assert_eq!(data.kind, ErrorKind::Unknown);
+        assert!(!ErrorKind::ALL.contains(&ErrorKind::Unknown));
+    }
 
     #[test]
     fn kinds_serialize_as_their_names() {
