@@ -1,0 +1,105 @@
+//! The daemon's handle over grants: one key, its signer, and the revoked ids, behind a cheap
+//! clone. Everything the daemon's handlers need is a method here; time comes in as `now`
+//! (Unix seconds) from the daemon's clock.
+//!
+//! The revoked ids sit behind a std `Mutex` (held for a map look-up, never across an await).
+//! Persisting them is the caller's job: after [`GrantAuthority::revoke`], save
+//! [`Revocations::to_json`] of what it returns, one save at a time.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::claims::{GrantRequest, Jti};
+use crate::key::GrantKey;
+use crate::revocation::{RevocationError, Revocations};
+use crate::token::{MintError, MintedGrant, RefusalReason, Refused, Signer, VerifiedGrant};
+
+/// Mints, verifies and revokes grants. Clones share the same state.
+#[derive(Clone)]
+pub struct GrantAuthority {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Made once from the key; the key itself is not kept.
+    signer: Signer,
+    /// Owned here; the daemon gets copies to save.
+    revoked: Mutex<Revocations>,
+}
+
+impl fmt::Debug for GrantAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrantAuthority")
+            .field("revoked", &self.revoked().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrantAuthority {
+    /// An authority signing with `key`, starting from the saved `revoked` list (or
+    /// [`Revocations::new`]).
+    pub fn new(key: &GrantKey, revoked: Revocations) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                signer: Signer::new(key),
+                revoked: Mutex::new(revoked),
+            }),
+        }
+    }
+
+    /// Mints a grant at `now`. The token is for the client, once; the claims may be kept and
+    /// listed (they hold no secret).
+    pub fn mint(&self, request: GrantRequest, now: u64) -> Result<MintedGrant, MintError> {
+        let jti = Jti::generate().map_err(|()| MintError::Random)?;
+        let claims = request.into_claims(now, jti)?;
+        let token = self.inner.signer.mint(&claims)?;
+        Ok(MintedGrant { token, claims })
+    }
+
+    /// Checks a token a client presented, at `now`. Every failure is the same [`Refused`];
+    /// log [`Refused::reason`] at debug level if at all, never the token.
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedGrant, Refused> {
+        let grant = self.inner.signer.verify(token, now)?;
+        if self.revoked().is_revoked(grant.jti()) {
+            return Err(Refused::new(RefusalReason::Revoked));
+        }
+        Ok(grant)
+    }
+
+    /// Revokes grant `jti` (whose `exp` is given if known; otherwise it is remembered for the
+    /// longest lifetime a grant can have). Takes effect for every later [`verify`]. Returns the
+    /// list to save.
+    ///
+    /// [`verify`]: GrantAuthority::verify
+    pub fn revoke(
+        &self,
+        jti: Jti,
+        exp: Option<u64>,
+        now: u64,
+    ) -> Result<Revocations, RevocationError> {
+        let exp = exp.unwrap_or_else(|| now.saturating_add(crate::MAX_TTL_SECS));
+        let mut revoked = self.revoked();
+        revoked.revoke(jti, exp, now)?;
+        Ok(revoked.clone())
+    }
+
+    /// Whether `jti` is revoked.
+    pub fn is_revoked(&self, jti: &Jti) -> bool {
+        self.revoked().is_revoked(jti)
+    }
+
+    /// A copy of the revoked ids, pruned at `now`, for saving.
+    pub fn revocations(&self, now: u64) -> Revocations {
+        let mut revoked = self.revoked();
+        revoked.prune(now);
+        revoked.clone()
+    }
+
+    fn revoked(&self) -> MutexGuard<'_, Revocations> {
+        // The map is never left half-changed, so a poisoned lock still holds a good list.
+        self.inner
+            .revoked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
