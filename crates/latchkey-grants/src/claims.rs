@@ -363,36 +363,63 @@ mod tests {
     #[test]
     fn bad_requests_are_refused() {
         let mut r = request(cap(&[]));
-        assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::NoServices));
+        assert_eq!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::NoServices)
+        );
         r.capability = cap(&["latchkey:grant-key"]);
-        assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Reserved));
+        assert_eq!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::Reserved)
+        );
         r.capability = cap(&["latchkey:*"]);
-        assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Reserved));
+        assert_eq!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::Reserved)
+        );
         r.capability = cap(&["openai"]);
         r.capability.ops.clear();
         assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::NoOps));
         r.capability = cap(&["openai"]);
         r.capability.scopes = vec!["a\u{0}".into()];
-        assert!(matches!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Scope(_))));
+        assert!(matches!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::Scope(_))
+        ));
         r.capability.scopes = (0..=MAX_SCOPES).map(|i| i.to_string()).collect();
-        assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::TooManyScopes));
+        assert_eq!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::TooManyScopes)
+        );
         r.capability = cap(&["openai"]);
         r.capability.account = Some(String::new());
-        assert!(matches!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Account(_))));
+        assert!(matches!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::Account(_))
+        ));
         r.capability.account = None;
         r.label = Some("a\u{202E}b".into());
-        assert!(matches!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Label(_))));
+        assert!(matches!(
+            r.clone().into_claims(0, jti()),
+            Err(GrantSpecError::Label(_))
+        ));
         r.label = None;
         for ttl in [0, MAX_TTL_SECS + 1] {
             r.ttl_secs = ttl;
             assert_eq!(r.clone().into_claims(0, jti()), Err(GrantSpecError::Ttl));
         }
         r.ttl_secs = MAX_TTL_SECS;
-        assert_eq!(r.clone().into_claims(u64::MAX, jti()), Err(GrantSpecError::Ttl));
+        assert_eq!(
+            r.clone().into_claims(u64::MAX, jti()),
+            Err(GrantSpecError::Ttl)
+        );
         let many: Vec<String> = (0..=MAX_SERVICES).map(|i| format!("s{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         r.capability = cap(&many);
-        assert_eq!(r.into_claims(0, jti()), Err(GrantSpecError::TooManyServices));
+        assert_eq!(
+            r.into_claims(0, jti()),
+            Err(GrantSpecError::TooManyServices)
+        );
     }
 
     #[test]

@@ -130,10 +130,17 @@ mod tests {
     #[test]
     fn malformed_patterns_are_refused() {
         for bad in ["git*", "*:x", "a:*:*", "**", "a*b", ":*x", "a:**"] {
-            assert_eq!(ServicePattern::new(bad), Err(PatternError::Wildcard), "{bad}");
+            assert_eq!(
+                ServicePattern::new(bad),
+                Err(PatternError::Wildcard),
+                "{bad}"
+            );
         }
         for bad in ["", "a\nb", "a\u{202E}:*", &"x".repeat(MAX_PATTERN_LEN + 1)] {
-            assert!(matches!(ServicePattern::new(bad), Err(PatternError::Text(_))));
+            assert!(matches!(
+                ServicePattern::new(bad),
+                Err(PatternError::Text(_))
+            ));
         }
         assert!(ServicePattern::new(":*").is_ok());
     }
@@ -142,7 +149,10 @@ mod tests {
     fn patterns_round_trip_through_serde_and_are_checked_when_read() {
         let list: Vec<ServicePattern> = serde_json::from_str(r#"["openai", "github:*"]"#).unwrap();
         assert_eq!(list, vec![p("openai"), p("github:*")]);
-        assert_eq!(serde_json::to_string(&list).unwrap(), r#"["openai","github:*"]"#);
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"["openai","github:*"]"#
+        );
         assert!(serde_json::from_str::<Vec<ServicePattern>>(r#"["git*"]"#).is_err());
         assert!(any_matches(&list, "github:me"));
         assert!(!any_matches(&list, "gitlab"));

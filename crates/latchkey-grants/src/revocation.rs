@@ -139,19 +139,30 @@ mod tests {
             r#"{"revoked": {"00000000000000000000000000000001": "soon"}}"#,
             r#"{"revoked": {}, "extra": 1}"#,
         ] {
-            assert_eq!(Revocations::from_json(bad), Err(RevocationError::Damaged), "{bad}");
+            assert_eq!(
+                Revocations::from_json(bad),
+                Err(RevocationError::Damaged),
+                "{bad}"
+            );
         }
-        assert_eq!(Revocations::from_json(r#"{"revoked": {}}"#).unwrap().len(), 0);
+        assert_eq!(
+            Revocations::from_json(r#"{"revoked": {}}"#).unwrap().len(),
+            0
+        );
     }
 
     #[test]
     fn a_full_list_refuses_more_but_makes_room_as_grants_expire() {
         let mut list = Revocations::new();
         for n in 0..MAX_REVOKED as u64 {
-            list.revoked.insert(Jti::parse(&format!("{n:032x}")).unwrap(), 10);
+            list.revoked
+                .insert(Jti::parse(&format!("{n:032x}")).unwrap(), 10);
         }
         let extra = Jti::parse(&"f".repeat(32)).unwrap();
-        assert_eq!(list.revoke(extra.clone(), 1000, 0), Err(RevocationError::Full));
+        assert_eq!(
+            list.revoke(extra.clone(), 1000, 0),
+            Err(RevocationError::Full)
+        );
         list.revoke(extra, 1000, 11).unwrap();
         assert_eq!(list.len(), 1);
     }

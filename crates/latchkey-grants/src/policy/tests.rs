@@ -48,26 +48,47 @@ fn protected_entries_need_a_grant_and_others_do_not() {
     let deny = Decision::Deny(DenyReason::GrantRequired);
     assert_eq!(p.decide(&get("openai", "default", NONE), None), deny);
     assert_eq!(p.decide(&get("github:work", "me", NONE), None), deny);
-    assert_eq!(p.decide(&get("github", "default", NONE), None), Decision::Allow);
-    assert_eq!(p.decide(&get("gitlab", "default", NONE), None), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("github", "default", NONE), None),
+        Decision::Allow
+    );
+    assert_eq!(
+        p.decide(&get("gitlab", "default", NONE), None),
+        Decision::Allow
+    );
     assert!(p.requires_grant("openai"));
     assert!(!p.requires_grant("openai2"));
-    assert_eq!(Policy::default().decide(&get("openai", "default", NONE), None), Decision::Allow);
+    assert_eq!(
+        Policy::default().decide(&get("openai", "default", NONE), None),
+        Decision::Allow
+    );
 }
 
 #[test]
 fn a_grant_allows_its_services_only() {
     let p = policy();
     let g = grant(&["openai"], None, &[], &[Op::Get]);
-    assert_eq!(p.decide(&get("openai", "default", NONE), Some(&g)), Decision::Allow);
-    assert_eq!(p.decide(&get("openai", "work", NONE), Some(&g)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("openai", "default", NONE), Some(&g)),
+        Decision::Allow
+    );
+    assert_eq!(
+        p.decide(&get("openai", "work", NONE), Some(&g)),
+        Decision::Allow
+    );
     let deny = Decision::Deny(DenyReason::NotCovered);
-    assert_eq!(p.decide(&get("github:work", "default", NONE), Some(&g)), deny);
+    assert_eq!(
+        p.decide(&get("github:work", "default", NONE), Some(&g)),
+        deny
+    );
     // With a grant, even unprotected entries are out of reach unless it covers them.
     assert_eq!(p.decide(&get("gitlab", "default", NONE), Some(&g)), deny);
 
     let family = grant(&["github:*"], None, &[], &[Op::Get]);
-    assert_eq!(p.decide(&get("github:work", "x", NONE), Some(&family)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("github:work", "x", NONE), Some(&family)),
+        Decision::Allow
+    );
     assert_eq!(p.decide(&get("github", "x", NONE), Some(&family)), deny);
     assert_eq!(p.decide(&get("openai", "x", NONE), Some(&family)), deny);
 }
@@ -76,7 +97,10 @@ fn a_grant_allows_its_services_only() {
 fn a_grant_allows_its_account_only() {
     let p = policy();
     let g = grant(&["openai"], Some("work"), &[], &[Op::Get]);
-    assert_eq!(p.decide(&get("openai", "work", NONE), Some(&g)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("openai", "work", NONE), Some(&g)),
+        Decision::Allow
+    );
     let deny = Decision::Deny(DenyReason::NotCovered);
     assert_eq!(p.decide(&get("openai", "default", NONE), Some(&g)), deny);
     assert_eq!(p.decide(&get("openai", "Work", NONE), Some(&g)), deny);
@@ -89,15 +113,27 @@ fn a_grant_allows_its_scopes_only() {
     let ok = ["repo".to_string()];
     let both = ["read:org".to_string(), "repo".to_string()];
     let extra = ["repo".to_string(), "admin".to_string()];
-    assert_eq!(p.decide(&get("github:a", "d", NONE), Some(&g)), Decision::Allow);
-    assert_eq!(p.decide(&get("github:a", "d", &ok), Some(&g)), Decision::Allow);
-    assert_eq!(p.decide(&get("github:a", "d", &both), Some(&g)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("github:a", "d", NONE), Some(&g)),
+        Decision::Allow
+    );
+    assert_eq!(
+        p.decide(&get("github:a", "d", &ok), Some(&g)),
+        Decision::Allow
+    );
+    assert_eq!(
+        p.decide(&get("github:a", "d", &both), Some(&g)),
+        Decision::Allow
+    );
     assert_eq!(
         p.decide(&get("github:a", "d", &extra), Some(&g)),
         Decision::Deny(DenyReason::NotCovered)
     );
     let unscoped = grant(&["github:*"], None, &[], &[Op::Get]);
-    assert_eq!(p.decide(&get("github:a", "d", &extra), Some(&unscoped)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("github:a", "d", &extra), Some(&unscoped)),
+        Decision::Allow
+    );
 }
 
 #[test]
@@ -114,7 +150,10 @@ fn a_grant_allows_its_operations_only() {
     let deny = Decision::Deny(DenyReason::NotCovered);
     assert_eq!(p.decide(&proxy, Some(&get_only)), deny);
     assert_eq!(p.decide(&proxy, Some(&proxy_only)), Decision::Allow);
-    assert_eq!(p.decide(&get("openai", "default", NONE), Some(&proxy_only)), deny);
+    assert_eq!(
+        p.decide(&get("openai", "default", NONE), Some(&proxy_only)),
+        deny
+    );
 }
 
 #[test]
@@ -143,18 +182,26 @@ fn the_daemons_own_entries_are_out_of_reach_even_for_a_star_grant() {
         };
         assert_eq!(p.decide(&manage, None), deny);
     }
-    assert_eq!(p.decide(&get("anything", "default", NONE), Some(&g)), Decision::Allow);
+    assert_eq!(
+        p.decide(&get("anything", "default", NONE), Some(&g)),
+        Decision::Allow
+    );
 }
 
 #[test]
 fn decisions_turn_into_results_and_messages() {
     assert_eq!(Decision::Allow.into_result(), Ok(()));
-    let err = Decision::Deny(DenyReason::GrantRequired).into_result().unwrap_err();
+    let err = Decision::Deny(DenyReason::GrantRequired)
+        .into_result()
+        .unwrap_err();
     assert_eq!(err.to_string(), "this entry can only be used with a grant");
 }
 
 #[test]
 fn a_policy_with_a_bad_pattern_is_refused_when_read() {
     assert!(serde_json::from_str::<Policy>(r#"{"require_grant": ["git*"]}"#).is_err());
-    assert_eq!(serde_json::from_str::<Policy>("{}").unwrap(), Policy::default());
+    assert_eq!(
+        serde_json::from_str::<Policy>("{}").unwrap(),
+        Policy::default()
+    );
 }

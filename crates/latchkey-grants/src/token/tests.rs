@@ -75,9 +75,12 @@ fn a_minted_grant_verifies_and_carries_its_claims() {
     let minted = f.authority.mint(request(), NOW).unwrap();
     let token = minted.token.expose();
     assert_eq!(token.split('.').count(), 3);
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap())
-            .unwrap();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(header, json!({"alg": "HS256", "typ": TOKEN_TYPE}));
 
     let grant = f.authority.verify(token, NOW).unwrap();
@@ -137,7 +140,12 @@ fn a_tampered_payload_or_header_is_refused() {
 
     let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     signature[0] ^= 1;
-    let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(signature));
+    let flipped = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode(signature)
+    );
     assert_refused(&f, &flipped, NOW, RefusalReason::Signature);
 
     let unsigned = format!("{}.{}.", parts[0], parts[1]);
@@ -152,13 +160,28 @@ fn alg_none_is_refused_with_or_without_a_signature() {
     let payload = b64(&good_claims(&f));
     for alg in ["none", "None", "NONE", ""] {
         let header = b64(&json!({"alg": alg, "typ": TOKEN_TYPE}));
-        assert_refused(&f, &format!("{header}.{payload}."), NOW, RefusalReason::Malformed);
-        assert_refused(&f, &format!("{header}.{payload}"), NOW, RefusalReason::Malformed);
+        assert_refused(
+            &f,
+            &format!("{header}.{payload}."),
+            NOW,
+            RefusalReason::Malformed,
+        );
+        assert_refused(
+            &f,
+            &format!("{header}.{payload}"),
+            NOW,
+            RefusalReason::Malformed,
+        );
         let with_sig = format!("{header}.{payload}.{}", parts[2]);
         assert_refused(&f, &with_sig, NOW, RefusalReason::Malformed);
     }
     let no_alg = b64(&json!({"typ": TOKEN_TYPE}));
-    assert_refused(&f, &format!("{no_alg}.{payload}."), NOW, RefusalReason::Malformed);
+    assert_refused(
+        &f,
+        &format!("{no_alg}.{payload}."),
+        NOW,
+        RefusalReason::Malformed,
+    );
 }
 
 #[test]
@@ -182,7 +205,12 @@ fn other_algorithms_are_refused_even_when_signed_with_the_right_key() {
 fn a_wrong_or_missing_type_is_refused() {
     let f = fixture();
     let claims = good_claims(&f);
-    for typ in [Some("JWT"), Some("at+jwt"), Some("LATCHKEY-GRANT+JWT"), None] {
+    for typ in [
+        Some("JWT"),
+        Some("at+jwt"),
+        Some("LATCHKEY-GRANT+JWT"),
+        None,
+    ] {
         let token = sign(&f, Algorithm::HS256, typ, &claims);
         assert_refused(&f, &token, NOW, RefusalReason::Type);
     }
@@ -222,7 +250,10 @@ fn claims_of_the_wrong_shape_are_refused_even_when_signed() {
         ("exp", json!(1.5e12)),
         ("jti", json!("not-an-id")),
         ("admin", json!(true)),
-        ("cap", json!({"services": ["openai"], "ops": ["get", "set"]})),
+        (
+            "cap",
+            json!({"services": ["openai"], "ops": ["get", "set"]}),
+        ),
         ("cap", json!({"services": ["git*"], "ops": ["get"]})),
     ];
     for (field, value) in edits {
@@ -241,7 +272,10 @@ fn claims_minting_would_refuse_are_refused_even_when_signed() {
     let f = fixture();
     let good = good_claims(&f);
     let edits: [(&str, Value); 5] = [
-        ("cap", json!({"services": ["latchkey:grant-key"], "ops": ["get"]})),
+        (
+            "cap",
+            json!({"services": ["latchkey:grant-key"], "ops": ["get"]}),
+        ),
         ("cap", json!({"services": [], "ops": ["get"]})),
         ("cap", json!({"services": ["openai"], "ops": []})),
         ("sub", json!("a\u{202E}b")),
@@ -278,7 +312,10 @@ fn malformed_tokens_are_refused() {
         let err = f.authority.verify(&case, NOW).unwrap_err();
         assert_eq!(err.to_string(), "the grant is not valid");
         assert!(
-            matches!(err.reason(), RefusalReason::Malformed | RefusalReason::Signature),
+            matches!(
+                err.reason(),
+                RefusalReason::Malformed | RefusalReason::Signature
+            ),
             "{case:.40}: {}",
             err.reason()
         );
@@ -288,7 +325,12 @@ fn malformed_tokens_are_refused() {
 #[test]
 fn oversized_tokens_are_refused_before_parsing() {
     let f = fixture();
-    assert_refused(&f, &"a".repeat(MAX_TOKEN_LEN + 1), NOW, RefusalReason::TooLong);
+    assert_refused(
+        &f,
+        &"a".repeat(MAX_TOKEN_LEN + 1),
+        NOW,
+        RefusalReason::TooLong,
+    );
     assert_refused(&f, &"a.".repeat(1 << 20), NOW, RefusalReason::TooLong);
     let token = f.authority.mint(request(), NOW).unwrap().token;
     let padded = format!("{}{}", token.expose(), "A".repeat(MAX_TOKEN_LEN));
@@ -343,10 +385,7 @@ fn revoking_without_knowing_exp_covers_the_longest_lifetime() {
 fn a_new_key_invalidates_old_grants() {
     let f = fixture();
     let token = f.authority.mint(request(), NOW).unwrap().token;
-    let rotated = Fixture {
-        key: GrantKey::generate().unwrap(),
-        authority: GrantAuthority::new(&GrantKey::generate().unwrap(), Revocations::new()),
-    };
+    let rotated = fixture();
     assert_refused(&rotated, token.expose(), NOW, RefusalReason::Signature);
     let reread = GrantAuthority::new(
         &GrantKey::from_text(&f.key.to_text()).unwrap(),
@@ -398,7 +437,13 @@ fn every_refusal_reads_the_same() {
         sign(&f, Algorithm::HS512, Some(TOKEN_TYPE), &claims),
         sign(&f, Algorithm::HS256, Some("JWT"), &claims),
         sign(&f, Algorithm::HS256, Some(TOKEN_TYPE), &wrong_aud),
-        fixture().authority.mint(request(), NOW).unwrap().token.expose().to_owned(),
+        fixture()
+            .authority
+            .mint(request(), NOW)
+            .unwrap()
+            .token
+            .expose()
+            .to_owned(),
     ];
     let mut reasons = std::collections::HashSet::new();
     for token in &tokens {
@@ -407,8 +452,15 @@ fn every_refusal_reads_the_same() {
         assert_eq!(err.to_string(), "the grant is not valid");
         assert_eq!(format!("{err:?}"), "Refused");
     }
-    assert_eq!(reasons.len(), tokens.len(), "each case hits a different check");
+    assert_eq!(
+        reasons.len(),
+        tokens.len(),
+        "each case hits a different check"
+    );
     let expired = f.authority.mint(request(), NOW).unwrap();
-    let err = f.authority.verify(expired.token.expose(), NOW + TTL * 2).unwrap_err();
+    let err = f
+        .authority
+        .verify(expired.token.expose(), NOW + TTL * 2)
+        .unwrap_err();
     assert_eq!(err.to_string(), "the grant is not valid");
 }
