@@ -20,7 +20,7 @@ pub const KEY_TEXT_LEN: usize = 43;
 /// Why a key could not be made or read. The messages never hold the key's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeyFormatError {
+pub enum GrantKeyError {
     /// The text is not 43 characters of unpadded base64url, or does not decode to 32 bytes.
     #[error("the grant key entry is not a 256-bit key in base64url")]
     Malformed,
@@ -38,9 +38,9 @@ pub struct GrantKey([u8; KEY_LEN]);
 
 impl GrantKey {
     /// A new key from the operating system's random number generator.
-    pub fn generate() -> Result<Self, KeyFormatError> {
+    pub fn generate() -> Result<Self, GrantKeyError> {
         let mut key = GrantKey([0; KEY_LEN]);
-        crate::claims::fill_random(&mut key.0).map_err(|()| KeyFormatError::Random)?;
+        crate::claims::fill_random(&mut key.0).map_err(|()| GrantKeyError::Random)?;
         Ok(key)
     }
 
@@ -51,18 +51,18 @@ impl GrantKey {
 
     /// Reads a key back from [`GrantKey::to_text`]'s form. Surrounding whitespace is not
     /// accepted, so a damaged entry is found rather than half-read.
-    pub fn from_text(text: &str) -> Result<Self, KeyFormatError> {
+    pub fn from_text(text: &str) -> Result<Self, GrantKeyError> {
         if text.len() != KEY_TEXT_LEN {
-            return Err(KeyFormatError::Malformed);
+            return Err(GrantKeyError::Malformed);
         }
         let bytes = Zeroizing::new(
             URL_SAFE_NO_PAD
                 .decode(text)
-                .map_err(|_| KeyFormatError::Malformed)?,
+                .map_err(|_| GrantKeyError::Malformed)?,
         );
         let mut key = GrantKey([0; KEY_LEN]);
         if bytes.len() != KEY_LEN {
-            return Err(KeyFormatError::Malformed);
+            return Err(GrantKeyError::Malformed);
         }
         key.0.copy_from_slice(&bytes);
         Ok(key)
@@ -118,7 +118,7 @@ mod tests {
         ];
         for case in cases {
             let err = GrantKey::from_text(&case).unwrap_err();
-            assert_eq!(err, KeyFormatError::Malformed);
+            assert_eq!(err, GrantKeyError::Malformed);
             if !case.trim().is_empty() {
                 assert!(!err.to_string().contains(case.trim()));
             }

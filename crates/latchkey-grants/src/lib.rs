@@ -26,7 +26,7 @@ pub mod token;
 
 pub use authority::GrantAuthority;
 pub use claims::{Capability, GrantClaims, GrantRequest, GrantSpecError, Jti, Op};
-pub use key::{GrantKey, KeyFormatError};
+pub use key::{GrantKey, GrantKeyError};
 pub use pattern::{PatternError, ServicePattern};
 pub use policy::{Action, Decision, DenyReason, Policy};
 pub use revocation::{RevocationError, Revocations};
