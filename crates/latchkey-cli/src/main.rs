@@ -131,27 +131,33 @@ fn pipe_name(cli: &Cli) -> Result<String, Failure> {
     }
 }
 
+/// Under `--verbose`, says on stderr which way the daemon was reached.
+pub(crate) fn say_transport(cli: &Cli, client: &Client, target: &Target) {
+    if !cli.verbose {
+        return;
+    }
+    match (client.transport(), target) {
+        (Transport::Socket, Target::Socket(path)) => {
+            note!("latchkey: using the socket {}", path.display())
+        }
+        (Transport::Socket, _) => note!(
+            "latchkey: using the socket {}",
+            latchkey_paths::default_socket_path().display()
+        ),
+        (Transport::Pipe, Target::Pipe(name)) => {
+            note!("latchkey: using the named pipe {name}")
+        }
+        (Transport::Pipe, _) => note!("latchkey: using the named pipe"),
+        (Transport::Dbus, _) => {
+            note!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
+        }
+    }
+}
+
 fn connect(cli: &Cli) -> Result<Client, Failure> {
     let target = target(cli)?;
     let mut client = Client::connect_to(&target)?;
-    if cli.verbose {
-        match (client.transport(), &target) {
-            (Transport::Socket, Target::Socket(path)) => {
-                note!("latchkey: using the socket {}", path.display())
-            }
-            (Transport::Socket, _) => note!(
-                "latchkey: using the socket {}",
-                latchkey_paths::default_socket_path().display()
-            ),
-            (Transport::Pipe, Target::Pipe(name)) => {
-                note!("latchkey: using the named pipe {name}")
-            }
-            (Transport::Pipe, _) => note!("latchkey: using the named pipe"),
-            (Transport::Dbus, _) => {
-                note!("latchkey: using the session bus (dev.latchkey.Latchkey1)")
-            }
-        }
-    }
+    say_transport(cli, &client, &target);
     client.version()?;
     Ok(client)
 }

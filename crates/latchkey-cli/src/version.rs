@@ -21,8 +21,11 @@ fn not_running(err: &ClientError) -> bool {
 /// Runs `latchkey version [--json]`.
 pub fn run(cli: &Cli, json: bool) -> Result<(), Failure> {
     let target = crate::target(cli)?;
-    let answer = latchkey_client::blocking::Client::connect_to(&target)
-        .and_then(|mut client| client.version());
+    // `-v` says which way the daemon was reached, as every other command does.
+    let answer = latchkey_client::blocking::Client::connect_to(&target).and_then(|mut client| {
+        crate::say_transport(cli, &client, &target);
+        client.version()
+    });
     match answer {
         Ok(daemon) if json => print_json(&serde_json::json!({
             "cli": CLI,

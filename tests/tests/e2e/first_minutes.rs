@@ -264,6 +264,17 @@ fn global_options_are_shown_once_and_work_after_any_command() {
         "{}",
         stderr(&out)
     );
+    // `version` connects on its own (it must answer without a daemon too); -v still says how.
+    let out = latchkey(&env)
+        .args(["version", "-v", "--transport", "socket"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("using the socket"),
+        "{}",
+        stderr(&out)
+    );
     drop(daemon);
 }
 
