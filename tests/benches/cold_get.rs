@@ -44,6 +44,7 @@ mod linux {
                 account: None,
                 scopes: vec![],
                 min_valid_secs: None,
+                grant: None,
             }),
         }
         .to_line()

@@ -35,6 +35,7 @@ pub fn run(cli: &Cli, service: &str, account: Option<&str>) -> Result<(), Failur
         account: account.map(str::to_owned),
         scopes: Vec::new(),
         min_valid_secs: None,
+        grant: None,
     })?;
     let mut text = Zeroizing::new(exec_credential(&result).to_string());
     text.push('\n');

@@ -177,6 +177,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 account: account.clone(),
                 scopes: scopes.clone(),
                 min_valid_secs: *min_valid,
+                grant: None,
             })?;
             let expires_at = result.expires_at.map(|at| at.timestamp());
             if let Some(note) = min_valid::note(expires_at, *min_valid, min_valid::unix_now()) {

@@ -84,6 +84,7 @@ fn fetch(
                 account: m.account.clone(),
                 scopes: m.scopes.clone(),
                 min_valid_secs: min_valid,
+                grant: None,
             })
             .map_err(|e| {
                 let mut failure = Failure::from(e);

@@ -264,6 +264,7 @@ impl Client {
             account: account.map(str::to_owned),
             scopes: scopes.to_vec(),
             min_valid_secs: None,
+            grant: None,
         })
         .await
     }

@@ -125,6 +125,28 @@ fn check(field: &'static str, value: &str, max: usize) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Services whose names start with this are the daemon's own (client secrets, the grant key):
+/// clients can never read, write or clear them.
+pub const RESERVED_PREFIX: &str = "latchkey:";
+
+/// Reserved services that are also internal: the daemon's own bookkeeping (the grant key, the
+/// revoked grants, the grants made), never shown by `status` or `list`, nor counted.
+pub const INTERNAL_SERVICES: [&str; 3] = [
+    "latchkey:grant-key",
+    "latchkey:grant-revocations",
+    "latchkey:grants",
+];
+
+/// Whether `service` is reserved for the daemon's own entries (see [`RESERVED_PREFIX`]).
+pub fn is_reserved(service: &str) -> bool {
+    service.starts_with(RESERVED_PREFIX)
+}
+
+/// Whether `service` is internal bookkeeping, hidden from listings (see [`INTERNAL_SERVICES`]).
+pub fn is_internal(service: &str) -> bool {
+    is_reserved(service) && INTERNAL_SERVICES.contains(&service)
+}
+
 /// Checks a service name as [`EntryKey::new`] would (for filters that name no whole entry).
 pub fn check_service(service: &str) -> Result<(), KeyError> {
     check("service", service, MAX_SERVICE_LEN)

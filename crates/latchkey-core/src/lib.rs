@@ -24,7 +24,10 @@ mod store;
 pub use bundle::{BundleError, OAuth2Bundle, StoredBundle, TokenBundle, DOCUMENT_VERSION};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
-pub use key::{check_account, check_service, EntryKey, KeyError, MAX_ACCOUNT_LEN, MAX_SERVICE_LEN};
+pub use key::{
+    check_account, check_service, is_internal, is_reserved, EntryKey, KeyError, INTERNAL_SERVICES,
+    MAX_ACCOUNT_LEN, MAX_SERVICE_LEN, RESERVED_PREFIX,
+};
 pub use record::{refresh_window, EntryRecord};
 pub use refresh::{
     RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher, RevokeFuture,

@@ -61,6 +61,8 @@ pub struct Config {
     /// Whether the configuration file existed and was read (a missing `config.toml` in the
     /// default place is not an error: the defaults apply).
     pub file_read: bool,
+    /// `[policy]`: which entries need a grant.
+    pub policy: latchkey_grants::Policy,
 }
 
 /// Where the configuration comes from, kept so that a reload reads it the same way.
@@ -95,6 +97,9 @@ pub struct FileConfig {
     /// `[oauth]`
     #[serde(default)]
     pub oauth: OauthSection,
+    /// `[policy]`
+    #[serde(default)]
+    pub policy: PolicySection,
     /// The file these settings were read from, to name it in errors about their values.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -142,6 +147,16 @@ pub struct LimitsSection {
 pub struct DaemonSection {
     /// Socket path.
     pub socket: Option<PathBuf>,
+}
+
+/// `[policy]` in `config.toml`: which entries need a grant (see `crate::grants`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Service names or patterns (`openai`, `github:*`, `*`) whose entries are served only to
+    /// a client that presents a grant covering them.
+    #[serde(default)]
+    pub require_grant: Vec<String>,
 }
 
 /// Why the configuration was refused.
@@ -645,7 +660,10 @@ impl Config {
                 )))
             }
         };
+        let policy = crate::grants::policy(&file.policy.require_grant)
+            .map_err(|e| value_error(None, format!("policy.require_grant: {e}")))?;
         Ok(Self {
+            policy,
             socket,
             backend,
             data_dir,

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
-    Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
+    AuthenticateResult, Call, CancelResult, GrantCreateResult, GrantListResult, GrantRevokeResult,
+    GrantTokenText, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
     LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, ReloadResult,
     RpcError, SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
 };
@@ -16,6 +17,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::connect::Connect;
+use crate::grants::Grants;
 use crate::login::{reserved, Logins};
 use crate::migrate::Migrations;
 use crate::peer::Peer;
@@ -36,6 +38,8 @@ pub struct Handler {
     migrations: Migrations,
     /// Runs `reload` (and SIGHUP).
     reloader: Reloader,
+    /// The grant policy and the grant methods.
+    grants: Grants,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -60,6 +64,10 @@ pub enum Reply {
     Lock(LockResult),
     Migrate(MigrateResult),
     Reload(ReloadResult),
+    Authenticate(AuthenticateResult),
+    GrantCreate(GrantCreateResult),
+    GrantList(GrantListResult),
+    GrantRevoke(GrantRevokeResult),
 }
 
 /// Refuses client access to the daemon's own entries (client secrets).
@@ -79,8 +87,17 @@ fn not_reserved(service: &str) -> Result<(), RpcError> {
 ///
 /// Entries are remembered by their names, not by a hash of them: a name crafted to collide
 /// with another must not get its reads past the audit.
+///
+/// It also holds what the connection presented with `authenticate` (its grant, checked again at
+/// every request, so a revocation or expiry takes effect at once) and the id of the grant the
+/// current request ran under, for the audit.
 #[derive(Debug, Default)]
 pub struct AuditMemory {
+    /// The grant this connection presented with `authenticate`, if any. Never logged.
+    grant: Option<GrantTokenText>,
+    /// The id (`jti`) of the grant the last request ran under, if any: for the audit, never
+    /// the token.
+    pub grant_id: Option<String>,
     /// The entry read last as `service\naccount` (valid names hold no newline), checked first:
     /// a client reading one entry in a loop costs a comparison, no hashing.
     last: String,
@@ -144,9 +161,11 @@ impl Handler {
         store_reason: String,
         store_options: latchkey_store::StoreOptions,
         reloader: Reloader,
+        grants: Grants,
     ) -> Self {
         let connect = Connect::new(logins.clone());
         Self {
+            grants,
             service,
             logins,
             connect,
@@ -154,6 +173,11 @@ impl Handler {
             migrations: Migrations::new(store_options),
             reloader,
         }
+    }
+
+    /// The grant policy and methods.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// Reloads the configuration file (what `reload` and SIGHUP do).
@@ -236,8 +260,28 @@ impl Handler {
     }
 
     /// Runs one call; its typed result, or the error to send.
-    async fn dispatch(&self, call: &Call) -> Result<Reply, RpcError> {
+    async fn dispatch(&self, call: &Call, memory: &mut AuditMemory) -> Result<Reply, RpcError> {
         Ok(match call {
+            Call::Authenticate(params) => {
+                let grant = self.grants.verify(&params.grant).await?;
+                memory.grant = Some(params.grant.clone());
+                memory.grant_id = Some(grant.jti().to_string());
+                Reply::Authenticate(AuthenticateResult {
+                    id: grant.jti().to_string(),
+                    expires_at: chrono::DateTime::from_timestamp(
+                        i64::try_from(grant.claims().exp).unwrap_or(i64::MAX),
+                        0,
+                    )
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+                })
+            }
+            Call::GrantCreate(params) => Reply::GrantCreate(self.grants.create(params).await?),
+            Call::GrantList => Reply::GrantList(GrantListResult {
+                grants: self.grants.list().await?,
+            }),
+            Call::GrantRevoke(params) => Reply::GrantRevoke(GrantRevokeResult {
+                revoked: self.grants.revoke(&params.id).await?,
+            }),
             Call::Version => Reply::Version(VersionResult {
                 version: VERSION.to_owned(),
                 protocol: PROTOCOL_VERSION,
@@ -334,7 +378,16 @@ impl Handler {
             Call::Migrate(_) => Some(self.service.store_info().name),
             _ => None,
         };
-        let outcome = self.dispatch(call).await;
+        let outcome = match self.grants.admit(call, memory.grant.as_ref()).await {
+            Ok(grant) => {
+                memory.grant_id = grant.map(|g| g.jti().to_string());
+                self.dispatch(call, memory).await
+            }
+            Err(refused) => {
+                memory.grant_id = None;
+                Err(refused)
+            }
+        };
         if let (Call::Get(params), Ok(_)) = (call, &outcome) {
             if !memory.first_read(&params.service, params.account.as_deref()) {
                 return outcome;
@@ -367,6 +420,7 @@ impl Handler {
             sid = peer.user.sid(),
             pid,
             exe,
+            grant = memory.grant_id.as_deref().unwrap_or("-"),
             result,
         );
         outcome

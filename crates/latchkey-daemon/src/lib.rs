@@ -10,6 +10,7 @@ pub mod connect;
 mod daemon;
 #[cfg(target_os = "linux")]
 pub mod dbus;
+pub mod grants;
 pub mod handler;
 pub mod ipc;
 pub mod login;

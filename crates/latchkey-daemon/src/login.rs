@@ -27,7 +27,7 @@ const OUTCOME_KEPT: Duration = Duration::from_secs(60);
 /// Logins pending at once; more are refused.
 const MAX_PENDING: usize = 16;
 /// Services under this prefix belong to the daemon; clients cannot read or write them.
-pub const RESERVED_PREFIX: &str = "latchkey:";
+pub const RESERVED_PREFIX: &str = latchkey_core::RESERVED_PREFIX;
 /// The service whose accounts are provider names and whose entries are client secrets.
 pub const CLIENT_SECRET_SERVICE: &str = "latchkey:client-secret";
 
@@ -135,7 +135,7 @@ fn login_failed(err: &LoginError) -> RpcError {
 
 /// Whether `service` is reserved for the daemon's own entries.
 pub fn reserved(service: &str) -> bool {
-    service.starts_with(RESERVED_PREFIX)
+    latchkey_core::is_reserved(service)
 }
 
 fn invalid(message: impl Into<String>) -> RpcError {
@@ -575,6 +575,7 @@ impl latchkey_oauth::ClientSecrets for StoredClientSecrets {
                 account: Some(provider.to_owned()),
                 scopes: Vec::new(),
                 min_valid_secs: None,
+                grant: None,
             };
             match self.0.get(&params).await {
                 Ok(result) => Some(result.secret),

@@ -245,6 +245,8 @@ pub struct GetOptions {
     pub scopes: Vec<String>,
     /// `min_valid_secs` (any non-negative integer type).
     pub min_valid_secs: Option<u64>,
+    /// `grant` (s): a grant token for this call (at most [`crate::MAX_GRANT_TOKEN_LEN`] bytes).
+    pub grant: Option<crate::GrantTokenText>,
 }
 
 fn unwrapped<'a>(value: &'a Value<'a>) -> &'a Value<'a> {
@@ -256,7 +258,7 @@ fn unwrapped<'a>(value: &'a Value<'a>) -> &'a Value<'a> {
 
 /// Reads `Get`'s options; other keys are ignored, as the socket ignores unknown params.
 pub fn get_options(options: &HashMap<String, OwnedValue>) -> Result<GetOptions, ConvertError> {
-    const WRONG: &str = "options may hold scopes (as) and min_valid_secs (t)";
+    const WRONG: &str = "options may hold scopes (as), min_valid_secs (t) and grant (s)";
     let mut parsed = GetOptions::default();
     for (key, value) in options {
         let value = unwrapped(value);
@@ -285,6 +287,16 @@ pub fn get_options(options: &HashMap<String, OwnedValue>) -> Result<GetOptions, 
                     _ => None,
                 };
                 parsed.min_valid_secs = Some(secs.ok_or_else(|| invalid(WRONG))?);
+            }
+            "grant" => {
+                let Value::Str(token) = value else {
+                    return Err(invalid(WRONG));
+                };
+                // Checked before copying: an oversized token is never held twice.
+                if token.len() > crate::MAX_GRANT_TOKEN_LEN {
+                    return Err(invalid("the grant token is too long"));
+                }
+                parsed.grant = crate::GrantTokenText::new(token.to_string());
             }
             _ => {}
         }

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::RpcError;
+use crate::grant::{AuthenticateParams, GrantCreateParams, GrantRevokeParams};
 use crate::types::{
     GetParams, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
     ProviderSecretParams, SetParams, StatusParams, UnlockParams,
@@ -108,6 +109,14 @@ pub enum Call {
     Migrate(MigrateParams),
     /// `reload`: read the configuration file again.
     Reload,
+    /// `authenticate`: bind a grant to this connection.
+    Authenticate(AuthenticateParams),
+    /// `grant_create`
+    GrantCreate(GrantCreateParams),
+    /// `grant_list`
+    GrantList,
+    /// `grant_revoke`
+    GrantRevoke(GrantRevokeParams),
 }
 
 impl Call {
@@ -131,12 +140,21 @@ impl Call {
             Call::Passwd(_) => "passwd",
             Call::Migrate(_) => "migrate",
             Call::Reload => "reload",
+            Call::Authenticate(_) => "authenticate",
+            Call::GrantCreate(_) => "grant_create",
+            Call::GrantList => "grant_list",
+            Call::GrantRevoke(_) => "grant_revoke",
         }
     }
 
     fn params(&self) -> Option<Value> {
         let value = match self {
-            Call::Version | Call::List | Call::Providers | Call::Lock | Call::Reload => {
+            Call::Version
+            | Call::List
+            | Call::Providers
+            | Call::Lock
+            | Call::Reload
+            | Call::GrantList => {
                 return None
             }
             Call::Get(p) => serde_json::to_value(p),
@@ -150,6 +168,9 @@ impl Call {
             Call::Unlock(p) => serde_json::to_value(p),
             Call::Passwd(p) => serde_json::to_value(p),
             Call::Migrate(p) => serde_json::to_value(p),
+            Call::Authenticate(p) => serde_json::to_value(p),
+            Call::GrantCreate(p) => serde_json::to_value(p),
+            Call::GrantRevoke(p) => serde_json::to_value(p),
         };
         // Serializing these plain structs cannot fail.
         value.ok()
@@ -381,6 +402,10 @@ fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
         "passwd" => Call::Passwd(typed_params("passwd", params)?),
         "migrate" => Call::Migrate(typed_params("migrate", params)?),
         "reload" => Call::Reload,
+        "authenticate" => Call::Authenticate(typed_params("authenticate", params)?),
+        "grant_create" => Call::GrantCreate(typed_params("grant_create", params)?),
+        "grant_list" => Call::GrantList,
+        "grant_revoke" => Call::GrantRevoke(typed_params("grant_revoke", params)?),
         _ => return Err(RpcError::method_not_found()),
     })
 }
@@ -596,6 +621,7 @@ mod tests {
                 account: None,
                 scopes: vec!["repo".into()],
                 min_valid_secs: Some(30),
+                grant: None,
             }),
         };
         assert_eq!(

@@ -121,6 +121,10 @@ pub struct GetParams {
     /// The access token must stay valid at least this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_valid_secs: Option<u64>,
+    /// A grant for this request alone (instead of, or over, the one the connection presented
+    /// with `authenticate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::GrantTokenText>,
 }
 
 /// Result of `get`: the usable secret, never a refresh token.

@@ -163,6 +163,7 @@ mod tests {
             account: None,
             scopes: vec![],
             min_valid_secs: None,
+            grant: None,
         }
     }
 

@@ -218,6 +218,7 @@ fn get(service: &str, account: Option<&str>) -> GetParams {
         account: account.map(str::to_owned),
         scopes: vec![],
         min_valid_secs: None,
+        grant: None,
     }
 }
 

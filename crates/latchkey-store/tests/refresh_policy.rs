@@ -137,6 +137,7 @@ fn get() -> GetParams {
         account: None,
         scopes: vec![],
         min_valid_secs: None,
+        grant: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn get(service: &str, scopes: &[&str]) -> GetParams {
         account: None,
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         min_valid_secs: None,
+        grant: None,
     }
 }
 

@@ -517,6 +517,7 @@ pub(crate) fn main() {
                 account: None,
                 scopes: vec![],
                 min_valid_secs: None,
+                grant: None,
             }),
         }
         .to_line(),

@@ -82,6 +82,7 @@ fn params() -> GetParams {
         account: None,
         scopes: Vec::new(),
         min_valid_secs: None,
+        grant: None,
     }
 }
 

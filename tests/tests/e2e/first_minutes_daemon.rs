@@ -390,6 +390,7 @@ fn a_token_that_cannot_be_refreshed_says_how_long_it_has_left() {
                         account: None,
                         scopes: Vec::new(),
                         min_valid_secs: Some(min),
+                        grant: None,
                     })
                     .await
             }

@@ -314,6 +314,10 @@ impl TokenService {
     }
 
     fn announce(&self, key: EntryKey, what: ChangeKind) {
+        // Internal bookkeeping is nobody else's business.
+        if crate::is_internal(key.service()) {
+            return;
+        }
         // No receivers is fine: nobody is listening.
         let _ = self.inner.changes.send(Change { key, what });
     }
@@ -638,7 +642,7 @@ impl TokenService {
         let mut found = Vec::with_capacity(if filtered { 0 } else { entries.len() });
         let matching = entries
             .values()
-            .filter(|e| !e.retired)
+            .filter(|e| !e.retired && !crate::is_internal(e.record.key.service()))
             .filter(|e| {
                 params
                     .service
@@ -693,6 +697,16 @@ impl TokenService {
         left
     }
 
+    /// The accounts of `service`'s entries, from memory only, internal ones included (the
+    /// daemon's own bookkeeping, which `status` and `list` hide).
+    pub fn accounts(&self, service: &str) -> Vec<String> {
+        self.entries()
+            .keys()
+            .filter(|k| k.service() == service)
+            .map(|k| k.account().to_owned())
+            .collect()
+    }
+
     /// Every entry, from memory only.
     pub fn list(&self) -> Vec<Metadata> {
         self.status(&StatusParams::default())
@@ -704,7 +718,11 @@ impl TokenService {
             name: self.inner.store.name(),
             persistent: self.inner.store.persistent(),
             locked: self.inner.store.locked(),
-            entries: self.entries().len(),
+            entries: self
+                .entries()
+                .keys()
+                .filter(|k| !crate::is_internal(k.service()))
+                .count(),
             unlocking: self.inner.store.unlocking(),
         }
     }

@@ -95,6 +95,10 @@ impl DaemonBuilder {
             logins.clone(),
             refresh_through_providers,
         );
+        let grants = crate::grants::Grants::new(service.clone(), config.policy.clone());
+        if !config.policy.require_grant.is_empty() {
+            grants.preload().await;
+        }
         Ok(Daemon {
             handler: Handler::new(
                 service,
@@ -105,6 +109,7 @@ impl DaemonBuilder {
                     lock_after: config.lock_after,
                 },
                 reloader,
+                grants,
             ),
             reason,
         })

@@ -153,7 +153,7 @@ fn account_or_default(account: &str) -> Option<String> {
 #[zbus::interface(name = "dev.latchkey.Latchkey1")]
 impl Latchkey {
     /// The secret of an entry: `{secret, kind, token_type?, username?, expires_at?, scopes}`.
-    /// `options` may hold `scopes` (as) and `min_valid_secs` (t).
+    /// `options` may hold `scopes` (as), `min_valid_secs` (t) and `grant` (s, a grant token).
     async fn get(
         &self,
         service: &str,
@@ -169,6 +169,7 @@ impl Latchkey {
             account: account_or_default(account),
             scopes: options.scopes,
             min_valid_secs: options.min_valid_secs,
+            grant: options.grant,
         };
         match self.run(Call::Get(params), &header, connection).await? {
             Reply::Get(result) => encoded(latchkey_proto::dbus::get_result(&result)),
