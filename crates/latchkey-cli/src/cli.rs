@@ -80,6 +80,10 @@ pub struct Cli {
     /// Say on stderr which way the daemon was reached.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
+    /// Present the grant in this file (instead of $LATCHKEY_GRANT): every request then runs
+    /// under it and may do only what it allows. A grant is never taken from the command line.
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
+    pub grant_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -230,6 +234,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capability grants: let an agent or tool use some entries, for a while, and nothing
+    /// else (see `[policy] require_grant` in config.toml).
+    Grant {
+        /// What to do.
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
     /// OAuth providers: list them, store a confidential client's secret.
     Provider {
         /// What to do.
@@ -357,6 +368,47 @@ impl Command {
             _ => false,
         }
     }
+}
+
+/// `latchkey grant ...`.
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Make a grant and print its token (once: it is not kept). Give the token to the client
+    /// in $LATCHKEY_GRANT (or a file for --grant-file), never on a command line.
+    Create {
+        /// A service the grant covers: a name, `prefix:*` or `*` (repeatable).
+        #[arg(short, long = "service", required = true, value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The only account it covers [default: any]
+        #[arg(short, long)]
+        account: Option<String>,
+        /// A scope a `get` under it may ask for (repeatable) [default: any]
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// What it allows: get, proxy (comma-separated) [default: get]
+        #[arg(long, value_delimiter = ',', value_name = "OPS")]
+        ops: Vec<String>,
+        /// How long it works: 90s, 30m, 1h, 7d (up to 366d).
+        #[arg(long, value_name = "DURATION")]
+        ttl: String,
+        /// A label, shown by `grant list`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON (with the token).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the grants not yet expired (never their tokens).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant by id: it stops working at once, on every connection.
+    Revoke {
+        /// The grant's id (from `grant list` or `grant create`).
+        id: String,
+    },
 }
 
 /// `latchkey provider ...`.

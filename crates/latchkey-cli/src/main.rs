@@ -6,6 +6,7 @@ mod cli;
 mod completions;
 mod doctor;
 mod exit_codes;
+mod grant;
 mod input;
 // On Windows only `find_daemon` and `Mode` are used: start at login is a Run value there
 // (`run_key`), not files for a service manager.
@@ -159,6 +160,7 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     let mut client = Client::connect_to(&target)?;
     say_transport(cli, &client, &target);
     client.version()?;
+    grant::present(cli, &mut client)?;
     Ok(client)
 }
 
@@ -288,6 +290,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             account,
             json,
         } => logout::run(&cli, service, account.as_deref(), *json)?,
+        Command::Grant { command } => grant::run(&cli, command)?,
         Command::Provider { command } => match command {
             ProviderCommand::List { json } => {
                 let mut client = connect(&cli)?;

@@ -18,7 +18,9 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     #[cfg(not(windows))]
     if cli.transport == TransportArg::Auto && cli.socket.is_none() {
         let target = latchkey_client::Target::Socket(latchkey_paths::default_socket_path());
-        return Ok(Client::connect_to(&target)?);
+        let mut client = Client::connect_to(&target)?;
+        crate::grant::present(cli, &mut client)?;
+        return Ok(client);
     }
     crate::connect(cli)
 }

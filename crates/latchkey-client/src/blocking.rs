@@ -187,4 +187,30 @@ impl Client {
         self.runtime
             .block_on(self.inner.change_passphrase(old, new))
     }
+
+    /// See [`crate::Client::authenticate`].
+    pub fn authenticate(
+        &mut self,
+        grant: latchkey_proto::GrantTokenText,
+    ) -> Result<Option<latchkey_proto::AuthenticateResult>, ClientError> {
+        self.runtime.block_on(self.inner.authenticate(grant))
+    }
+
+    /// See [`crate::Client::grant_create`].
+    pub fn grant_create(
+        &mut self,
+        params: latchkey_proto::GrantCreateParams,
+    ) -> Result<latchkey_proto::GrantCreateResult, ClientError> {
+        self.runtime.block_on(self.inner.grant_create(params))
+    }
+
+    /// See [`crate::Client::grant_list`].
+    pub fn grant_list(&mut self) -> Result<Vec<latchkey_proto::GrantInfo>, ClientError> {
+        self.runtime.block_on(self.inner.grant_list())
+    }
+
+    /// See [`crate::Client::grant_revoke`].
+    pub fn grant_revoke(&mut self, id: &str) -> Result<(), ClientError> {
+        self.runtime.block_on(self.inner.grant_revoke(id))
+    }
 }

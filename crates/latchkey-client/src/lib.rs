@@ -30,11 +30,13 @@ mod transport;
 use std::path::{Path, PathBuf};
 
 use latchkey_proto::{
-    BundleInput, Call, CancelResult, ClearResult, ErrorData, ErrorKind, GetParams, GetResult,
-    KeyParams, ListResult, LockResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult,
-    Metadata, MigrateParams, MigrateResult, PasswdParams, ProviderInfo, ProviderSecretParams,
-    ProviderSecretResult, ProvidersResult, ReloadResult, Secret, SetParams, SetResult,
-    StatusParams, StatusResult, UnlockParams, VersionResult, PROTOCOL_VERSION,
+    AuthenticateParams, AuthenticateResult, BundleInput, Call, CancelResult, ClearResult,
+    ErrorData, ErrorKind, GetParams, GetResult, GrantCreateParams, GrantCreateResult, GrantInfo,
+    GrantListResult, GrantRevokeParams, GrantRevokeResult, GrantTokenText, KeyParams, ListResult,
+    LockResult, LoginIdParams, LoginParams, LoginStarted, LogoutResult, Metadata, MigrateParams,
+    MigrateResult, PasswdParams, ProviderInfo, ProviderSecretParams, ProviderSecretResult,
+    ProvidersResult, ReloadResult, Secret, SetParams, SetResult, StatusParams, StatusResult,
+    UnlockParams, VersionResult, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use transport::Connection;
@@ -199,6 +201,9 @@ pub enum Transport {
 #[derive(Debug)]
 pub struct Client {
     connection: Connection,
+    /// The grant given to [`Client::authenticate`], kept only over D-Bus, where each `get`
+    /// carries it (a bus call has no connection to bind it to).
+    grant: Option<GrantTokenText>,
 }
 
 impl Client {
@@ -217,6 +222,7 @@ impl Client {
     pub async fn connect_to(target: &Target) -> Result<Self, ClientError> {
         Ok(Self {
             connection: Connection::open(target).await?,
+            grant: None,
         })
     }
 
@@ -236,7 +242,18 @@ impl Client {
         Self::connect(latchkey_paths::default_socket_path()).await
     }
 
-    async fn call<T: DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(&mut self, mut call: Call) -> Result<T, ClientError> {
+        if let Some(grant) = &self.grant {
+            match &mut call {
+                Call::Get(params) if params.grant.is_none() => params.grant = Some(grant.clone()),
+                Call::Get(_) | Call::Version => {}
+                _ => {
+                    return Err(ClientError::Bus(
+                        "over D-Bus a grant only serves get; use the socket".into(),
+                    ))
+                }
+            }
+        }
         self.connection.call(call).await
     }
 
@@ -409,6 +426,45 @@ impl Client {
     /// fails with `invalid_request`, naming the file and the line.
     pub async fn reload(&mut self) -> Result<ReloadResult, ClientError> {
         self.call(Call::Reload).await
+    }
+
+    /// Presents a grant: every later request of this client runs under it and may do only
+    /// what it allows. On the socket (and pipe) the daemon checks it now and binds it to the
+    /// connection (a grant that is not valid fails with `permission_denied`); over D-Bus it is
+    /// sent with each `get` instead, and `None` comes back.
+    pub async fn authenticate(
+        &mut self,
+        grant: GrantTokenText,
+    ) -> Result<Option<AuthenticateResult>, ClientError> {
+        if self.transport() == Transport::Dbus {
+            self.grant = Some(grant);
+            return Ok(None);
+        }
+        self.call(Call::Authenticate(AuthenticateParams { grant }))
+            .await
+            .map(Some)
+    }
+
+    /// Makes a grant (socket only): its token, shown once, and its record.
+    pub async fn grant_create(
+        &mut self,
+        params: GrantCreateParams,
+    ) -> Result<GrantCreateResult, ClientError> {
+        self.call(Call::GrantCreate(params)).await
+    }
+
+    /// The grants not yet expired (never their tokens; socket only).
+    pub async fn grant_list(&mut self) -> Result<Vec<GrantInfo>, ClientError> {
+        let result: GrantListResult = self.call(Call::GrantList).await?;
+        Ok(result.grants)
+    }
+
+    /// Revokes a grant by id, at once for every client holding it (socket only).
+    pub async fn grant_revoke(&mut self, id: &str) -> Result<(), ClientError> {
+        let _: GrantRevokeResult = self
+            .call(Call::GrantRevoke(GrantRevokeParams { id: id.to_owned() }))
+            .await?;
+        Ok(())
     }
 
     /// Changes the passphrase of a passphrase store.

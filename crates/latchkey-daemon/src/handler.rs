@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
-    AuthenticateResult, Call, CancelResult, GrantCreateResult, GrantListResult, GrantRevokeResult,
-    GrantTokenText, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
+    AuthenticateResult, Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult,
+    GrantCreateResult, GrantListResult, GrantRevokeResult, GrantTokenText, ListResult, LockResult,
     LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, ReloadResult,
     RpcError, SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
 };

@@ -154,9 +154,7 @@ impl Call {
             | Call::Providers
             | Call::Lock
             | Call::Reload
-            | Call::GrantList => {
-                return None
-            }
+            | Call::GrantList => return None,
             Call::Get(p) => serde_json::to_value(p),
             Call::Set(p) => serde_json::to_value(p),
             Call::Clear(p) => serde_json::to_value(p),

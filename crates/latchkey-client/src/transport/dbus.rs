@@ -78,7 +78,11 @@ fn params(call: &Call) -> (String, String, Json) {
         | Call::Lock
         | Call::Passwd(_)
         | Call::Migrate(_)
-        | Call::Reload => Ok(json!({})),
+        | Call::Reload
+        | Call::Authenticate(_)
+        | Call::GrantCreate(_)
+        | Call::GrantList
+        | Call::GrantRevoke(_) => Ok(json!({})),
     };
     let mut value = value.unwrap_or_else(|_| json!({}));
     let mut take = |field: &str| {
@@ -264,7 +268,15 @@ impl DbusConnection {
                         .into(),
                 ))
             }
-            Call::Unlock(_) | Call::Lock | Call::Passwd(_) | Call::Migrate(_) | Call::Reload => {
+            Call::Unlock(_)
+            | Call::Lock
+            | Call::Passwd(_)
+            | Call::Migrate(_)
+            | Call::Reload
+            | Call::Authenticate(_)
+            | Call::GrantCreate(_)
+            | Call::GrantList
+            | Call::GrantRevoke(_) => {
                 return Err(ClientError::Bus(format!(
                     "{} is served over the socket only (latchkey --transport socket)",
                     call.method()
