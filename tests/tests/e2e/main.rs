@@ -22,6 +22,8 @@ mod first_minutes;
 #[cfg(target_os = "linux")]
 mod first_minutes_daemon;
 mod git_credential;
+#[cfg(target_os = "linux")]
+mod grants;
 mod in_process;
 mod install;
 mod issuer;
