@@ -13,7 +13,7 @@
 //!   `write_timeout_secs`, for connections accepted from then on.
 //!
 //! What needs a restart (reported in the answer and the log, not applied): `[store] backend`
-//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), and
+//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), `[policy]`, and
 //! `[limits] max_connections` (the connection slots are sized at start).
 //!
 //! Client secrets live in the keychain and are read at each use, so `provider set-secret`
@@ -181,6 +181,11 @@ fn differences(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         &mut restart,
     );
     note(old.socket != new.socket, "daemon.socket", &mut restart);
+    note(
+        old.policy != new.policy,
+        "policy.require_grant",
+        &mut restart,
+    );
     note(
         o.max_connections != n.max_connections,
         "limits.max_connections",
