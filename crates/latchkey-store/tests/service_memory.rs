@@ -252,3 +252,51 @@ async fn locking_drops_cached_secrets_but_not_metadata() {
     store.locked.store(false, Ordering::SeqCst);
     assert!(svc.get(&get("gh", &[])).await.is_ok());
 }
+
+#[tokio::test]
+async fn internal_entries_are_kept_but_never_listed_counted_or_announced() {
+    let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;
+    let mut changes = svc.subscribe();
+    for (service, account) in [
+        ("latchkey:grant-key", None),
+        ("latchkey:grants", Some("0123456789abcdef0123456789abcdef")),
+        ("latchkey:client-secret", Some("github")),
+    ] {
+        svc.set(SetParams {
+            service: service.into(),
+            account: account.map(str::to_owned),
+            bundle: BundleInput::ApiKey {
+                key: "internal-canary".into(),
+            },
+        })
+        .await
+        .unwrap();
+    }
+    // The client secret is reserved but not internal: listed, as before.
+    let listed: Vec<_> = svc.list().into_iter().map(|m| m.service).collect();
+    assert_eq!(listed, ["latchkey:client-secret"]);
+    assert_eq!(svc.store_info().entries, 1);
+    let filtered = svc.status(&StatusParams {
+        service: Some("latchkey:grant-key".into()),
+        account: None,
+    });
+    assert!(filtered.is_empty());
+    assert_eq!(
+        svc.accounts("latchkey:grants"),
+        ["0123456789abcdef0123456789abcdef"]
+    );
+    assert_eq!(
+        svc.get(&get("latchkey:grant-key", &[]))
+            .await
+            .unwrap()
+            .secret
+            .expose(),
+        "internal-canary"
+    );
+    let change = changes.try_recv().unwrap();
+    assert_eq!(change.key.service(), "latchkey:client-secret");
+    assert!(changes.try_recv().is_err());
+    assert!(latchkey_core::is_internal("latchkey:grant-revocations"));
+    assert!(!latchkey_core::is_internal("latchkey:client-secret"));
+    assert!(!latchkey_core::is_internal("grant-key"));
+}
