@@ -109,6 +109,12 @@ impl AuditMemory {
     /// Most distinct entries remembered per connection; past it every read is audited again.
     const LIMIT: usize = 1024;
 
+    /// Forgets which entries were read, so the next read of each is audited again.
+    fn forget_reads(&mut self) {
+        self.last.clear();
+        self.reads.clear();
+    }
+
     /// Whether `service`/`account` is read for the first time on this connection (only asked
     /// for valid names, after a successful read).
     fn first_read(&mut self, service: &str, account: Option<&str>) -> bool {
@@ -266,6 +272,8 @@ impl Handler {
                 let grant = self.grants.verify(&params.grant).await?;
                 memory.grant = Some(params.grant.clone());
                 memory.grant_id = Some(grant.jti().to_string());
+                // Reads under the new grant are audited afresh.
+                memory.forget_reads();
                 Reply::Authenticate(AuthenticateResult {
                     id: grant.jti().to_string(),
                     expires_at: chrono::DateTime::from_timestamp(
@@ -388,8 +396,11 @@ impl Handler {
                 Err(refused)
             }
         };
+        // Reads under a grant of their own are always audited (the grant may differ each time).
         if let (Call::Get(params), Ok(_)) = (call, &outcome) {
-            if !memory.first_read(&params.service, params.account.as_deref()) {
+            if params.grant.is_none()
+                && !memory.first_read(&params.service, params.account.as_deref())
+            {
                 return outcome;
             }
         }
@@ -442,5 +453,8 @@ mod tests {
         assert!(memory.first_read("githu", Some("b")));
         assert!(!memory.first_read("github", None));
         assert!(!memory.first_read("git", Some("hub")));
+        memory.forget_reads();
+        assert!(memory.first_read("github", None));
+        assert!(memory.first_read("git", Some("hub")));
     }
 }
