@@ -659,6 +659,13 @@ fn a_star_policy_protects_everything_on_the_memory_store() {
         let out = env.cli(s, args, "");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+    // A changed policy waits for a restart, and a reload says so.
+    std::fs::write(&path, "[policy]\nrequire_grant = []\n").unwrap();
+    let out = env.cli(s, &["reload", "--json"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reloaded: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(reloaded["restart_needed"], json!(["policy.require_grant"]));
+    assert_eq!(env.cli(s, &["get", "anything"], "").status.code(), Some(8));
     let (_, logs) = daemon.stop();
     assert!(!logs.contains(token.rsplit('.').next().unwrap()));
 }
