@@ -8,8 +8,8 @@ use latchkey_client::blocking::Client;
 use latchkey_client::Target;
 use latchkey_proto::StatusParams;
 
-#[cfg(not(windows))]
 use crate::cli::Cli;
+#[cfg(not(windows))]
 use crate::install;
 use crate::output::sanitize;
 use crate::Failure;
