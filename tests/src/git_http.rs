@@ -13,25 +13,24 @@
 //! too, with the same Basic challenge.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use tokio::sync::watch;
+use hyper::http::request::Parts;
+use hyper::{Response, StatusCode};
+
+use crate::loopback::{LoopbackServer, Reply, TooLarge};
 
 /// The realm in the server's challenge.
 pub const REALM: &str = "latchkey-test";
 
 /// The largest request body read (a push of a few small commits is far smaller).
 const MAX_BODY: usize = 16 * 1024 * 1024;
-
-type Reply = Response<Full<Bytes>>;
 
 /// One request's HTTP Basic credentials, as the server saw them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,52 +57,37 @@ struct Shared {
     /// The folder of the bare repositories (`GIT_PROJECT_ROOT`).
     root: PathBuf,
     state: Mutex<State>,
-    /// Becomes `true` when the server is dropped.
-    shutdown: watch::Sender<bool>,
 }
 
 /// The running server. Dropping it stops it.
 pub struct GitServer {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    /// `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
+    server: LoopbackServer,
 }
 
 impl GitServer {
     /// Serves the bare repositories under `root` on a random loopback port.
     pub fn start(root: &Path) -> Self {
         crate::require("git", "git");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             root: root.to_owned(),
             state: Mutex::new(State::default()),
-            shutdown: watch::channel(false).0,
         });
-        runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
-        Self {
-            address,
-            shared,
-            runtime: Some(runtime),
-        }
+        let served = Arc::clone(&shared);
+        let server = LoopbackServer::start(MAX_BODY, move |_, _| {
+            move |parts, body| serve(Arc::clone(&served), parts, body)
+        });
+        Self { shared, server }
     }
 
     /// `127.0.0.1:PORT`, what git sends as `host`.
     pub fn host(&self) -> String {
-        self.address.to_string()
+        self.server.address().to_string()
     }
 
     /// The URL of the repository `name` (a folder under the root, e.g. `repo.git`).
     pub fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.address)
+        format!("http://{}/{name}", self.server.address())
     }
 
     /// Lets `username` in with `password` from now on.
@@ -124,41 +108,6 @@ impl GitServer {
     /// How many requests came without credentials.
     pub fn anonymous_requests(&self) -> usize {
         self.shared.state.lock().unwrap().anonymous
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
-        if let Some(runtime) = self.runtime.take() {
-            // Dropping a runtime blocks, which is not allowed inside another runtime.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                drop(runtime);
-            }
-        }
-    }
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let mut stop = shared.shutdown.subscribe();
-    loop {
-        let stream = tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| serve(Arc::clone(&shared), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 
@@ -195,14 +144,14 @@ fn basic_credentials(headers: &hyper::HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
+/// Answers one request; never closes the connection without an answer.
 async fn serve(
     shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Reply, std::convert::Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "too large\n")),
+    parts: Parts,
+    body: Result<Bytes, TooLarge>,
+) -> Result<Reply, std::io::Error> {
+    let Ok(body) = body else {
+        return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "too large\n"));
     };
     let Some((username, password)) = basic_credentials(&parts.headers) else {
         shared.state.lock().unwrap().anonymous += 1;
@@ -246,12 +195,7 @@ async fn serve(
 
 /// Runs `git http-backend` for one request (CGI/1.1: the request in environment variables
 /// and the body on stdin; headers, a blank line and the body on stdout).
-fn http_backend(
-    root: &Path,
-    parts: &hyper::http::request::Parts,
-    user: &str,
-    body: &[u8],
-) -> Reply {
+fn http_backend(root: &Path, parts: &Parts, user: &str, body: &[u8]) -> Reply {
     let header = |name: &str| {
         parts
             .headers

@@ -26,6 +26,7 @@ use std::time::Duration;
 mod bus;
 pub mod git_http;
 pub mod http;
+mod loopback;
 pub mod oauth_server;
 #[cfg(target_os = "linux")]
 pub mod users;

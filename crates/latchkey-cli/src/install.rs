@@ -202,6 +202,33 @@ pub fn uninstall(plan: &Plan, mode: Mode) -> Result<()> {
     Ok(())
 }
 
+/// Runs `latchkey install`: `--print` shows the files, `--dry-run` says what would be done.
+pub fn run(print: bool, dry_run: bool, daemon: Option<&Path>) -> Result<(), crate::Failure> {
+    use crate::failure;
+    let daemon = find_daemon(daemon).map_err(crate::usage)?;
+    let mode = match (print, dry_run) {
+        (true, _) => Mode::Print,
+        (_, true) => Mode::DryRun,
+        _ => Mode::Apply,
+    };
+    #[cfg(windows)]
+    crate::run_key::install(&daemon, mode).map_err(failure)?;
+    #[cfg(not(windows))]
+    install(&plan(&daemon).map_err(failure)?, mode).map_err(failure)?;
+    Ok(())
+}
+
+/// Runs `latchkey uninstall`.
+pub fn run_uninstall(dry_run: bool) -> Result<(), crate::Failure> {
+    use crate::failure;
+    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    #[cfg(windows)]
+    crate::run_key::uninstall(mode).map_err(failure)?;
+    #[cfg(not(windows))]
+    uninstall(&plan(Path::new("latchkeyd")).map_err(failure)?, mode).map_err(failure)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,13 +9,14 @@ use anyhow::anyhow;
 use latchkey_client::{Client, ClientError, Target};
 use latchkey_proto::{LoginParams, LoginStarted, Metadata};
 
+use crate::cli::Cli;
 use crate::exit_codes::ExitCode;
 use crate::out::{note, note_raw};
 use crate::output::sanitize;
-use crate::Failure;
+use crate::{print_json, Failure};
 
 /// What `login` was asked to do.
-pub struct Request {
+struct Request {
     /// The login.
     pub params: LoginParams,
     /// Whether to open a browser.
@@ -74,8 +75,34 @@ fn show(
     Ok(())
 }
 
+/// Runs `latchkey login`: the login, then what was stored (JSON, or a line saying whether
+/// latchkey will refresh it).
+pub fn run(cli: &Cli, params: LoginParams, open_browser: bool, json: bool) -> Result<(), Failure> {
+    let entry = log_in(Request {
+        params,
+        open_browser,
+        target: crate::target(cli)?,
+        json,
+    })?;
+    if json {
+        print_json(&entry)?;
+    } else {
+        note!(
+            "logged in: {}/{}{}",
+            sanitize(&entry.service),
+            sanitize(&entry.account),
+            if entry.has_refresh_token {
+                " (latchkey will refresh it)"
+            } else {
+                " (no refresh token: log in again when it expires)"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Runs the login; the stored entry once it completes.
-pub fn run(request: Request) -> Result<Metadata, Failure> {
+fn log_in(request: Request) -> Result<Metadata, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,6 +6,7 @@ mod cli;
 mod completions;
 mod doctor;
 mod exit_codes;
+mod get;
 mod grant;
 mod input;
 // On Windows only `find_daemon` and `Mode` are used: start at login is a Run value there
@@ -20,24 +21,22 @@ mod migrate;
 mod min_valid;
 mod out;
 mod output;
+mod provider;
 mod reload;
 mod run;
 #[cfg(windows)]
 mod run_key;
 mod set;
+mod status;
 mod version;
-
-#[cfg(not(windows))]
-use std::path::Path;
 
 use anyhow::anyhow;
 use clap::FromArgMatches;
-use cli::{Cli, Command, ProviderCommand, TransportArg};
+use cli::{Cli, Command, TransportArg};
 use exit_codes::ExitCode;
 use latchkey_client::{blocking::Client, ClientError, Target, Transport};
-use latchkey_proto::{GetParams, LoginParams, Secret, StatusParams};
+use latchkey_proto::LoginParams;
 use out::note;
-use zeroize::Zeroizing;
 
 /// A failure, with the code to exit with.
 struct Failure {
@@ -164,7 +163,9 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     Ok(client)
 }
 
+/// Runs the command: one function per command, in its module.
 fn run(cli: Cli) -> Result<(), Failure> {
+    let cli = &cli;
     match &cli.command {
         Command::Get {
             service,
@@ -172,29 +173,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             scopes,
             min_valid,
             json,
-        } => {
-            let mut client = connect(&cli)?;
-            let result = client.get_with(GetParams {
-                service: service.clone(),
-                account: account.clone(),
-                scopes: scopes.clone(),
-                min_valid_secs: *min_valid,
-                grant: None,
-            })?;
-            let expires_at = result.expires_at.map(|at| at.timestamp());
-            if let Some(note) = min_valid::note(expires_at, *min_valid, min_valid::unix_now()) {
-                note!("latchkey: {note}");
-            }
-            if *json {
-                print_json(&result)?;
-            } else {
-                let secret = result.secret.expose();
-                let mut text = Zeroizing::new(String::with_capacity(secret.len() + 1));
-                text.push_str(secret);
-                text.push('\n');
-                out::write(text.as_bytes())?;
-            }
-        }
+        } => get::run(
+            cli,
+            get::Request {
+                service,
+                account: account.as_deref(),
+                scopes,
+                min_valid: *min_valid,
+                json: *json,
+            },
+        ),
         Command::Set {
             service,
             account,
@@ -203,7 +191,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             bundle,
             stray,
         } => set::run(
-            &cli,
+            cli,
             set::Request {
                 service,
                 account: account.as_deref(),
@@ -212,44 +200,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 bundle: *bundle,
                 stray,
             },
-        )?,
-        Command::Clear { service, account } => {
-            let mut client = connect(&cli)?;
-            if client.clear(service, account.as_deref())? {
-                note!("removed");
-            } else {
-                note!("nothing to remove");
-            }
-        }
+        ),
+        Command::Clear { service, account } => status::clear(cli, service, account.as_deref()),
         Command::Status {
             service,
             account,
             json,
-        } => {
-            let mut client = connect(&cli)?;
-            let status = client.status(StatusParams {
-                service: service.clone(),
-                account: account.clone(),
-            })?;
-            if *json {
-                print_json(&status)?;
-            } else {
-                out::write(format!(
-                    "{}{}",
-                    output::daemon_summary(&status.daemon),
-                    output::entries_table(&status.entries)
-                ))?;
-            }
-        }
-        Command::List { json } => {
-            let mut client = connect(&cli)?;
-            let entries = client.list()?;
-            if *json {
-                print_json(&serde_json::json!({ "entries": entries }))?;
-            } else {
-                out::write(output::entries_table(&entries))?;
-            }
-        }
+        } => status::status(cli, service.as_deref(), account.as_deref(), *json),
+        Command::List { json } => status::list(cli, *json),
         Command::Login {
             provider,
             account,
@@ -257,137 +215,55 @@ fn run(cli: Cli) -> Result<(), Failure> {
             device,
             no_browser,
             json,
-        } => {
-            let entry = login::run(login::Request {
-                params: LoginParams {
-                    provider: provider.clone(),
-                    account: account.clone(),
-                    scopes: scopes.clone(),
-                    device: *device,
-                },
-                open_browser: !no_browser,
-                target: target(&cli)?,
-                json: *json,
-            })?;
-            if *json {
-                print_json(&entry)?;
-            } else {
-                note!(
-                    "logged in: {}/{}{}",
-                    output::sanitize(&entry.service),
-                    output::sanitize(&entry.account),
-                    if entry.has_refresh_token {
-                        " (latchkey will refresh it)"
-                    } else {
-                        " (no refresh token: log in again when it expires)"
-                    }
-                );
-            }
-        }
-        Command::Migrate { to, json } => migrate::run(&mut connect(&cli)?, to, *json)?,
+        } => login::run(
+            cli,
+            LoginParams {
+                provider: provider.clone(),
+                account: account.clone(),
+                scopes: scopes.clone(),
+                device: *device,
+            },
+            !no_browser,
+            *json,
+        ),
+        Command::Migrate { to, json } => migrate::run(&mut connect(cli)?, to, *json),
         Command::Logout {
             service,
             account,
             json,
-        } => logout::run(&cli, service, account.as_deref(), *json)?,
-        Command::Grant { command } => grant::run(&cli, command)?,
-        Command::Provider { command } => match command {
-            ProviderCommand::List { json } => {
-                let mut client = connect(&cli)?;
-                let providers = client.providers()?;
-                if *json {
-                    print_json(&serde_json::json!({ "providers": providers }))?;
-                } else {
-                    out::write(output::providers_table(&providers))?;
-                }
-            }
-            ProviderCommand::SetSecret { provider } => {
-                let secret = input::read_secret("Client secret: ").map_err(usage)?;
-                let mut client = connect(&cli)?;
-                client
-                    .set_provider_secret(provider, Some(Secret::new(secret.as_str().to_owned())))?;
-                note!(
-                    "stored the client secret for {}",
-                    output::sanitize(provider)
-                );
-            }
-            ProviderCommand::ClearSecret { provider } => {
-                let mut client = connect(&cli)?;
-                client.set_provider_secret(provider, None)?;
-                note!(
-                    "removed the client secret for {}",
-                    output::sanitize(provider)
-                );
-            }
-        },
+        } => logout::run(cli, service, account.as_deref(), *json),
+        Command::Grant { command } => grant::run(cli, command),
+        Command::Provider { command } => provider::run(cli, command),
         Command::Install {
             print,
             dry_run,
             daemon,
-        } => {
-            let daemon = install::find_daemon(daemon.as_deref()).map_err(usage)?;
-            let mode = match (print, dry_run) {
-                (true, _) => install::Mode::Print,
-                (_, true) => install::Mode::DryRun,
-                _ => install::Mode::Apply,
-            };
-            #[cfg(windows)]
-            run_key::install(&daemon, mode).map_err(failure)?;
-            #[cfg(not(windows))]
-            install::install(&install::plan(&daemon).map_err(failure)?, mode).map_err(failure)?;
-        }
-        Command::Uninstall { dry_run } => {
-            let mode = if *dry_run {
-                install::Mode::DryRun
-            } else {
-                install::Mode::Apply
-            };
-            #[cfg(windows)]
-            run_key::uninstall(mode).map_err(failure)?;
-            #[cfg(not(windows))]
-            install::uninstall(
-                &install::plan(Path::new("latchkeyd")).map_err(failure)?,
-                mode,
-            )
-            .map_err(failure)?;
-        }
-        Command::Doctor => {
-            #[cfg(windows)]
-            let target = target(&cli)?;
-            #[cfg(not(windows))]
-            let target = Target::Socket(
-                cli.socket
-                    .clone()
-                    .unwrap_or_else(latchkey_paths::default_socket_path),
-            );
-            doctor::run(&target).map_err(failure)?;
-        }
-        Command::Unlock => lock::unlock(&cli)?,
-        Command::Lock => lock::lock(&cli)?,
-        Command::Passwd => lock::passwd(&cli)?,
-        Command::Reload { json } => reload::run(&cli, *json)?,
-        Command::Version { json } => version::run(&cli, *json)?,
+        } => install::run(*print, *dry_run, daemon.as_deref()),
+        Command::Uninstall { dry_run } => install::run_uninstall(*dry_run),
+        Command::Doctor => doctor::run(cli),
+        Command::Unlock => lock::unlock(cli),
+        Command::Lock => lock::lock(cli),
+        Command::Passwd => lock::passwd(cli),
+        Command::Reload { json } => reload::run(cli, *json),
+        Command::Version { json } => version::run(cli, *json),
         Command::Run {
             env,
             env_file,
             min_valid,
             command,
         } => run::run(
-            &cli,
+            cli,
             run::Request {
                 env,
                 env_file: env_file.as_deref(),
                 min_valid: *min_valid,
                 command,
             },
-        )?,
-        Command::KubeCredential { service, account } => {
-            kube::run(&cli, service, account.as_deref())?
-        }
-        Command::Completions { shell } => completions::completions(*shell)?,
-        Command::Man { dir } => completions::man(dir)?,
+        ),
+        Command::KubeCredential { service, account } => kube::run(cli, service, account.as_deref()),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { dir } => completions::man(dir),
     }
-    Ok(())
 }
 
 /// Whether the raw arguments ask for JSON (before a `--`), for errors clap finds before

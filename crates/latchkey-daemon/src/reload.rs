@@ -147,50 +147,36 @@ fn differences(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         }
     }
     let (o, n) = (&old.limits, &new.limits);
-    note(
-        old.http_timeout != new.http_timeout,
-        "oauth.timeout_secs",
-        &mut live,
-    );
-    note(
-        old.login_timeout != new.login_timeout,
-        "oauth.login_timeout_secs",
-        &mut live,
-    );
-    note(o.max_line != n.max_line, "limits.max_line", &mut live);
-    note(
-        o.idle_timeout != n.idle_timeout,
-        "limits.idle_timeout_secs",
-        &mut live,
-    );
-    note(
-        o.request_timeout != n.request_timeout,
-        "limits.request_timeout_secs",
-        &mut live,
-    );
-    note(
-        o.write_timeout != n.write_timeout,
-        "limits.write_timeout_secs",
-        &mut live,
-    );
-    let mut restart = Vec::new();
-    note(old.backend != new.backend, "store.backend", &mut restart);
-    note(
-        old.lock_after != new.lock_after,
-        "store.lock_after_secs",
-        &mut restart,
-    );
-    note(old.socket != new.socket, "daemon.socket", &mut restart);
-    note(
-        old.policy != new.policy,
-        "policy.require_grant",
-        &mut restart,
-    );
-    note(
-        o.max_connections != n.max_connections,
-        "limits.max_connections",
-        &mut restart,
-    );
+    // Each setting: whether it changed, and its name in the file.
+    let applied_live = [
+        (old.http_timeout != new.http_timeout, "oauth.timeout_secs"),
+        (
+            old.login_timeout != new.login_timeout,
+            "oauth.login_timeout_secs",
+        ),
+        (o.max_line != n.max_line, "limits.max_line"),
+        (o.idle_timeout != n.idle_timeout, "limits.idle_timeout_secs"),
+        (
+            o.request_timeout != n.request_timeout,
+            "limits.request_timeout_secs",
+        ),
+        (
+            o.write_timeout != n.write_timeout,
+            "limits.write_timeout_secs",
+        ),
+    ];
+    let need_restart = [
+        (old.backend != new.backend, "store.backend"),
+        (old.lock_after != new.lock_after, "store.lock_after_secs"),
+        (old.socket != new.socket, "daemon.socket"),
+        (old.policy != new.policy, "policy.require_grant"),
+        (
+            o.max_connections != n.max_connections,
+            "limits.max_connections",
+        ),
+    ];
+    live.extend(changed(&applied_live));
+    let restart = changed(&need_restart).collect();
     (live, restart)
 }
 
@@ -308,11 +294,12 @@ impl Reloader {
     }
 }
 
-/// Adds `name` to `to` if it `changed`.
-fn note(changed: bool, name: &str, to: &mut Vec<String>) {
-    if changed {
-        to.push(name.to_owned());
-    }
+/// The names of the settings that changed.
+fn changed<'a>(settings: &'a [(bool, &str)]) -> impl Iterator<Item = String> + 'a {
+    settings
+        .iter()
+        .filter(|(changed, _)| *changed)
+        .map(|(_, name)| (*name).to_owned())
 }
 
 /// A list of setting names for a log line; `-` when empty.

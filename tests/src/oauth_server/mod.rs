@@ -32,7 +32,6 @@ mod state;
 mod tests;
 mod token;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -41,8 +40,9 @@ use hyper::Method;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::loopback::{LoopbackServer, Stopped};
 use device::Consent;
-use serve::accept_loop;
+use serve::serve;
 use state::{RefreshToken, State};
 
 /// The client id accepted until [`TokenServer::set_client_id`] changes it.
@@ -144,10 +144,8 @@ impl Endpoint {
 
 /// The running server. Dropping it stops it, hung requests included.
 pub struct TokenServer {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    /// `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
+    server: LoopbackServer,
 }
 
 /// What the connection tasks share with the test.
@@ -156,32 +154,26 @@ struct Shared {
     /// While `true`, token-endpoint answers are held after the request was handled (a token
     /// rotated, say) and before the reply goes out: a slow provider.
     hold: watch::Sender<bool>,
-    /// Becomes `true` when the server is dropped: ends the accept loop and hung requests.
-    shutdown: watch::Sender<bool>,
+    /// Fires when the server is dropped: ends hung requests and held answers.
+    stopped: Stopped,
 }
 
 impl TokenServer {
     /// Starts the server on a random loopback port.
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(format!("http://{address}"))),
-            hold: watch::channel(false).0,
-            shutdown: watch::channel(false).0,
+        let mut shared = None;
+        let server = LoopbackServer::start(MAX_BODY, |address, stopped| {
+            let state = Arc::new(Shared {
+                state: Mutex::new(State::new(format!("http://{address}"))),
+                hold: watch::channel(false).0,
+                stopped,
+            });
+            shared = Some(Arc::clone(&state));
+            move |parts, body| serve(Arc::clone(&state), parts, body)
         });
-        runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
-            address,
-            shared,
-            runtime: Some(runtime),
+            shared: shared.expect("the server was set up"),
+            server,
         }
     }
 
@@ -193,7 +185,7 @@ impl TokenServer {
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address())
     }
 
     /// The issuer in the discovery document (the base URL).
@@ -431,20 +423,6 @@ impl TokenServer {
             .access_tokens
             .get(token)
             .is_some_and(|access| !access.revoked && !state.families[&access.family].revoked)
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
-        if let Some(runtime) = self.runtime.take() {
-            // Dropping a runtime blocks, which is not allowed inside another runtime.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                drop(runtime);
-            }
-        }
     }
 }
 

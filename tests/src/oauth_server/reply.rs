@@ -7,7 +7,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
-pub(super) type Reply = Response<Full<Bytes>>;
+pub(super) use crate::loopback::Reply;
 
 pub(super) fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(body)));

@@ -1,42 +1,23 @@
-//! The HTTP plumbing: the accept loop, reading a request's body, routing it to its endpoint
-//! under the state's lock (counting it, answering a queued fault, checking method and form),
-//! and turning a fault into a reply or a dropped connection.
+//! The HTTP side of the server, over [`crate::loopback`] (which accepts connections and reads
+//! bodies): routing a request to its endpoint under the state's lock (counting it, answering
+//! a queued fault, checking method and form), and turning a fault into a reply or a dropped
+//! connection.
 
 use std::io;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use super::reply::{invalid_request, json_reply, oauth_error, page, reply, Reply};
 use super::request::{is_form, Params};
 use super::state::State;
-use super::{Endpoint, Fault, Shared, DEVICE_CODE_GRANT, HOSTILE_MARK, MAX_BODY};
-
-pub(super) async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let mut stop = shared.shutdown.subscribe();
-    loop {
-        let stream = tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| serve(Arc::clone(&shared), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
+use super::{Endpoint, Fault, Shared, DEVICE_CODE_GRANT, HOSTILE_MARK};
+use crate::loopback::TooLarge;
 
 /// What a request gets: a reply, or a fault at the connection level.
 enum Outcome {
@@ -52,11 +33,14 @@ impl From<Reply> for Outcome {
 }
 
 /// Answers one request. An `Err` makes hyper close the connection without a response.
-async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply, io::Error> {
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    parts: Parts,
+    body: Result<Bytes, TooLarge>,
+) -> Result<Reply, io::Error> {
+    let body = match body {
+        Ok(body) => body,
+        Err(TooLarge) => {
             return Ok(page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request is too large.",
@@ -76,8 +60,7 @@ async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply,
         Outcome::Reply(reply) if github_style => Ok(as_github_would(reply).await),
         Outcome::Reply(reply) => Ok(reply),
         Outcome::Hang => {
-            let mut stop = shared.shutdown.subscribe();
-            let _ = stop.wait_for(|stopped| *stopped).await;
+            shared.stopped.wait().await;
             Err(io::Error::other("hang fault: the server stopped"))
         }
         Outcome::Reset => Err(io::Error::other("reset fault")),
@@ -91,10 +74,9 @@ async fn hold(shared: &Shared) {
         return;
     }
     shared.state.lock().unwrap().counters.held += 1;
-    let mut stop = shared.shutdown.subscribe();
     tokio::select! {
         _ = held.wait_for(|held| !*held) => {}
-        _ = stop.wait_for(|stopped| *stopped) => {}
+        _ = shared.stopped.wait() => {}
     }
     shared.state.lock().unwrap().counters.held -= 1;
 }

@@ -211,38 +211,73 @@ fn a_new_username_replaces_the_old_one() {
     assert_eq!(world.entries(), ["docker:https://registry.example.com/bob"]);
 }
 
+/// A `store` request for this server URL, with username `u` and the canary secret.
+fn with_url(url: &str) -> String {
+    json!({"ServerURL": url, "Username": "u", "Secret": SECRET}).to_string()
+}
+
+/// A `store` request for `r.example.com` with this username and the canary secret.
+fn with_username(username: &str) -> String {
+    json!({"ServerURL": "r.example.com", "Username": username, "Secret": SECRET}).to_string()
+}
+
+/// What `store` must refuse with a one-line error, whose text the contract leaves open.
+fn malformed_store_inputs() -> Vec<String> {
+    let huge = format!("{SECRET}{}", "x".repeat(70_000));
+    vec![
+        // Not a JSON object of strings.
+        String::new(),
+        "not json".into(),
+        format!(r#"{{"ServerURL":"r.example.com","Username":"u","Secret":"{SECRET}""#),
+        format!(r#"["r.example.com","u","{SECRET}"]"#),
+        format!(r#"{{"ServerURL":"r.example.com","Username":["{SECRET}"],"Secret":"s"}}"#),
+        json!({"ServerURL": "r.example.com", "Username": "u", "Secret": 5}).to_string(),
+        // No secret.
+        json!({"ServerURL": "r.example.com", "Username": "u"}).to_string(),
+        // A server URL that names no registry, or more than one.
+        with_url("ftp://r.example.com"),
+        with_url("/r.example.com"),
+        with_url("https://u:pw@r.example.com"),
+        with_url("r.example.com\nevil.example"),
+        with_url("r.example.com\u{0}"),
+        // Text a terminal would act on.
+        with_username("u\u{1b}[31m"),
+        with_username("u\u{202e}"),
+        // Too long.
+        with_url(&format!("r.example.com/{}", "p".repeat(600))),
+        json!({"ServerURL": "r.example.com", "Username": "u", "Secret": huge}).to_string(),
+    ]
+}
+
+/// What `store` must refuse with the contract's exact answer: a server URL or username missing
+/// or blank.
+fn store_inputs_without_a_name() -> [(String, &'static str); 3] {
+    let no_url = "no credentials server URL";
+    [
+        (
+            json!({"Username": "u", "Secret": SECRET}).to_string(),
+            no_url,
+        ),
+        (with_url("  "), no_url),
+        (
+            json!({"ServerURL": "r.example.com", "Secret": SECRET}).to_string(),
+            "no credentials username",
+        ),
+    ]
+}
+
 #[test]
 fn malformed_store_input_stores_nothing() {
     let world = World::new();
-    let huge = json!({"ServerURL": "r.example.com", "Username": "u", "Secret": format!("{SECRET}{}", "x".repeat(70_000))}).to_string();
-    let cases: Vec<(String, Option<&str>)> = vec![
-        (String::new(), None),
-        ("not json".into(), None),
-        (format!("{{\"ServerURL\":\"r.example.com\",\"Username\":\"u\",\"Secret\":\"{SECRET}\""), None),
-        (format!("[\"r.example.com\",\"u\",\"{SECRET}\"]"), None),
-        (format!("{{\"ServerURL\":\"r.example.com\",\"Username\":[\"{SECRET}\"],\"Secret\":\"s\"}}"), None),
-        (json!({"ServerURL": "r.example.com", "Username": "u", "Secret": 5}).to_string(), None),
-        (json!({"Username": "u", "Secret": SECRET}).to_string(), Some("no credentials server URL")),
-        (json!({"ServerURL": "  ", "Username": "u", "Secret": SECRET}).to_string(), Some("no credentials server URL")),
-        (json!({"ServerURL": "r.example.com", "Secret": SECRET}).to_string(), Some("no credentials username")),
-        (json!({"ServerURL": "r.example.com", "Username": "u"}).to_string(), None),
-        (json!({"ServerURL": "ftp://r.example.com", "Username": "u", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "/r.example.com", "Username": "u", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "https://u:pw@r.example.com", "Username": "u", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "r.example.com\nevil.example", "Username": "u", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "r.example.com\u{0}", "Username": "u", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "r.example.com", "Username": "u\u{1b}[31m", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": "r.example.com", "Username": "u\u{202e}", "Secret": SECRET}).to_string(), None),
-        (json!({"ServerURL": format!("r.example.com/{}", "p".repeat(600)), "Username": "u", "Secret": SECRET}).to_string(), None),
-        (huge, None),
-    ];
-    for (input, exact) in &cases {
-        let out = world.helper("store", input);
+    for input in malformed_store_inputs() {
+        let out = world.helper("store", &input);
         assert_eq!(out.status.code(), Some(1), "{input:.200}");
         assert_one_line_failure(&out);
-        if let Some(exact) = exact {
-            assert_fails_with(&out, exact);
-        }
+    }
+    for (input, answer) in store_inputs_without_a_name() {
+        let out = world.helper("store", &input);
+        assert_one_line_failure(&out);
+        assert_fails_with(&out, answer);
     }
     assert!(world.entries().is_empty(), "{:?}", world.entries());
     assert_eq!(world.list(), json!({}));

@@ -8,9 +8,11 @@ use latchkey_client::blocking::Client;
 use latchkey_client::Target;
 use latchkey_proto::StatusParams;
 
+use crate::cli::Cli;
 #[cfg(not(windows))]
 use crate::install;
 use crate::output::sanitize;
+use crate::Failure;
 
 #[cfg(target_os = "linux")]
 mod bus;
@@ -105,9 +107,23 @@ fn describe(target: &Target) -> String {
     }
 }
 
+/// Runs `latchkey doctor`: on Unix the daemon's socket (`--socket` or the default, never the
+/// bus), on Windows its pipe.
+pub fn run(cli: &Cli) -> Result<(), Failure> {
+    #[cfg(windows)]
+    let target = crate::target(cli)?;
+    #[cfg(not(windows))]
+    let target = Target::Socket(
+        cli.socket
+            .clone()
+            .unwrap_or_else(latchkey_paths::default_socket_path),
+    );
+    check_all(&target).map_err(crate::failure)
+}
+
 /// Runs every check on the daemon at `target` (its socket, or its pipe on Windows); `Err` if
 /// any failed.
-pub fn run(target: &Target) -> anyhow::Result<()> {
+fn check_all(target: &Target) -> anyhow::Result<()> {
     let mut report = Report {
         failed: false,
         unwritten: None,

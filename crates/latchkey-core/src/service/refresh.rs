@@ -22,12 +22,12 @@ use tracing::{debug, info, warn};
 use super::{result_of, ChangeKind, Freshness, TokenService};
 
 use super::backoff::Backoff;
-use crate::bundle::{StoredBundle, TokenBundle};
+use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
 use crate::error::Error;
 use crate::key::EntryKey;
 use crate::record::EntryRecord;
-use crate::refresh::{RefreshError, RefreshRequest};
-use crate::store::Store;
+use crate::refresh::{RefreshError, RefreshRequest, Refreshed};
+use crate::store::{SecretBytes, Store};
 
 /// Whether two bundles hold the same tokens (else one of them was refreshed or replaced).
 fn same_tokens(a: &TokenBundle, b: &TokenBundle) -> bool {
@@ -49,6 +49,65 @@ enum Fate {
     Replaced,
     /// Cleared or logged out: nobody holds the received tokens; revoke them.
     Orphan,
+}
+
+/// The entry as the front of its refresh line found it.
+struct InLine {
+    record: EntryRecord,
+    cached: Option<Arc<StoredBundle>>,
+    generation: u64,
+    /// The cool-down after a failed refresh, if any.
+    backoff: Option<Backoff>,
+    /// A refreshed document the store refused, if any.
+    unsaved: Option<SecretBytes>,
+}
+
+/// What `bundle_to_refresh` found.
+enum ToRefresh {
+    /// This bundle is to be refreshed; `from_store` if it was read from the store just now.
+    Bundle {
+        stored: StoredBundle,
+        from_store: bool,
+    },
+    /// Another daemon refreshed the entry meanwhile, and its token serves.
+    Served(GetResult),
+}
+
+/// A refresh that reached the provider: what its answer is applied to.
+struct Landing<'a> {
+    key: &'a EntryKey,
+    /// The entry's record and generation when the refresh was asked for.
+    record: &'a EntryRecord,
+    generation: u64,
+    /// The bundle refreshed, and its tokens.
+    stored: &'a StoredBundle,
+    old: &'a OAuth2Bundle,
+    /// The refresh token presented (and spent, if the provider rotates).
+    presented: &'a Secret,
+    /// Whether `stored` was read from the store just now (else it came from memory).
+    from_store: bool,
+    now: DateTime<Utc>,
+    /// Whether the old access token still serves the caller's minimum validity.
+    still_valid: bool,
+}
+
+/// `old` with what the provider answered: the new access token, a rotated refresh token (else
+/// the old one stays), the new expiry, and granted scopes or an ID token if it sent them.
+fn renewed(old: &OAuth2Bundle, fresh: Refreshed, now: DateTime<Utc>) -> OAuth2Bundle {
+    let mut bundle = old.clone();
+    bundle.access_token = fresh.access_token;
+    if let Some(rotated) = fresh.refresh_token {
+        bundle.refresh_token = Some(rotated);
+    }
+    bundle.token_type = fresh.token_type;
+    bundle.expires_at = fresh.expires_in.map(|secs| now + Duration::seconds(secs));
+    if let Some(scopes) = fresh.scopes {
+        bundle.scopes = scopes;
+    }
+    if fresh.id_token.is_some() {
+        bundle.id_token = fresh.id_token;
+    }
+    bundle
 }
 
 /// One entry's refresh line. Shared by an entry and the entry a `set` puts in its place, so
@@ -117,56 +176,13 @@ impl TokenService {
         // While we waited, the entry may have been set, cleared or refreshed by a caller that
         // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
-        let (mut record, cached, mut generation, failed_at, unsaved) = {
-            let entries = self.entries();
-            let entry = entries
-                .get(key)
-                .filter(|e| !e.retired)
-                .ok_or(Error::NotFound)?;
-            (
-                entry.record.clone(),
-                entry.cached.clone(),
-                entry.generation,
-                entry.backoff,
-                entry.unsaved.clone(),
-            )
-        };
-        if record.needs_login {
-            return Err(Error::AuthenticationRequired {
-                reason: "the provider refused the stored token; log in again",
-            });
-        }
-        match self.freshness(&record, now, min) {
-            Freshness::Fresh => {
-                let bundle = self.load(key, cached, generation).await?;
-                self.touch(key, now);
-                return Ok(result_of(&bundle.bundle));
-            }
-            Freshness::Expired => return Err(super::cannot_serve(&record, now, min)),
-            Freshness::Refresh => {}
-        }
-        let cooling = failed_at
-            .filter(|backoff| backoff.waiting(now))
-            .map(|backoff| backoff.retryable);
-        if let Some(retryable) = cooling {
-            let still_valid = record.expires_at.is_some_and(|at| at > now + min);
-            if still_valid {
-                let bundle = self.load(key, cached, generation).await?;
-                self.touch(key, now);
-                return Ok(result_of(&bundle.bundle));
-            }
-            return Err(Error::RefreshFailed {
-                reason: if retryable {
-                    "the token endpoint failed moments ago; try again shortly".into()
-                } else {
-                    "the token endpoint refused the refresh moments ago".into()
-                },
-                retryable,
-            });
+        let mut line = self.in_line(key)?;
+        if let Some(answer) = self.answer_without_refresh(key, &line, now, min).await {
+            return answer;
         }
         // Another daemon sharing the store refreshes this entry only while it holds the lock,
-        // held from here until this refresh is written: the provider never sees one refresh
-        // token twice.
+        // held from here until this refresh is written (the end of this function): the
+        // provider never sees one refresh token twice.
         let shared_lock = match self.inner.store.refresh_lock(key).await {
             Ok(lock) => lock,
             Err(err) => {
@@ -176,34 +192,12 @@ impl TokenService {
                 })
             }
         };
-        // Without other writers (no lock), the cached bundle is the newest (every write goes
-        // through this service, generations guard the races); without one the store is read.
-        // With them, the store is read, and what another daemon wrote is taken as ours. A
-        // refreshed bundle the store refused lives only in memory. A refusal of the refresh
-        // token is checked against the store below before the entry is marked.
-        let (stored, from_store) = match (unsaved, cached) {
-            (Some(doc), _) => (
-                StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
-                false,
-            ),
-            (None, Some(cached)) if shared_lock.is_none() => ((*cached).clone(), false),
-            (None, cached) => {
-                let stored = self.read_for_refresh(key, generation).await?;
-                let moved = match &cached {
-                    Some(cached) => !same_tokens(&cached.bundle, &stored.bundle),
-                    None => stored.bundle.expires_at() != record.expires_at,
-                };
-                if moved {
-                    // Written by another daemon: ours now, and perhaps fresh enough to serve.
-                    (record, generation) = self.adopt(key, &record, generation, &stored, now)?;
-                    if self.freshness(&record, now, min) != Freshness::Refresh {
-                        debug!(entry = ?key, "another daemon refreshed it; serving its token");
-                        self.touch(key, now);
-                        return Ok(result_of(&stored.bundle));
-                    }
-                }
-                (stored, true)
-            }
+        let (stored, from_store) = match self
+            .bundle_to_refresh(key, &mut line, shared_lock.is_some(), now, min)
+            .await?
+        {
+            ToRefresh::Bundle { stored, from_store } => (stored, from_store),
+            ToRefresh::Served(result) => return Ok(result),
         };
         let TokenBundle::OAuth2(old) = &stored.bundle else {
             return Err(Error::AuthenticationRequired {
@@ -234,107 +228,180 @@ impl TokenService {
             ms = format!("{:.1}", asking.elapsed().as_secs_f64() * 1e3),
             "token endpoint answered"
         );
-        let still_valid = old.expires_at.is_some_and(|at| at > now + min);
-        // Failures that may pass, and refusals that will not (an unusable answer, a
-        // misconfigured client), both back off: no request per `get` to a provider that keeps
-        // failing, and no long wait after a blip.
-        let failed = match &outcome {
-            Err(RefreshError::Transient(_)) => Some(true),
-            // A refused refresh token too: if marking the entry fails below, callers must not
-            // present the dead token to the provider on every get.
+        self.back_off_after(key, &outcome, now);
+        let landing = Landing {
+            key,
+            record: &line.record,
+            generation: line.generation,
+            stored: &stored,
+            old,
+            presented: refresh_token,
+            from_store,
+            now,
+            still_valid: old.expires_at.is_some_and(|at| at > now + min),
+        };
+        self.land(&landing, outcome).await
+    }
+
+    /// The entry as the front of its line finds it; `NotFound` if it is gone or logged out.
+    fn in_line(&self, key: &EntryKey) -> Result<InLine, Error> {
+        let entries = self.entries();
+        let entry = entries
+            .get(key)
+            .filter(|e| !e.retired)
+            .ok_or(Error::NotFound)?;
+        Ok(InLine {
+            record: entry.record.clone(),
+            cached: entry.cached.clone(),
+            generation: entry.generation,
+            backoff: entry.backoff,
+            unsaved: entry.unsaved.clone(),
+        })
+    }
+
+    /// The answer when no refresh is to be made: the entry needs a login, its token is fresh
+    /// (or expired beyond serving), or a failed refresh is cooling down. `None`: refresh.
+    async fn answer_without_refresh(
+        &self,
+        key: &EntryKey,
+        line: &InLine,
+        now: DateTime<Utc>,
+        min: Duration,
+    ) -> Option<Result<GetResult, Error>> {
+        let record = &line.record;
+        if record.needs_login {
+            return Some(Err(Error::AuthenticationRequired {
+                reason: "the provider refused the stored token; log in again",
+            }));
+        }
+        match self.freshness(record, now, min) {
+            Freshness::Fresh => return Some(self.serve_cached(key, line, now).await),
+            Freshness::Expired => return Some(Err(super::cannot_serve(record, now, min))),
+            Freshness::Refresh => {}
+        }
+        let retryable = line
+            .backoff
+            .filter(|backoff| backoff.waiting(now))
+            .map(|backoff| backoff.retryable)?;
+        let still_valid = record.expires_at.is_some_and(|at| at > now + min);
+        if still_valid {
+            return Some(self.serve_cached(key, line, now).await);
+        }
+        Some(Err(Error::RefreshFailed {
+            reason: if retryable {
+                "the token endpoint failed moments ago; try again shortly".into()
+            } else {
+                "the token endpoint refused the refresh moments ago".into()
+            },
+            retryable,
+        }))
+    }
+
+    /// Serves the entry's current bundle as it is.
+    async fn serve_cached(
+        &self,
+        key: &EntryKey,
+        line: &InLine,
+        now: DateTime<Utc>,
+    ) -> Result<GetResult, Error> {
+        let bundle = self.load(key, line.cached.clone(), line.generation).await?;
+        self.touch(key, now);
+        Ok(result_of(&bundle.bundle))
+    }
+
+    /// The bundle to refresh, and whether it was read from the store just now; or the token
+    /// another daemon sharing the store refreshed meanwhile, when it serves (`line` then holds
+    /// the entry as adopted).
+    ///
+    /// Without other writers (`shared_lock` false), the cached bundle is the newest (every
+    /// write goes through this service, generations guard the races); without one the store
+    /// is read. With them, the store is read, and what another daemon wrote is taken as ours.
+    /// A refreshed bundle the store refused lives only in memory. A refusal of the refresh
+    /// token is checked against the store (see `refused_refresh_token`) before the entry is
+    /// marked.
+    async fn bundle_to_refresh(
+        &self,
+        key: &EntryKey,
+        line: &mut InLine,
+        shared_lock: bool,
+        now: DateTime<Utc>,
+        min: Duration,
+    ) -> Result<ToRefresh, Error> {
+        let (stored, from_store) = match (line.unsaved.take(), line.cached.take()) {
+            (Some(doc), _) => (
+                StoredBundle::from_document(&doc).map_err(Error::Corrupt)?,
+                false,
+            ),
+            (None, Some(cached)) if !shared_lock => ((*cached).clone(), false),
+            (None, cached) => {
+                let stored = self.read_for_refresh(key, line.generation).await?;
+                let moved = match &cached {
+                    Some(cached) => !same_tokens(&cached.bundle, &stored.bundle),
+                    None => stored.bundle.expires_at() != line.record.expires_at,
+                };
+                if moved {
+                    // Written by another daemon: ours now, and perhaps fresh enough to serve.
+                    (line.record, line.generation) =
+                        self.adopt(key, &line.record, line.generation, &stored, now)?;
+                    if self.freshness(&line.record, now, min) != Freshness::Refresh {
+                        debug!(entry = ?key, "another daemon refreshed it; serving its token");
+                        self.touch(key, now);
+                        return Ok(ToRefresh::Served(result_of(&stored.bundle)));
+                    }
+                }
+                (stored, true)
+            }
+        };
+        Ok(ToRefresh::Bundle { stored, from_store })
+    }
+
+    /// Starts or lengthens the entry's cool-down after a failed refresh. Failures that may
+    /// pass, and refusals that will not (an unusable answer, a misconfigured client), both back
+    /// off: no request per `get` to a provider that keeps failing, and no long wait after a
+    /// blip.
+    fn back_off_after(
+        &self,
+        key: &EntryKey,
+        outcome: &Result<Refreshed, RefreshError>,
+        now: DateTime<Utc>,
+    ) {
+        let retryable = match outcome {
+            Err(RefreshError::Transient(_)) => true,
+            // A refused refresh token too: if marking the entry fails, callers must not present
+            // the dead token to the provider on every get.
             Err(
                 RefreshError::Rejected(_)
                 | RefreshError::RejectedRotated { .. }
                 | RefreshError::InvalidGrant,
-            ) => Some(false),
-            _ => None,
+            ) => false,
+            _ => return,
         };
-        if let Some(retryable) = failed {
-            if let Some(entry) = self.entries().get_mut(key) {
-                entry.backoff = Some(Backoff::after(entry.backoff, now, retryable));
-            }
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.backoff = Some(Backoff::after(entry.backoff, now, retryable));
         }
+    }
+
+    /// What the provider's answer makes of the entry, and what the caller gets.
+    async fn land(
+        &self,
+        landing: &Landing<'_>,
+        outcome: Result<Refreshed, RefreshError>,
+    ) -> Result<GetResult, Error> {
         match outcome {
             Ok(fresh) => {
-                let mut bundle = old.clone();
-                bundle.access_token = fresh.access_token;
-                if let Some(rotated) = fresh.refresh_token {
-                    bundle.refresh_token = Some(rotated);
-                }
-                bundle.token_type = fresh.token_type;
-                bundle.expires_at = fresh.expires_in.map(|secs| now + Duration::seconds(secs));
-                if let Some(scopes) = fresh.scopes {
-                    bundle.scopes = scopes;
-                }
-                if fresh.id_token.is_some() {
-                    bundle.id_token = fresh.id_token;
-                }
-                let refreshed = stored.replaced(TokenBundle::OAuth2(bundle));
-                self.save_refreshed(key, &record, generation, refreshed, refresh_token, now)
-                    .await
+                let bundle = renewed(landing.old, fresh, landing.now);
+                let refreshed = landing.stored.replaced(TokenBundle::OAuth2(bundle));
+                self.save_landed(landing, refreshed).await
             }
             Err(RefreshError::RejectedRotated {
                 reason,
                 refresh_token: rotated,
-            }) => {
-                // The answer is refused, but the provider spent the old refresh token: the
-                // rotated one is kept (saved like a refresh) so the next refresh can work.
-                warn!(entry = ?key, %reason, "refused token response; keeping its rotated refresh token");
-                let mut bundle = old.clone();
-                bundle.refresh_token = Some(rotated);
-                let kept = stored.replaced(TokenBundle::OAuth2(bundle));
-                let backoff = self.entries().get(key).and_then(|e| e.backoff);
-                let served = self
-                    .save_refreshed(key, &record, generation, kept, refresh_token, now)
-                    .await;
-                // Saving ended the backoff as a success would; the refusal still counts.
-                if let Some(entry) = self.entries().get_mut(key) {
-                    entry.backoff = backoff;
-                }
-                match served {
-                    Ok(result) if still_valid => Ok(result),
-                    Ok(_) => Err(Error::RefreshFailed {
-                        reason: format!("the token endpoint's answer was unusable: {reason}"),
-                        retryable: false,
-                    }),
-                    Err(err) => Err(err),
-                }
-            }
-            Err(RefreshError::InvalidGrant) => {
-                // Re-read the store first: a writer outside this daemon may have refreshed.
-                if !from_store && self.unsaved_copy(key).is_none() {
-                    let presented = refresh_token.expose();
-                    let doc = self.read_current(key).await?.ok_or(Error::NotFound)?;
-                    let in_store = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
-                    let changed = match &in_store.bundle {
-                        TokenBundle::OAuth2(b) => {
-                            b.refresh_token.as_ref().map(|t| t.expose()) != Some(presented)
-                        }
-                        _ => true,
-                    };
-                    if changed {
-                        // Not a dead token: another writer's newer one. Read it next time,
-                        // without a cool-down.
-                        self.forget_cached(key, generation);
-                        if let Some(entry) = self.entries().get_mut(key) {
-                            entry.backoff = None;
-                        }
-                        return Err(Error::RefreshFailed {
-                            reason: "the stored token changed meanwhile; try again".into(),
-                            retryable: true,
-                        });
-                    }
-                }
-                self.mark_needs_login(key, &record, generation, &stored.to_document())
-                    .await?;
-                Err(Error::AuthenticationRequired {
-                    reason: "the provider refused the refresh token; log in again",
-                })
-            }
-            Err(err) if still_valid => {
-                warn!(entry = ?key, error = %err, "refresh failed; serving the still valid token");
-                let bundle = Arc::new(stored.bundle.clone());
-                self.touch(key, now);
+            }) => self.keep_rotated(landing, reason, rotated).await,
+            Err(RefreshError::InvalidGrant) => self.refused_refresh_token(landing).await,
+            Err(err) if landing.still_valid => {
+                warn!(entry = ?landing.key, error = %err, "refresh failed; serving the still valid token");
+                let bundle = Arc::new(landing.stored.bundle.clone());
+                self.touch(landing.key, landing.now);
                 Ok(result_of(&bundle))
             }
             Err(RefreshError::UnknownProvider) => Err(Error::AuthenticationRequired {
@@ -345,6 +412,93 @@ impl TokenService {
                 reason: err.to_string(),
             }),
         }
+    }
+
+    /// [`Self::save_refreshed`] for the entry as the refresh found it.
+    async fn save_landed(
+        &self,
+        landing: &Landing<'_>,
+        refreshed: StoredBundle,
+    ) -> Result<GetResult, Error> {
+        self.save_refreshed(
+            landing.key,
+            landing.record,
+            landing.generation,
+            refreshed,
+            landing.presented,
+            landing.now,
+        )
+        .await
+    }
+
+    /// The answer was refused, but the provider spent the old refresh token: the rotated one
+    /// is kept (saved like a refresh) so the next refresh can work. The old access token is
+    /// served while it lasts.
+    async fn keep_rotated(
+        &self,
+        landing: &Landing<'_>,
+        reason: String,
+        rotated: Secret,
+    ) -> Result<GetResult, Error> {
+        let key = landing.key;
+        warn!(entry = ?key, %reason, "refused token response; keeping its rotated refresh token");
+        let mut bundle = landing.old.clone();
+        bundle.refresh_token = Some(rotated);
+        let kept = landing.stored.replaced(TokenBundle::OAuth2(bundle));
+        let backoff = self.entries().get(key).and_then(|e| e.backoff);
+        let served = self.save_landed(landing, kept).await;
+        // Saving ended the backoff as a success would; the refusal still counts.
+        if let Some(entry) = self.entries().get_mut(key) {
+            entry.backoff = backoff;
+        }
+        match served {
+            Ok(result) if landing.still_valid => Ok(result),
+            Ok(_) => Err(Error::RefreshFailed {
+                reason: format!("the token endpoint's answer was unusable: {reason}"),
+                retryable: false,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `invalid_grant`: the entry needs a login, unless a writer outside this daemon put a
+    /// newer refresh token in the store meanwhile (then the next get reads it).
+    async fn refused_refresh_token(&self, landing: &Landing<'_>) -> Result<GetResult, Error> {
+        let key = landing.key;
+        // Re-read the store first: a writer outside this daemon may have refreshed.
+        if !landing.from_store && self.unsaved_copy(key).is_none() {
+            let presented = landing.presented.expose();
+            let doc = self.read_current(key).await?.ok_or(Error::NotFound)?;
+            let in_store = StoredBundle::from_document(&doc).map_err(Error::Corrupt)?;
+            let changed = match &in_store.bundle {
+                TokenBundle::OAuth2(b) => {
+                    b.refresh_token.as_ref().map(|t| t.expose()) != Some(presented)
+                }
+                _ => true,
+            };
+            if changed {
+                // Not a dead token: another writer's newer one. Read it next time, without a
+                // cool-down.
+                self.forget_cached(key, landing.generation);
+                if let Some(entry) = self.entries().get_mut(key) {
+                    entry.backoff = None;
+                }
+                return Err(Error::RefreshFailed {
+                    reason: "the stored token changed meanwhile; try again".into(),
+                    retryable: true,
+                });
+            }
+        }
+        self.mark_needs_login(
+            key,
+            landing.record,
+            landing.generation,
+            &landing.stored.to_document(),
+        )
+        .await?;
+        Err(Error::AuthenticationRequired {
+            reason: "the provider refused the refresh token; log in again",
+        })
     }
 
     /// Writes a refreshed bundle, then caches and serves it. Under the write lock, so a `clear`,

@@ -21,18 +21,3 @@ pub fn notify_ready() {}
 pub fn disable_core_dumps() -> Result<(), std::io::Error> {
     Ok(())
 }
-
-/// No reload signal on this platform: `latchkey reload` asks the daemon instead.
-pub struct ReloadSignal;
-
-impl ReloadSignal {
-    /// Nothing to install.
-    pub fn install() -> std::io::Result<Self> {
-        Ok(Self)
-    }
-
-    /// Never completes.
-    pub async fn recv(&mut self) {
-        std::future::pending::<()>().await;
-    }
-}

@@ -41,7 +41,8 @@ fn the_device_flow_goes_pending_then_slow_down_then_approved() {
     ));
     assert_eq!(approved.status, 200, "{}", approved.body);
 
-    // One interval after the last poll: on time.
+    // One interval after the last poll: on time. The server times polls by the real clock, and
+    // letting the interval pass is what this checks, so the sleep stays.
     std::thread::sleep(Duration::from_secs(1));
     let tokens = poll(&server, device_code);
     assert_eq!(tokens.status, 200, "{}", tokens.body);
