@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn filters_match_service_and_time() {
-        let record = Record::new(Transport::Socket, "get", "ok").entry("github", "work");
+        let record = Record::new(Transport::Socket, "get", "ok").entry("github", Some("work"));
         let mut filter = Filter::default();
         assert!(filter.matches(&record));
         filter.service = Some("gitlab".into());

@@ -213,7 +213,7 @@ mod tests {
     fn line(service: &str) -> Vec<u8> {
         let mut out = Vec::new();
         Record::new(Transport::Dbus, "set", "ok")
-            .entry(service, "default")
+            .entry(service, Some("default"))
             .to_line(&mut out);
         out
     }

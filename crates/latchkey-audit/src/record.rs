@@ -35,8 +35,10 @@ impl Transport {
 pub struct Entry {
     /// The service (`github`, `https://idp.example.com`; a provider for `login`).
     pub service: String,
-    /// The account (`default` when the request named none).
-    pub account: String,
+    /// The account (`default` when the request named none); `None` for a `status` of every
+    /// account of the service.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// One audited request.
@@ -89,11 +91,11 @@ impl Record {
         }
     }
 
-    /// With the entry `service`/`account`.
-    pub fn entry(mut self, service: &str, account: &str) -> Self {
+    /// With the entry `service`/`account` (`None`: every account of the service).
+    pub fn entry(mut self, service: &str, account: Option<&str>) -> Self {
         self.entry = Some(Entry {
             service: service.to_owned(),
-            account: account.to_owned(),
+            account: account.map(str::to_owned),
         });
         self
     }
@@ -135,7 +137,8 @@ mod tests {
 
     #[test]
     fn a_record_is_one_line_with_every_field() {
-        let mut record = Record::new(Transport::Socket, "get", "ok").entry("github", "default");
+        let mut record =
+            Record::new(Transport::Socket, "get", "ok").entry("github", Some("default"));
         record.pid = Some(42);
         record.uid = Some(1000);
         record.exe = Some("/usr/bin/git\nfake".into());

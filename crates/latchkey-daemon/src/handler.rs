@@ -1,11 +1,13 @@
-//! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and writes one
-//! audit line per request: who asked, which method, which entry, and the outcome — never a
-//! secret. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
+//! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and audits
+//! it twice: a human line in the daemon's log (target `latchkey::audit`) and a record in the
+//! audit file ([`latchkey_audit`]): who asked, which method, which entry, and the outcome —
+//! never a secret. See [`Handler::answer`] for which requests get a record in the file. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
 //! transport decodes another's encoding.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use latchkey_audit::{AuditLog, Record, Transport};
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
     Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult, ListResult, LockResult,
@@ -36,6 +38,8 @@ pub struct Handler {
     migrations: Migrations,
     /// Runs `reload` (and SIGHUP).
     reloader: Reloader,
+    /// The audit file's writer (disabled when the daemon has none).
+    audit: AuditLog,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -73,14 +77,26 @@ fn not_reserved(service: &str) -> Result<(), RpcError> {
     Ok(())
 }
 
+/// This platform's stream transport: the Unix socket, or the named pipe on Windows.
+pub const STREAM_TRANSPORT: Transport = if cfg!(windows) {
+    Transport::Pipe
+} else {
+    Transport::Socket
+};
+
 /// What one connection has already had audited, so a client that reads the same entry in a
 /// loop is audited once per connection instead of once per request. Writes, failures and every
-/// other method are always audited.
+/// other method are always audited. It also knows the transport and the grant the connection
+/// presented, for the audit file's records.
 ///
 /// Entries are remembered by their names, not by a hash of them: a name crafted to collide
 /// with another must not get its reads past the audit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuditMemory {
+    /// How the connection reached the daemon.
+    transport: Transport,
+    /// The grant the caller presented, if any (set by the grants work when it checks one).
+    grant: Option<String>,
     /// The entry read last as `service\naccount` (valid names hold no newline), checked first:
     /// a client reading one entry in a loop costs a comparison, no hashing.
     last: String,
@@ -91,6 +107,32 @@ pub struct AuditMemory {
 impl AuditMemory {
     /// Most distinct entries remembered per connection; past it every read is audited again.
     const LIMIT: usize = 1024;
+
+    /// The memory of a new connection (or D-Bus caller) over `transport`.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            grant: None,
+            last: String::new(),
+            reads: HashSet::new(),
+        }
+    }
+
+    /// The memory of a connection on this platform's stream transport (the Unix socket, or
+    /// the named pipe on Windows).
+    pub fn for_stream() -> Self {
+        Self::new(STREAM_TRANSPORT)
+    }
+
+    /// How the connection reached the daemon.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Names the grant the caller presented; its later records carry its id.
+    pub fn set_grant(&mut self, grant: Option<String>) {
+        self.grant = grant;
+    }
 
     /// Whether `service`/`account` is read for the first time on this connection (only asked
     /// for valid names, after a successful read).
@@ -127,6 +169,17 @@ fn checked_filters(params: &StatusParams) -> Result<&StatusParams, RpcError> {
     Ok(params)
 }
 
+/// The entry as the audit file records it: only a valid key, never a client's raw input.
+fn audit_entry(record: Record, service: &str, account: Option<&str>) -> Record {
+    match EntryKey::new(service, account) {
+        Ok(_) => record.entry(
+            service,
+            Some(account.unwrap_or(latchkey_proto::DEFAULT_ACCOUNT)),
+        ),
+        Err(_) => record,
+    }
+}
+
 fn audit_name(service: &str, account: Option<&str>) -> String {
     match EntryKey::new(service, account) {
         Ok(key) => key.to_string(),
@@ -153,7 +206,27 @@ impl Handler {
             store_reason: Arc::new(Mutex::new(store_reason)),
             migrations: Migrations::new(store_options),
             reloader,
+            audit: AuditLog::disabled(),
         }
+    }
+
+    /// Writes audit records to `audit` from now on.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The audit file's writer.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Records in the audit file that `peer`, another user, was refused over `transport`.
+    pub fn audit_refused(&self, peer: &Peer, transport: Transport) {
+        self.audit.record(peer_record(
+            Record::new(transport, "connect", ErrorKind::PermissionDenied.as_str()),
+            peer,
+        ));
     }
 
     /// Reloads the configuration file (what `reload` and SIGHUP do).
@@ -369,8 +442,61 @@ impl Handler {
             exe,
             result,
         );
+        if self.audit.is_enabled() {
+            if let Some(record) = file_record(call, &outcome, result, memory) {
+                self.audit.record(peer_record(record, peer));
+            }
+        }
         outcome
     }
+}
+
+/// The audit file's record of `call`, or `None` for the requests it leaves out: those that
+/// name no entry and change nothing (`version`, `list`, `providers`, `status` of every entry,
+/// `login_cancel`). The daemon's log still has a line for each of them.
+fn file_record(
+    call: &Call,
+    outcome: &Result<Reply, RpcError>,
+    result: &str,
+    memory: &AuditMemory,
+) -> Option<Record> {
+    let record =
+        Record::new(memory.transport, call.method(), result).grant(memory.grant.as_deref());
+    Some(match call {
+        Call::Version | Call::List | Call::Providers | Call::LoginCancel(_) => return None,
+        Call::Status(p) => {
+            let service = p.service.as_deref()?;
+            match EntryKey::new(service, p.account.as_deref()) {
+                Ok(_) => record.entry(service, p.account.as_deref()),
+                Err(_) => record,
+            }
+        }
+        Call::Get(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Set(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Clear(p) | Call::Logout(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Login(p) => audit_entry(record, &p.provider, p.account.as_deref()),
+        Call::LoginWait(_) => match outcome {
+            Ok(Reply::Entry(SetResult { entry })) => {
+                record.entry(&entry.service, Some(&entry.account))
+            }
+            _ => record,
+        },
+        Call::ProviderSecret(p) => audit_entry(
+            record,
+            crate::login::CLIENT_SECRET_SERVICE,
+            Some(&p.provider),
+        ),
+        Call::Unlock(_) | Call::Lock | Call::Passwd(_) | Call::Migrate(_) | Call::Reload => record,
+    })
+}
+
+/// `record` with the caller's identity.
+fn peer_record(mut record: Record, peer: &Peer) -> Record {
+    record.pid = peer.pid;
+    record.uid = peer.user.uid();
+    record.sid = peer.user.sid().map(str::to_owned);
+    record.exe = peer.exe.clone();
+    record
 }
 
 #[cfg(test)]
@@ -379,7 +505,7 @@ mod tests {
 
     #[test]
     fn audit_memory_remembers_each_entry_read_once_per_connection() {
-        let mut memory = AuditMemory::default();
+        let mut memory = AuditMemory::for_stream();
         assert!(memory.first_read("github", None));
         assert!(!memory.first_read("github", None));
         assert!(!memory.first_read("github", Some("default")));

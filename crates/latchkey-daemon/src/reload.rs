@@ -14,7 +14,8 @@
 //!
 //! What needs a restart (reported in the answer and the log, not applied): `[store] backend`
 //! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), and
-//! `[limits] max_connections` (the connection slots are sized at start).
+//! `[limits] max_connections` (the connection slots are sized at start), and `[audit]` (its
+//! writer starts with the daemon).
 //!
 //! Client secrets live in the keychain and are read at each use, so `provider set-secret`
 //! needs no reload. Reloads run one at a time; one that arrives while another runs waits for
@@ -186,6 +187,10 @@ fn differences(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         "limits.max_connections",
         &mut restart,
     );
+    let (a, b) = (&old.audit, &new.audit);
+    note(a.enabled != b.enabled, "audit.enabled", &mut restart);
+    note(a.max_bytes != b.max_bytes, "audit.max_bytes", &mut restart);
+    note(a.keep != b.keep, "audit.keep", &mut restart);
     (live, restart)
 }
 
@@ -292,6 +297,7 @@ impl Reloader {
         applied.lock_after = old.lock_after;
         applied.socket = old.socket.clone();
         applied.limits.max_connections = old.limits.max_connections;
+        applied.audit = old.audit.clone();
         self.inner.limits.send_replace(applied.limits);
         let config = applied.describe_file();
         *self.current() = applied;

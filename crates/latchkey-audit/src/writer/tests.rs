@@ -10,7 +10,7 @@ use crate::reader;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn record(n: usize) -> Record {
-    Record::new(crate::Transport::Socket, "get", "ok").entry(&format!("svc{n}"), "default")
+    Record::new(crate::Transport::Socket, "get", "ok").entry(&format!("svc{n}"), Some("default"))
 }
 
 fn settings(dir: &Path, max_bytes: u64, keep: u32) -> Settings {
