@@ -1,6 +1,7 @@
 //! `latchkey`: parse the command line, talk to latchkeyd, print the result, exit with a code
 //! a script can branch on.
 
+mod audit;
 mod browser;
 mod cli;
 mod completions;
@@ -362,6 +363,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lock => lock::lock(&cli)?,
         Command::Passwd => lock::passwd(&cli)?,
         Command::Reload { json } => reload::run(&cli, *json)?,
+        Command::Audit(args) => audit::run(args)?,
         Command::Version { json } => version::run(&cli, *json)?,
         Command::Run {
             env,
