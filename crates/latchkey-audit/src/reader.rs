@@ -182,9 +182,13 @@ impl Follower {
             _ => {
                 // A new file: what the old one still had was read above (the daemon writes
                 // only to the new one once it is there).
-                if let Some((mut old, _)) = self.open.take() {
-                    drain(&mut old, &mut self.splitter, out)?;
+                let old = self.open.take().map(|(mut old, id)| {
+                    let drained = drain(&mut old, &mut self.splitter, out);
                     self.splitter.finish(out);
+                    drained.map(|()| id)
+                });
+                if let Some(old_id) = old.transpose()? {
+                    self.read_skipped(old_id, out)?;
                 }
                 let mut file = match File::open(&self.path) {
                     Ok(file) => file,
@@ -197,6 +201,26 @@ impl Follower {
                 Ok(())
             }
         }
+    }
+
+    /// Reads the rotated files newer than the one last followed (`old`): more than one
+    /// rotation can happen between two polls. If `old` is gone (rotated past `keep`), every
+    /// rotated file left is newer than it.
+    fn read_skipped(&mut self, old: FileId, out: &mut dyn FnMut(Line)) -> std::io::Result<()> {
+        let files = rotated_files(&self.path);
+        let mut newer = Vec::new();
+        for path in files.iter().rev() {
+            let Ok(file) = File::open(path) else { continue };
+            if FileId::of(&file.metadata()?) == old {
+                break;
+            }
+            newer.push(file);
+        }
+        for mut file in newer.into_iter().rev() {
+            drain(&mut file, &mut self.splitter, out)?;
+            self.splitter.finish(out);
+        }
+        Ok(())
     }
 }
 
@@ -288,5 +312,34 @@ mod tests {
         new.write_all(&line("five")).unwrap();
         follower.poll(&mut collect(&mut lines)).unwrap();
         assert_eq!(services(&lines), ["one", "two", "three", "four", "five"]);
+    }
+
+    /// Rotates `path` the way the writer does, keeping `keep` old files, and starts the new
+    /// file with `content`.
+    fn rotate(path: &Path, keep: u32, content: &[u8]) {
+        let _ = std::fs::remove_file(rotated_path(path, keep));
+        for n in (1..keep).rev() {
+            let _ = std::fs::rename(rotated_path(path, n), rotated_path(path, n + 1));
+        }
+        std::fs::rename(path, rotated_path(path, 1)).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    #[test]
+    fn a_follower_catches_up_on_several_rotations_between_polls() {
+        for keep in [5, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("audit.jsonl");
+            std::fs::write(&path, line("a")).unwrap();
+            let mut follower = Follower::new(&path);
+            let mut lines = Vec::new();
+            follower.poll(&mut collect(&mut lines)).unwrap();
+            // Three rotations before the next poll; with keep = 2 the followed file is gone.
+            rotate(&path, keep, &line("b"));
+            rotate(&path, keep, &line("c"));
+            rotate(&path, keep, &line("d"));
+            follower.poll(&mut collect(&mut lines)).unwrap();
+            assert_eq!(services(&lines), ["a", "b", "c", "d"], "keep = {keep}");
+        }
     }
 }
