@@ -319,7 +319,7 @@ fn rotation_keeps_keep_files_and_follow_reads_across_it() {
         set(&env, service);
         assert_eq!(
             sets_until(&rx, service),
-            [service.clone()],
+            [service.as_str()],
             "each record once, in order"
         );
     }
