@@ -501,7 +501,74 @@ fn peer_record(mut record: Record, peer: &Peer) -> Record {
 
 #[cfg(test)]
 mod tests {
-    use super::AuditMemory;
+    use super::*;
+
+    fn call(line: &str) -> Call {
+        latchkey_proto::Request::parse(line.as_bytes())
+            .unwrap_or_else(|_| panic!("{line}"))
+            .call
+    }
+
+    fn record_of(line: &str) -> Option<Record> {
+        let memory = AuditMemory::new(Transport::Dbus);
+        let failed = Err(RpcError::new(ErrorKind::NotFound, "no"));
+        file_record(&call(line), &failed, "not_found", &memory)
+    }
+
+    #[test]
+    fn the_file_records_entries_and_management_but_not_metadata_reads() {
+        for method in ["version", "list", "providers"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+            assert!(record_of(&line).is_none(), "{method}");
+        }
+        assert!(record_of(r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#).is_none());
+        assert!(record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"login_cancel","params":{"login_id":"x"}}"#
+        )
+        .is_none());
+
+        let get =
+            record_of(r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"github"}}"#)
+                .unwrap();
+        assert_eq!(get.method, "get");
+        assert_eq!(get.outcome, "not_found");
+        assert_eq!(get.transport, Transport::Dbus);
+        let entry = get.entry.unwrap();
+        assert_eq!(
+            (entry.service.as_str(), entry.account.as_deref()),
+            ("github", Some("default"))
+        );
+
+        // A name that is not valid is the client's raw input: no entry is recorded.
+        let bad = record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"a\u001b[2Jb"}}"#,
+        )
+        .unwrap();
+        assert!(bad.entry.is_none());
+
+        let status = record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"status","params":{"service":"github"}}"#,
+        )
+        .unwrap();
+        assert_eq!(status.entry.unwrap().account, None);
+        let lock = record_of(r#"{"jsonrpc":"2.0","id":1,"method":"lock"}"#).unwrap();
+        assert!(lock.entry.is_none());
+    }
+
+    #[test]
+    fn a_grant_set_on_the_memory_is_in_its_records() {
+        let mut memory = AuditMemory::for_stream();
+        memory.set_grant(Some("g-123".into()));
+        let record = file_record(
+            &call(r#"{"jsonrpc":"2.0","id":1,"method":"lock"}"#),
+            &Err(RpcError::new(ErrorKind::Locked, "no")),
+            "locked",
+            &memory,
+        )
+        .unwrap();
+        assert_eq!(record.grant.as_deref(), Some("g-123"));
+        assert_eq!(record.transport, STREAM_TRANSPORT);
+    }
 
     #[test]
     fn audit_memory_remembers_each_entry_read_once_per_connection() {
