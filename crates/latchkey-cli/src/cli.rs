@@ -286,6 +286,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the daemon's audit trail (who did what to which entry, and the outcome), read from
+    /// its file; no daemon needed.
+    Audit(crate::audit::AuditArgs),
     /// Show the CLI's and the daemon's versions. Without a daemon: the CLI's, a note on how to
     /// start latchkeyd, and exit code 7.
     Version {

@@ -1,6 +1,7 @@
 //! `latchkey`: parse the command line, talk to latchkeyd, print the result, exit with a code
 //! a script can branch on.
 
+mod audit;
 mod browser;
 mod cli;
 mod completions;
@@ -246,6 +247,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Passwd => lock::passwd(cli),
         Command::Reload { json } => reload::run(cli, *json),
         Command::Version { json } => version::run(cli, *json),
+        Command::Audit(args) => audit::run(args),
         Command::Run {
             env,
             env_file,

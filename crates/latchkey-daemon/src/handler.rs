@@ -1,11 +1,13 @@
-//! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and writes one
-//! audit line per request: who asked, which method, which entry, and the outcome — never a
-//! secret. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
+//! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and audits
+//! it twice: a human line in the daemon's log (target `latchkey::audit`) and a record in the
+//! audit file ([`latchkey_audit`]): who asked, which method, which entry, and the outcome —
+//! never a secret. See [`Handler::answer`] for which requests get a record in the file. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
 //! transport decodes another's encoding.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use latchkey_audit::{AuditLog, Record, Transport};
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
     AuthenticateResult, Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult,
@@ -40,6 +42,8 @@ pub struct Handler {
     reloader: Reloader,
     /// The grant policy and the grant methods.
     grants: Grants,
+    /// The audit file's writer (disabled when the daemon has none).
+    audit: AuditLog,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -81,9 +85,17 @@ fn not_reserved(service: &str) -> Result<(), RpcError> {
     Ok(())
 }
 
+/// This platform's stream transport: the Unix socket, or the named pipe on Windows.
+pub const STREAM_TRANSPORT: Transport = if cfg!(windows) {
+    Transport::Pipe
+} else {
+    Transport::Socket
+};
+
 /// What one connection has already had audited, so a client that reads the same entry in a
 /// loop is audited once per connection instead of once per request. Writes, failures and every
-/// other method are always audited.
+/// other method are always audited. It also knows the transport and the grant the connection
+/// presented, for the audit file's records.
 ///
 /// Entries are remembered by their names, not by a hash of them: a name crafted to collide
 /// with another must not get its reads past the audit.
@@ -91,8 +103,10 @@ fn not_reserved(service: &str) -> Result<(), RpcError> {
 /// It also holds what the connection presented with `authenticate` (its grant, checked again at
 /// every request, so a revocation or expiry takes effect at once) and the id of the grant the
 /// current request ran under, for the audit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuditMemory {
+    /// How the connection reached the daemon.
+    transport: Transport,
     /// The grant this connection presented with `authenticate`, if any. Never logged.
     grant: Option<GrantTokenText>,
     /// The id (`jti`) of the grant the last request ran under, if any: for the audit, never
@@ -113,6 +127,28 @@ impl AuditMemory {
     fn forget_reads(&mut self) {
         self.last.clear();
         self.reads.clear();
+    }
+
+    /// The memory of a new connection (or D-Bus caller) over `transport`.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            grant: None,
+            grant_id: None,
+            last: String::new(),
+            reads: HashSet::new(),
+        }
+    }
+
+    /// The memory of a connection on this platform's stream transport (the Unix socket, or
+    /// the named pipe on Windows).
+    pub fn for_stream() -> Self {
+        Self::new(STREAM_TRANSPORT)
+    }
+
+    /// How the connection reached the daemon.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// Whether `service`/`account` is read for the first time on this connection (only asked
@@ -150,6 +186,17 @@ fn checked_filters(params: &StatusParams) -> Result<&StatusParams, RpcError> {
     Ok(params)
 }
 
+/// The entry as the audit file records it: only a valid key, never a client's raw input.
+fn audit_entry(record: Record, service: &str, account: Option<&str>) -> Record {
+    match EntryKey::new(service, account) {
+        Ok(_) => record.entry(
+            service,
+            Some(account.unwrap_or(latchkey_proto::DEFAULT_ACCOUNT)),
+        ),
+        Err(_) => record,
+    }
+}
+
 fn audit_name(service: &str, account: Option<&str>) -> String {
     match EntryKey::new(service, account) {
         Ok(key) => key.to_string(),
@@ -178,12 +225,32 @@ impl Handler {
             store_reason: Arc::new(Mutex::new(store_reason)),
             migrations: Migrations::new(store_options),
             reloader,
+            audit: AuditLog::disabled(),
         }
     }
 
     /// The grant policy and methods.
     pub fn grants(&self) -> &Grants {
         &self.grants
+    }
+
+    /// Writes audit records to `audit` from now on.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The audit file's writer.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Records in the audit file that `peer`, another user, was refused over `transport`.
+    pub fn audit_refused(&self, peer: &Peer, transport: Transport) {
+        self.audit.record(peer_record(
+            Record::new(transport, "connect", ErrorKind::PermissionDenied.as_str()),
+            peer,
+        ));
     }
 
     /// Reloads the configuration file (what `reload` and SIGHUP do).
@@ -434,17 +501,148 @@ impl Handler {
             grant = memory.grant_id.as_deref().unwrap_or("-"),
             result,
         );
+        if self.audit.is_enabled() {
+            if let Some(record) = file_record(call, &outcome, result, memory) {
+                self.audit.record(peer_record(record, peer));
+            }
+        }
         outcome
     }
 }
 
+/// The audit file's record of `call`, or `None` for the requests it leaves out: those that
+/// name no entry and change nothing (`version`, `list`, `providers`, `status` of every entry,
+/// `login_cancel`, `grant_list`). The daemon's log still has a line for each of them.
+fn file_record(
+    call: &Call,
+    outcome: &Result<Reply, RpcError>,
+    result: &str,
+    memory: &AuditMemory,
+) -> Option<Record> {
+    let record =
+        Record::new(memory.transport, call.method(), result).grant(memory.grant_id.as_deref());
+    Some(match call {
+        Call::Version | Call::List | Call::Providers | Call::LoginCancel(_) | Call::GrantList => {
+            return None
+        }
+        Call::Status(p) => {
+            let service = p.service.as_deref()?;
+            match EntryKey::new(service, p.account.as_deref()) {
+                Ok(_) => record.entry(service, p.account.as_deref()),
+                Err(_) => record,
+            }
+        }
+        Call::Get(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Set(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Clear(p) | Call::Logout(p) => audit_entry(record, &p.service, p.account.as_deref()),
+        Call::Login(p) => audit_entry(record, &p.provider, p.account.as_deref()),
+        Call::LoginWait(_) => match outcome {
+            Ok(Reply::Entry(SetResult { entry })) => {
+                record.entry(&entry.service, Some(&entry.account))
+            }
+            _ => record,
+        },
+        Call::ProviderSecret(p) => audit_entry(
+            record,
+            crate::login::CLIENT_SECRET_SERVICE,
+            Some(&p.provider),
+        ),
+        // Grants name services by pattern (`github:*`), not entries: the record has the method,
+        // the outcome and the grant id.
+        Call::Unlock(_)
+        | Call::Lock
+        | Call::Passwd(_)
+        | Call::Migrate(_)
+        | Call::Reload
+        | Call::Authenticate(_)
+        | Call::GrantCreate(_)
+        | Call::GrantRevoke(_) => record,
+    })
+}
+
+/// `record` with the caller's identity.
+fn peer_record(mut record: Record, peer: &Peer) -> Record {
+    record.pid = peer.pid;
+    record.uid = peer.user.uid();
+    record.sid = peer.user.sid().map(str::to_owned);
+    record.exe = peer.exe.clone();
+    record
+}
+
 #[cfg(test)]
 mod tests {
-    use super::AuditMemory;
+    use super::*;
+
+    fn call(line: &str) -> Call {
+        latchkey_proto::Request::parse(line.as_bytes())
+            .unwrap_or_else(|_| panic!("{line}"))
+            .call
+    }
+
+    fn record_of(line: &str) -> Option<Record> {
+        let memory = AuditMemory::new(Transport::Dbus);
+        let failed = Err(RpcError::new(ErrorKind::NotFound, "no"));
+        file_record(&call(line), &failed, "not_found", &memory)
+    }
+
+    #[test]
+    fn the_file_records_entries_and_management_but_not_metadata_reads() {
+        for method in ["version", "list", "providers"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+            assert!(record_of(&line).is_none(), "{method}");
+        }
+        assert!(record_of(r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#).is_none());
+        assert!(record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"login_cancel","params":{"login_id":"x"}}"#
+        )
+        .is_none());
+
+        let get =
+            record_of(r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"github"}}"#)
+                .unwrap();
+        assert_eq!(get.method, "get");
+        assert_eq!(get.outcome, "not_found");
+        assert_eq!(get.transport, Transport::Dbus);
+        let entry = get.entry.unwrap();
+        assert_eq!(
+            (entry.service.as_str(), entry.account.as_deref()),
+            ("github", Some("default"))
+        );
+
+        // A name that is not valid is the client's raw input: no entry is recorded.
+        let bad = record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"a\u001b[2Jb"}}"#,
+        )
+        .unwrap();
+        assert!(bad.entry.is_none());
+
+        let status = record_of(
+            r#"{"jsonrpc":"2.0","id":1,"method":"status","params":{"service":"github"}}"#,
+        )
+        .unwrap();
+        assert_eq!(status.entry.unwrap().account, None);
+        let lock = record_of(r#"{"jsonrpc":"2.0","id":1,"method":"lock"}"#).unwrap();
+        assert!(lock.entry.is_none());
+    }
+
+    #[test]
+    fn a_grant_set_on_the_memory_is_in_its_records() {
+        let mut memory = AuditMemory::for_stream();
+        memory.grant_id = Some("g-123".into());
+        let record = file_record(
+            &call(r#"{"jsonrpc":"2.0","id":1,"method":"lock"}"#),
+            &Err(RpcError::new(ErrorKind::Locked, "no")),
+            "locked",
+            &memory,
+        )
+        .unwrap();
+        assert_eq!(record.grant.as_deref(), Some("g-123"));
+        assert_eq!(record.transport, STREAM_TRANSPORT);
+    }
 
     #[test]
     fn audit_memory_remembers_each_entry_read_once_per_connection() {
-        let mut memory = AuditMemory::default();
+        let mut memory = AuditMemory::for_stream();
         assert!(memory.first_read("github", None));
         assert!(!memory.first_read("github", None));
         assert!(!memory.first_read("github", Some("default")));

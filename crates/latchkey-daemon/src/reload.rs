@@ -13,8 +13,9 @@
 //!   `write_timeout_secs`, for connections accepted from then on.
 //!
 //! What needs a restart (reported in the answer and the log, not applied): `[store] backend`
-//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), `[policy]`, and
-//! `[limits] max_connections` (the connection slots are sized at start).
+//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), `[policy]`,
+//! `[limits] max_connections` (the connection slots are sized at start), and `[audit]` (its
+//! writer starts with the daemon).
 //!
 //! Client secrets live in the keychain and are read at each use, so `provider set-secret`
 //! needs no reload. Reloads run one at a time; one that arrives while another runs waits for
@@ -174,6 +175,12 @@ fn differences(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             o.max_connections != n.max_connections,
             "limits.max_connections",
         ),
+        (old.audit.enabled != new.audit.enabled, "audit.enabled"),
+        (
+            old.audit.max_bytes != new.audit.max_bytes,
+            "audit.max_bytes",
+        ),
+        (old.audit.keep != new.audit.keep, "audit.keep"),
     ];
     live.extend(changed(&applied_live));
     let restart = changed(&need_restart).collect();
@@ -283,6 +290,7 @@ impl Reloader {
         applied.lock_after = old.lock_after;
         applied.socket = old.socket.clone();
         applied.limits.max_connections = old.limits.max_connections;
+        applied.audit = old.audit.clone();
         self.inner.limits.send_replace(applied.limits);
         let config = applied.describe_file();
         *self.current() = applied;

@@ -4,6 +4,8 @@
 //! The modules that need the Linux desktop (a session bus, gnome-keyring, a second local user
 //! made with `useradd`) exist on Linux only; on other platforms the rest still compiles.
 
+#[cfg(target_os = "linux")]
+mod audit;
 mod cli;
 mod clock;
 mod completions;

@@ -74,7 +74,54 @@ pub struct Config {
     pub file_read: bool,
     /// `[policy]`: which entries need a grant.
     pub policy: latchkey_grants::Policy,
+    /// The audit file and its rotation.
+    pub audit: AuditConfig,
 }
+
+/// Where the audit file is and when it is rotated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Whether the audit file is written (`[audit] enabled`).
+    pub enabled: bool,
+    /// The file; `None` writes no audit file (a caller that built its settings itself, or no
+    /// home folder). [`Config::load`] sets `audit.jsonl` in the state folder.
+    pub path: Option<PathBuf>,
+    /// Rotate once the file would pass this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: u32,
+}
+
+impl AuditConfig {
+    /// The writer's settings, when there is a file.
+    pub fn settings(&self) -> Option<latchkey_audit::Settings> {
+        if !self.enabled {
+            return None;
+        }
+        Some(latchkey_audit::Settings {
+            path: self.path.clone()?,
+            max_bytes: self.max_bytes,
+            keep: self.keep,
+        })
+    }
+}
+
+/// `[audit]` in `config.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Rotate the audit file once it would pass this many bytes (default 10 MiB).
+    pub max_bytes: Option<u64>,
+    /// Rotated audit files kept (default 3).
+    pub keep: Option<u32>,
+    /// Whether to write the audit file at all (default true).
+    pub enabled: Option<bool>,
+}
+
+/// Smallest accepted `[audit] max_bytes`.
+pub const MIN_AUDIT_BYTES: u64 = 1024;
+/// Largest accepted `[audit] keep`.
+pub const MAX_AUDIT_KEEP: u32 = 100;
 
 /// Where the configuration comes from, kept so that a reload reads it the same way.
 #[derive(Clone, Debug, Default)]
@@ -111,6 +158,9 @@ pub struct FileConfig {
     /// `[policy]`
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[audit]`
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The file these settings were read from, to name it in errors about their values.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -222,7 +272,9 @@ impl Config {
                 .map(|folders| folders.data)
                 .ok_or(ConfigError::NoDataDir)?,
         };
-        Self::reload(&source, data_dir)
+        let mut config = Self::reload(&source, data_dir)?;
+        config.audit.path = latchkey_audit::default_path();
+        Ok(config)
     }
 
     /// Reads `source` again (the file as it is now, the same flags) into a configuration
@@ -366,7 +418,31 @@ impl Config {
         };
         let policy = crate::grants::policy(&file.policy.require_grant)
             .map_err(|e| value_error(None, format!("policy.require_grant: {e}")))?;
+        let audit_max_bytes = file
+            .audit
+            .max_bytes
+            .unwrap_or(latchkey_audit::DEFAULT_MAX_BYTES);
+        if !(MIN_AUDIT_BYTES..=1 << 40).contains(&audit_max_bytes) {
+            return Err(value_error(
+                None,
+                format!("audit.max_bytes must be between {MIN_AUDIT_BYTES} and 1 TiB"),
+            ));
+        }
+        let audit_keep = file.audit.keep.unwrap_or(latchkey_audit::DEFAULT_KEEP);
+        if audit_keep > MAX_AUDIT_KEEP {
+            return Err(value_error(
+                None,
+                format!("audit.keep must be between 0 and {MAX_AUDIT_KEEP}"),
+            ));
+        }
+        let audit = AuditConfig {
+            enabled: file.audit.enabled.unwrap_or(true),
+            path: None,
+            max_bytes: audit_max_bytes,
+            keep: audit_keep,
+        };
         Ok(Self {
+            audit,
             policy,
             socket,
             backend,

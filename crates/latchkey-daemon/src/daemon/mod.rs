@@ -99,6 +99,7 @@ impl DaemonBuilder {
         if !config.policy.require_grant.is_empty() {
             grants.preload().await;
         }
+        let audit = start_audit(&config);
         Ok(Daemon {
             handler: Handler::new(
                 service,
@@ -110,7 +111,8 @@ impl DaemonBuilder {
                 },
                 reloader,
                 grants,
-            ),
+            )
+            .with_audit(audit),
             reason,
         })
     }
@@ -254,6 +256,9 @@ impl Running {
                 "refreshed tokens the keychain refused are lost at shutdown; those entries will need a login"
             );
         }
+        // The last records reach the audit file (bounded: a stuck disk does not hold the exit).
+        let audit = self.handler.audit().clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush(AUDIT_FLUSH)).await;
         // The socket file goes now, after the last answer.
         drop(self.stream.take());
         if let Some(err) = bus_failed {
@@ -264,6 +269,28 @@ impl Running {
         }
         info!("latchkeyd stopped");
         Ok(())
+    }
+}
+
+/// How long a stopping daemon waits for the audit file to take its last records.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Starts the audit file's writer, if the configuration names a file. Trouble with the file
+/// itself shows later, in the writer's log lines; the daemon serves either way.
+fn start_audit(config: &Config) -> latchkey_audit::AuditLog {
+    let Some(settings) = config.audit.settings() else {
+        return latchkey_audit::AuditLog::disabled();
+    };
+    let path = settings.path.display().to_string();
+    match latchkey_audit::AuditLog::start(settings) {
+        Ok(log) => {
+            info!(path, "audit trail: `latchkey audit` reads it");
+            log
+        }
+        Err(err) => {
+            warn!(error = %err, "cannot start the audit writer; requests are served without an audit file");
+            latchkey_audit::AuditLog::disabled()
+        }
     }
 }
 

@@ -69,11 +69,13 @@ impl Latchkey {
                 let pid = dbus.get_connection_unix_process_id(name).await.ok();
                 Caller {
                     peer: Peer::new(PeerUser::Uid(uid), pid),
-                    audit: AuditMemory::default(),
+                    audit: AuditMemory::new(latchkey_audit::Transport::Dbus),
                 }
             }
         };
         if !caller.peer.is_own_user("a D-Bus call") {
+            self.handler
+                .audit_refused(&caller.peer, latchkey_audit::Transport::Dbus);
             return Err(LatchkeyError::new(
                 ErrorKind::PermissionDenied,
                 "latchkeyd serves only its own user",

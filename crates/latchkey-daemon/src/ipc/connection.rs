@@ -42,6 +42,7 @@ pub(super) async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if !peer.is_own_user("a connection") {
+        handler.audit_refused(&peer, crate::handler::STREAM_TRANSPORT);
         return;
     }
     let mut connection = Connection {
@@ -112,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         peer: &Peer,
         shutdown: &CancellationToken,
     ) -> Close {
-        let mut audit = AuditMemory::default();
+        let mut audit = AuditMemory::for_stream();
         let slot = self.slot;
         let evicted = slot.evicted();
         let cancelled = shutdown.cancelled();

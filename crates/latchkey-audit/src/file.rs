@@ -1,0 +1,151 @@
+//! The audit file on disk: its private folder, opening it for appending without following a
+//! link (mode 0600, a regular file of this user), and the names of its rotated predecessors.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::AuditError;
+
+/// The `n`th rotated predecessor of `path`: `audit.jsonl.1` is the newest.
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Creates the file's folder if needed and checks it the way the daemon checks its other
+/// folders: this user's own, not writable by others, reached through trusted folders.
+pub(crate) fn prepare_dir(path: &Path) -> Result<(), AuditError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    latchkey_paths::create_private_dir(dir)?;
+    // WINDOWS: the folder under the user's profile; an ACL check belongs in latchkey-paths.
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(AuditError::io(dir))?;
+    Ok(())
+}
+
+/// Opens `path` for appending, creating it with mode 0600. A link at the path is not followed
+/// (the open fails), and what was opened must be a regular file of this user; a file others
+/// could read is narrowed to 0600.
+#[cfg(unix)]
+pub(crate) fn open_append(path: &Path) -> Result<File, AuditError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        // O_NONBLOCK: a FIFO planted at the path must not hang the open; it is refused below.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                AuditError::NotRegular(path.to_owned())
+            } else {
+                AuditError::Io {
+                    path: path.to_owned(),
+                    source: err,
+                }
+            }
+        })?;
+    let meta = file.metadata().map_err(AuditError::io(path))?;
+    if !meta.file_type().is_file() {
+        return Err(AuditError::NotRegular(path.to_owned()));
+    }
+    let me = latchkey_paths::effective_uid();
+    if meta.uid() != me {
+        return Err(AuditError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(AuditError::io(path))?;
+    }
+    Ok(file)
+}
+
+/// Opens `path` for appending, creating it. A link at the path is refused.
+#[cfg(not(unix))]
+pub(crate) fn open_append(path: &Path) -> Result<File, AuditError> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(AuditError::NotRegular(path.to_owned()));
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(AuditError::io(path))
+}
+
+/// What tells one file from another at the same path: a rotation puts a new file there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId(meta.dev(), meta.ino())
+    }
+
+    /// Without inode numbers, the creation time stands in.
+    #[cfg(not(unix))]
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
+        let created = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        FileId(created, 0)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_file_is_0600_and_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/audit.jsonl");
+        prepare_dir(&path).unwrap();
+        open_append(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_append(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a readable file is narrowed");
+
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join("state/link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(open_append(&link), Err(AuditError::NotRegular(_))));
+        assert!(!target.exists(), "the link was not followed");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // No reader: O_NONBLOCK makes a write-only open fail (ENXIO) instead of waiting.
+        assert!(open_append(&path).is_err());
+    }
+
+    #[test]
+    fn rotated_names() {
+        assert_eq!(
+            rotated_path(Path::new("/s/audit.jsonl"), 2),
+            PathBuf::from("/s/audit.jsonl.2")
+        );
+    }
+}
