@@ -577,12 +577,27 @@ fn grants_limit_protected_entries_to_what_they_allow() {
     assert!(stdout(&out).contains(&revoked_id));
     let (_, more_logs) = daemon.stop();
 
+    // The audit file names the grant a get ran under by its id, and holds no token (the
+    // daemon flushes its queue before it exits).
+    let audit = std::fs::read_to_string(env.root().join(".local/state/latchkey/audit.jsonl"))
+        .expect("the audit file");
+    let granted_gets = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON record"))
+        .filter(|r| r["method"] == "get" && r["grant"] == openai_id.as_str())
+        .count();
+    assert!(granted_gets > 0, "{audit}");
+
     // No token ever reached the daemon's log, even at debug level.
     for token in &tokens {
         let signature = token.rsplit('.').next().unwrap();
         assert!(
             !logs.contains(signature) && !more_logs.contains(signature),
             "a grant token was logged"
+        );
+        assert!(
+            !audit.contains(signature),
+            "a grant token in the audit file"
         );
     }
     assert!(!logs.contains(key.to_text().as_str()));
