@@ -42,7 +42,10 @@ pub struct Settings {
 }
 
 enum Message {
-    Record(Record),
+    /// Boxed: the queue's slots are allocated (and touched) at start, so their size is what
+    /// an idle daemon keeps resident: about 0.9 MB for 4,096 records held inline, about a
+    /// tenth of that for pointers.
+    Record(Box<Record>),
     /// Answered once everything queued before it is written (or failed).
     Flush(SyncSender<()>),
 }
@@ -114,7 +117,7 @@ impl AuditLog {
     /// reported once by the writer).
     pub fn record(&self, record: Record) {
         let Some(shared) = &self.inner else { return };
-        match shared.queue.try_send(Message::Record(record)) {
+        match shared.queue.try_send(Message::Record(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 if shared.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
