@@ -1,6 +1,7 @@
 //! The writer with real files: lines, rotation, a disk that refuses writes (`/dev/full`), a
 //! queue that overflows.
 
+#[cfg(target_os = "linux")]
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
