@@ -620,6 +620,7 @@ mod tests {
                 scopes: vec!["repo".into()],
                 min_valid_secs: Some(30),
                 grant: None,
+                proxy: false,
             }),
         };
         assert_eq!(

@@ -111,6 +111,10 @@ pub struct FileConfig {
     /// `[policy]`
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[proxy]`: read by `latchkey proxy` (the `latchkey-proxy` crate checks it), not by the
+    /// daemon, which only lets it stand in the file.
+    #[serde(default)]
+    pub proxy: Option<toml::Table>,
     /// The file these settings were read from, to name it in errors about their values.
     #[serde(skip)]
     pub path: Option<PathBuf>,
