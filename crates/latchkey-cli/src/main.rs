@@ -22,6 +22,7 @@ mod min_valid;
 mod out;
 mod output;
 mod provider;
+mod proxy;
 mod reload;
 mod run;
 #[cfg(windows)]
@@ -234,6 +235,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => logout::run(cli, service, account.as_deref(), *json),
         Command::Grant { command } => grant::run(cli, command),
         Command::Provider { command } => provider::run(cli, command),
+        Command::Proxy { port, config } => proxy::run(cli, *port, config.as_deref()),
         Command::Install {
             print,
             dry_run,

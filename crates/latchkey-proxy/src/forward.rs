@@ -143,7 +143,8 @@ pub async fn handle(proxy: &Proxy, request: Request<Incoming>) -> Response<Proxy
         method = %method,
         status = response.status().as_u16(),
         retried,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        // To the response's head: a streamed body goes on after this.
+        us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     response
