@@ -8,26 +8,21 @@
 //! upstream at all.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::{Request, Response};
+use latchkey_tests::proxy::{make_certs, ProxyProcess, TlsServer, UpBody};
 use latchkey_tests::{stderr, stdout, Daemon, TestEnv};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::support::Rpc;
 
@@ -36,75 +31,6 @@ const KEY: &str = "sk-upstream-key-4d1b";
 /// The streamed body: one first event, then this many bytes of events.
 const STREAM_BYTES: usize = 10 * 1024 * 1024;
 const FIRST_EVENT: &[u8] = b"data: first\n\n";
-
-/// A test CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
-fn make_certs(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is installed");
-        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=latchkey test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ]);
-    run(&ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
 
 /// One request as the upstream saw it.
 #[derive(Clone, Debug)]
@@ -124,8 +50,6 @@ struct Shared {
     /// Set once the whole streamed body was handed to hyper.
     finished: AtomicBool,
 }
-
-type UpBody = BoxBody<Bytes, Infallible>;
 
 /// A body fed by a channel, so the upstream decides when each part goes.
 struct Channel(mpsc::Receiver<Bytes>);
@@ -202,146 +126,27 @@ async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Response<UpB
     }
 }
 
-/// The HTTPS upstream on 127.0.0.1, on a runtime of its own.
+/// The HTTPS upstream on 127.0.0.1.
 struct Upstream {
     address: SocketAddr,
     shared: Arc<Shared>,
-    _runtime: tokio::runtime::Runtime,
+    _server: TlsServer,
 }
 
 impl Upstream {
     fn start(dir: &Path) -> Self {
-        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
         let state = shared.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(state, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+        let server = TlsServer::start(dir, move |request| answer(state.clone(), request));
         Self {
-            address,
+            address: server.address,
             shared,
-            _runtime: runtime,
+            _server: server,
         }
     }
 
     fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
-    }
-}
-
-/// A running `latchkey proxy`, killed when dropped.
-struct ProxyProcess {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl ProxyProcess {
-    fn start(env: &TestEnv, daemon: &Daemon, config: &Path) -> Self {
-        let mut cmd = env.command(&latchkey_tests::bin("latchkey"));
-        cmd.args(["proxy", "--port", "0", "--config"])
-            .arg(config)
-            .env("LATCHKEY_SOCKET", &daemon.socket)
-            .env("RUST_LOG", "latchkey=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start latchkey proxy");
-        let log = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}; log: {}", log.lock().unwrap()));
-        Self { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Sends `request` as raw bytes (`PORT` replaced by the port) and returns the status.
-    fn raw(&self, request: &str) -> u16 {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let request = request.replace("PORT", &self.port.to_string());
-        // The proxy may answer (and close) before taking a huge head whole.
-        let _ = stream.write_all(request.as_bytes());
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer);
-        answer
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {answer:?}"))
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
