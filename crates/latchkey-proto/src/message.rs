@@ -634,6 +634,24 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_get_says_so_on_the_wire() {
+        let line =
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s","proxy":true}}"#;
+        let Call::Get(params) = parse(line).unwrap().call else {
+            panic!("not a get");
+        };
+        assert!(params.proxy);
+        let plain = r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s"}}"#;
+        let Call::Get(params) = parse(plain).unwrap().call else {
+            panic!("not a get");
+        };
+        assert!(!params.proxy);
+        let bad =
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s","proxy":"yes"}}"#;
+        assert!(parse(bad).is_err());
+    }
+
+    #[test]
     fn fast_and_slow_paths_agree() {
         // Escapes in "jsonrpc" and params given as null force the slow path.
         let fast = parse(r#"{"jsonrpc":"2.0","id":"a","method":"clear","params":{"service":"s"}}"#)
