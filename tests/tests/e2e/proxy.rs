@@ -434,7 +434,13 @@ fn requests_without_a_fitting_grant_never_reach_the_upstream() {
             "huge header",
         ),
     ] {
-        assert_eq!(w.proxy.raw(&request), expected, "{case}");
+        let status = w.proxy.raw(&request);
+        if case == "huge header" && status.is_none() {
+            // The proxy answered 431 and closed with the rest of the head unread, and the
+            // kernel's reset overtook the answer: refused all the same.
+            continue;
+        }
+        assert_eq!(status, Some(expected), "{case}");
     }
     assert_eq!(
         w.upstream.seen().len(),
