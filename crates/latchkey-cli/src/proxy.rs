@@ -41,8 +41,20 @@ fn read_config(path: Option<&Path>) -> Result<ProxyConfig, Failure> {
 
 /// Runs the proxy until it is told to stop.
 pub fn run(cli: &Cli, port: Option<u16>, config: Option<&Path>) -> Result<(), Failure> {
+    // The socket (or pipe) only: D-Bus `Get` cannot say that a request is proxied (the
+    // socket's `proxy` flag), so `auto` never falls back to the bus here.
+    let target = match crate::target(cli)? {
+        latchkey_client::Target::Dbus => {
+            return Err(usage(anyhow!(
+                "latchkey proxy talks to latchkeyd over its socket, not the session bus"
+            )))
+        }
+        latchkey_client::Target::Auto => {
+            latchkey_client::Target::Socket(latchkey_paths::default_socket_path())
+        }
+        other => other,
+    };
     let config = read_config(config)?;
-    let target = crate::target(cli)?;
     let port = port.or(config.port).unwrap_or(0);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

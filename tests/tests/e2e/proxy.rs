@@ -501,7 +501,7 @@ fn requests_without_a_fitting_grant_never_reach_the_upstream() {
 }
 
 #[test]
-fn a_private_upstream_needs_allow_private() {
+fn a_private_upstream_or_the_bus_is_refused_at_start() {
     let env = TestEnv::bare();
     let config = env.root().join("config.toml");
     std::fs::write(
@@ -514,4 +514,12 @@ fn a_private_upstream_needs_allow_private() {
     let out = latchkey_tests::run_with_stdin(&mut cmd, "");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("allow_private"), "{}", stderr(&out));
+
+    // The bus is refused too: D-Bus `Get` cannot say that a request is proxied.
+    let mut cmd = env.command(&latchkey_tests::bin("latchkey"));
+    cmd.args(["--transport", "dbus", "proxy", "--port", "0", "--config"])
+        .arg(&config);
+    let out = latchkey_tests::run_with_stdin(&mut cmd, "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("session bus"), "{}", stderr(&out));
 }
