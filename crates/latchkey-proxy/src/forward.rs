@@ -45,6 +45,17 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || name == header::TRANSFER_ENCODING
 }
 
+/// The headers `Connection` names: hop-by-hop for this message too.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect()
+}
+
 fn text(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(
         Full::new(Bytes::from_static(message.as_bytes()))
@@ -198,14 +209,7 @@ async fn forward(
     url.set_query(parts.uri.query());
 
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    let named: Vec<HeaderName> = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
-        .collect();
+    let named = connection_named(&parts.headers);
     for (key, value) in &parts.headers {
         if is_hop_by_hop(key) || key == header::HOST || key == route.header || named.contains(key) {
             continue;
@@ -294,14 +298,7 @@ async fn forward(
         }
         let answer: Response<reqwest::Body> = answer.into();
         let (mut head, body) = answer.into_parts();
-        let named: Vec<HeaderName> = head
-            .headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::try_from(n.trim()).ok())
-            .collect();
+        let named = connection_named(&head.headers);
         let drop: Vec<HeaderName> = head
             .headers
             .keys()
