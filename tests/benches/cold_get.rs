@@ -45,6 +45,7 @@ mod linux {
                 scopes: vec![],
                 min_valid_secs: None,
                 grant: None,
+                proxy: false,
             }),
         }
         .to_line()

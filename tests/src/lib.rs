@@ -29,6 +29,8 @@ pub mod http;
 mod loopback;
 pub mod oauth_server;
 #[cfg(target_os = "linux")]
+pub mod proxy;
+#[cfg(target_os = "linux")]
 pub mod users;
 
 #[cfg(target_os = "linux")]

@@ -241,6 +241,17 @@ pub enum Command {
         #[command(subcommand)]
         command: GrantCommand,
     },
+    /// Run a loopback HTTP proxy for agents: requests to http://127.0.0.1:PORT/ROUTE/... carry
+    /// a grant (with the proxy operation) where the route's header holds the API key; the proxy
+    /// swaps it for the credential and forwards them (routes: [proxy.routes.NAME] in config.toml).
+    Proxy {
+        /// The port on 127.0.0.1 [default: [proxy] port in config.toml, else one the system picks]
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// The configuration file [default: config.toml in latchkey's config folder]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// OAuth providers: list them, store a confidential client's secret.
     Provider {
         /// What to do.

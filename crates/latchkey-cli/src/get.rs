@@ -31,6 +31,7 @@ pub fn run(cli: &Cli, request: Request<'_>) -> Result<(), Failure> {
         scopes: request.scopes.to_vec(),
         min_valid_secs: request.min_valid,
         grant: None,
+        proxy: false,
     })?;
     let expires_at = result.expires_at.map(|at| at.timestamp());
     if let Some(note) = min_valid::note(expires_at, request.min_valid, min_valid::unix_now()) {

@@ -36,6 +36,7 @@ pub fn run(cli: &Cli, service: &str, account: Option<&str>) -> Result<(), Failur
         scopes: Vec::new(),
         min_valid_secs: None,
         grant: None,
+        proxy: false,
     })?;
     let mut text = Zeroizing::new(exec_credential(&result).to_string());
     text.push('\n');

@@ -23,6 +23,7 @@ mod min_valid;
 mod out;
 mod output;
 mod provider;
+mod proxy;
 mod reload;
 mod run;
 #[cfg(windows)]
@@ -235,6 +236,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => logout::run(cli, service, account.as_deref(), *json),
         Command::Grant { command } => grant::run(cli, command),
         Command::Provider { command } => provider::run(cli, command),
+        Command::Proxy { port, config } => proxy::run(cli, *port, config.as_deref()),
         Command::Install {
             print,
             dry_run,

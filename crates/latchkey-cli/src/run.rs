@@ -85,6 +85,7 @@ fn fetch(
                 scopes: m.scopes.clone(),
                 min_valid_secs: min_valid,
                 grant: None,
+                proxy: false,
             })
             .map_err(|e| {
                 let mut failure = Failure::from(e);

@@ -282,6 +282,7 @@ impl Client {
             scopes: scopes.to_vec(),
             min_valid_secs: None,
             grant: None,
+            proxy: false,
         })
         .await
     }

@@ -110,6 +110,7 @@ impl Grants {
             scopes: Vec::new(),
             min_valid_secs: None,
             grant: None,
+            proxy: false,
         };
         match self.inner.service.get(&params).await {
             Ok(result) => Ok(Some(result.secret)),
@@ -197,6 +198,12 @@ impl Grants {
         };
         let grant = match token {
             Some(token) => Some(self.verify(token).await?),
+            // A proxied request always runs under the agent's grant: without one the proxy
+            // would serve any unprotected entry to whoever reaches its port.
+            None if matches!(call, Call::Get(params) if params.proxy) => {
+                debug!("a proxied get without a grant refused");
+                return Err(denied());
+            }
             None => None,
         };
         let account;
@@ -207,7 +214,7 @@ impl Grants {
                     .as_deref()
                     .unwrap_or(latchkey_proto::DEFAULT_ACCOUNT);
                 Action::Use {
-                    op: Op::Get,
+                    op: if params.proxy { Op::Proxy } else { Op::Get },
                     service: &params.service,
                     account,
                     scopes: &params.scopes,

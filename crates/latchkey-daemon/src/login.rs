@@ -576,6 +576,7 @@ impl latchkey_oauth::ClientSecrets for StoredClientSecrets {
                 scopes: Vec::new(),
                 min_valid_secs: None,
                 grant: None,
+                proxy: false,
             };
             match self.0.get(&params).await {
                 Ok(result) => Some(result.secret),

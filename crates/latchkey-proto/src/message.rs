@@ -620,6 +620,7 @@ mod tests {
                 scopes: vec!["repo".into()],
                 min_valid_secs: Some(30),
                 grant: None,
+                proxy: false,
             }),
         };
         assert_eq!(
@@ -630,6 +631,24 @@ mod tests {
             parse(std::str::from_utf8(&request.to_line()).unwrap().trim_end()).unwrap(),
             request
         );
+    }
+
+    #[test]
+    fn a_proxy_get_says_so_on_the_wire() {
+        let line =
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s","proxy":true}}"#;
+        let Call::Get(params) = parse(line).unwrap().call else {
+            panic!("not a get");
+        };
+        assert!(params.proxy);
+        let plain = r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s"}}"#;
+        let Call::Get(params) = parse(plain).unwrap().call else {
+            panic!("not a get");
+        };
+        assert!(!params.proxy);
+        let bad =
+            r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s","proxy":"yes"}}"#;
+        assert!(parse(bad).is_err());
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub struct GetParams {
     /// with `authenticate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<crate::GrantTokenText>,
+    /// The request is `latchkey proxy`'s, on behalf of an agent: the grant it carries must
+    /// allow the `proxy` operation (not `get`), and one is required whatever the policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy: bool,
 }
 
 /// Result of `get`: the usable secret, never a refresh token.

@@ -164,6 +164,7 @@ mod tests {
             scopes: vec![],
             min_valid_secs: None,
             grant: None,
+            proxy: false,
         }
     }
 

@@ -219,6 +219,7 @@ fn get(service: &str, account: Option<&str>) -> GetParams {
         scopes: vec![],
         min_valid_secs: None,
         grant: None,
+        proxy: false,
     }
 }
 

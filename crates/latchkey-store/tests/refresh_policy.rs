@@ -138,6 +138,7 @@ fn get() -> GetParams {
         scopes: vec![],
         min_valid_secs: None,
         grant: None,
+        proxy: false,
     }
 }
 

@@ -24,6 +24,7 @@ fn get(service: &str, scopes: &[&str]) -> GetParams {
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         min_valid_secs: None,
         grant: None,
+        proxy: false,
     }
 }
 

@@ -518,6 +518,7 @@ pub(crate) fn main() {
                 scopes: vec![],
                 min_valid_secs: None,
                 grant: None,
+                proxy: false,
             }),
         }
         .to_line(),

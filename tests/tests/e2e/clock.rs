@@ -83,6 +83,7 @@ fn params() -> GetParams {
         scopes: Vec::new(),
         min_valid_secs: None,
         grant: None,
+        proxy: false,
     }
 }
 

@@ -51,6 +51,8 @@ mod provider_text;
 #[cfg(target_os = "linux")]
 mod providers;
 #[cfg(target_os = "linux")]
+mod proxy;
+#[cfg(target_os = "linux")]
 mod refresh;
 mod reload;
 #[cfg(target_os = "linux")]

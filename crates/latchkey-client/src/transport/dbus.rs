@@ -200,6 +200,11 @@ impl DbusConnection {
 
     /// Runs `call` and returns the result as the socket protocol would.
     pub(crate) async fn call(&self, call: Call) -> Result<Json, ClientError> {
+        // D-Bus `Get` has no proxy option: sent there, the daemon would check the grant for
+        // `get` instead of `proxy`.
+        if matches!(&call, Call::Get(p) if p.proxy) {
+            return Err(ClientError::Unsupported("a proxied get over D-Bus"));
+        }
         let (service, account, rest) = params(&call);
         Ok(match call {
             Call::Version => {

@@ -161,6 +161,10 @@ pub struct FileConfig {
     /// `[audit]`
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[proxy]`: read by `latchkey proxy` (the `latchkey-proxy` crate checks it), not by the
+    /// daemon, which only lets it stand in the file.
+    #[serde(default)]
+    pub proxy: Option<toml::Table>,
     /// The file these settings were read from, to name it in errors about their values.
     #[serde(skip)]
     pub path: Option<PathBuf>,

@@ -284,3 +284,15 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
     let err = FileConfig::load(&fifo, true).unwrap_err();
     assert!(err.to_string().contains("FIFO"), "{err}");
 }
+
+#[test]
+fn the_proxy_section_is_left_to_latchkey_proxy() {
+    let file: FileConfig = toml::from_str(
+        "[proxy.routes.openai]\nupstream = \"https://api.openai.com\"\nservice = \"openai\"\n",
+    )
+    .unwrap();
+    assert!(file.proxy.is_some());
+    assert!(Config::resolve(file, Overrides::default(), "/tmp".into()).is_ok());
+    // Other unknown sections are still refused.
+    assert!(toml::from_str::<FileConfig>("[proxies]\nx = 1\n").is_err());
+}

@@ -172,6 +172,7 @@ impl Latchkey {
             scopes: options.scopes,
             min_valid_secs: options.min_valid_secs,
             grant: options.grant,
+            proxy: false,
         };
         match self.run(Call::Get(params), &header, connection).await? {
             Reply::Get(result) => encoded(latchkey_proto::dbus::get_result(&result)),
