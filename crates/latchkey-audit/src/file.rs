@@ -87,21 +87,34 @@ pub(crate) fn open_append(path: &Path) -> Result<File, AuditError> {
 pub(crate) struct FileId(u64, u64);
 
 impl FileId {
+    /// The device and inode of an open file.
     #[cfg(unix)]
-    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(file: &File) -> std::io::Result<Self> {
         use std::os::unix::fs::MetadataExt;
-        FileId(meta.dev(), meta.ino())
+        let meta = file.metadata()?;
+        Ok(FileId(meta.dev(), meta.ino()))
     }
 
-    /// Without inode numbers, the creation time stands in.
-    #[cfg(not(unix))]
-    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
-        let created = meta
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        FileId(created, 0)
+    /// The volume serial number and file index of an open file. (Not its creation time:
+    /// Windows gives a file created where another was just renamed away the old one's
+    /// creation time, which is exactly what a rotation does.)
+    #[cfg(windows)]
+    pub(crate) fn of(file: &File) -> std::io::Result<Self> {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Storage::FileSystem::{
+            GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION,
+        };
+        // SAFETY: the handle is open for as long as `file` is borrowed, and the function
+        // only writes the structure it is given.
+        let info = unsafe {
+            let mut info: BY_HANDLE_FILE_INFORMATION = std::mem::zeroed();
+            if GetFileInformationByHandle(file.as_raw_handle(), &mut info) == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            info
+        };
+        let index = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
+        Ok(FileId(u64::from(info.dwVolumeSerialNumber), index))
     }
 }
 

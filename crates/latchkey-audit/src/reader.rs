@@ -164,15 +164,17 @@ impl Follower {
         if let Some((file, _)) = &mut self.open {
             drain(file, &mut self.splitter, out)?;
         }
-        let now = match std::fs::metadata(&self.path) {
-            Ok(meta) => meta,
+        // The file now at the path, opened to learn what it is (and read it if it is new).
+        let mut now = match File::open(&self.path) {
+            Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(err),
         };
+        let now_id = FileId::of(&now)?;
         match &mut self.open {
-            Some((file, id)) if *id == FileId::of(&now) => {
+            Some((file, id)) if *id == now_id => {
                 // Truncated in place (not by latchkey): start over.
-                if now.len() < file.stream_position()? {
+                if now.metadata()?.len() < file.stream_position()? {
                     file.seek(SeekFrom::Start(0))?;
                     self.splitter = Splitter::default();
                     drain(file, &mut self.splitter, out)?;
@@ -190,14 +192,8 @@ impl Follower {
                 if let Some(old_id) = old.transpose()? {
                     self.read_skipped(old_id, out)?;
                 }
-                let mut file = match File::open(&self.path) {
-                    Ok(file) => file,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(err) => return Err(err),
-                };
-                let id = FileId::of(&file.metadata()?);
-                drain(&mut file, &mut self.splitter, out)?;
-                self.open = Some((file, id));
+                drain(&mut now, &mut self.splitter, out)?;
+                self.open = Some((now, now_id));
                 Ok(())
             }
         }
@@ -211,7 +207,7 @@ impl Follower {
         let mut newer = Vec::new();
         for path in files.iter().rev() {
             let Ok(file) = File::open(path) else { continue };
-            if FileId::of(&file.metadata()?) == old {
+            if FileId::of(&file)? == old {
                 break;
             }
             newer.push(file);
