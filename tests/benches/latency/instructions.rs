@@ -96,6 +96,8 @@ pub struct Setup<'a> {
     pub response: String,
     /// The daemon's log filter.
     pub log: String,
+    /// More arguments for the daemon (a `--config` file).
+    pub daemon_args: Vec<String>,
 }
 
 impl Setup<'_> {
@@ -105,6 +107,7 @@ impl Setup<'_> {
             .arg(bin("latchkeyd"))
             .args(["--no-dbus", "--socket"])
             .arg(socket)
+            .args(&self.daemon_args)
             .env("RUST_LOG", &self.log);
         Server::Daemon(Daemon::spawn(cmd, socket.to_owned()))
     }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey_proto::{Call, GetParams, Id, Request};
+use latchkey_proto::{Call, GetParams, GrantTokenText, Id, Request};
 use latchkey_tests::{bin, TestEnv};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -455,6 +455,96 @@ fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Durati
     samples[runs / 2]
 }
 
+/// What checking a grant adds to a cached socket `get`: a daemon whose policy protects the
+/// entry, asked with a grant in every request, against the same daemon asked for an entry the
+/// policy leaves open (same sizes: the open entry's name and secret are as long).
+fn grant_cost(
+    env: &TestEnv,
+    runtime: &tokio::runtime::Runtime,
+    setup: &instructions::Setup,
+    total: usize,
+    counted: usize,
+) {
+    let config = env.root().join("grant-bench.toml");
+    std::fs::write(&config, "[policy]\nrequire_grant = [\"guarded\"]\n").unwrap();
+    let config_arg = config.to_str().unwrap().to_owned();
+    let socket = env.root().join("grant-bench.sock");
+    let daemon = env.start_daemon_with(
+        &[
+            "--no-dbus",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--config",
+            &config_arg,
+        ],
+        &[("RUST_LOG", &setup.log)],
+    );
+    let secret = "sk-bench-0123456789abcdef0123456789abcdef";
+    for service in ["guarded", "opened_"] {
+        let set = env.cli(&daemon.socket, &["set", service], secret);
+        assert!(set.status.success(), "{set:?}");
+    }
+    let created = env.cli(
+        &daemon.socket,
+        &["grant", "create", "--service", "guarded", "--ttl", "1h"],
+        "",
+    );
+    assert!(created.status.success(), "{created:?}");
+    let grant = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let line = |service: &str, grant: Option<&str>| {
+        Arc::new(
+            Request {
+                id: Id::from(1),
+                call: Call::Get(GetParams {
+                    service: service.into(),
+                    account: None,
+                    scopes: vec![],
+                    min_valid_secs: None,
+                    grant: grant.map(|g| GrantTokenText::new(g.to_owned()).unwrap()),
+                    proxy: false,
+                }),
+            }
+            .to_line(),
+        )
+    };
+    let with = line("guarded", Some(&grant));
+    let without = line("opened_", None);
+    println!(
+        "grant check: request {} bytes with the grant, {} without",
+        with.len(),
+        without.len()
+    );
+    let clients = 1;
+    let with_grant = runtime.block_on(measure(&daemon.socket, &with, clients, total));
+    let open = runtime.block_on(measure(&daemon.socket, &without, clients, total));
+    row("get with a grant, 1 client", &with_grant);
+    row("get of an open entry", &open);
+    println!(
+        "  grant check adds {:.1} µs at p50 ({:.2}x)",
+        (with_grant.p50.as_secs_f64() - open.p50.as_secs_f64()) * 1e6,
+        with_grant.p50.as_secs_f64() / open.p50.as_secs_f64()
+    );
+    if counted > 0 {
+        let counting = |line: &Arc<Vec<u8>>| instructions::Setup {
+            env,
+            runtime,
+            line: Arc::clone(line),
+            response: setup.response.clone(),
+            log: setup.log.clone(),
+            daemon_args: vec!["--config".to_owned(), config_arg.clone()],
+        };
+        let per_client = counted.max(1);
+        let with_grant = counting(&with).per_request(false, clients, per_client);
+        let open = counting(&without).per_request(false, clients, per_client);
+        println!(
+            "  instructions per request (callgrind, server side): with the grant {with_grant:.0}, open entry {open:.0} (grant check {:.0})",
+            with_grant - open
+        );
+    }
+    let (exit, _) = daemon.stop();
+    assert!(exit.success());
+}
+
 fn row(name: &str, s: &Stats) {
     println!(
         "{name:<28} p50 {:>8.1} µs   p99 {:>8.1} µs   {:>9.0} ops/s",
@@ -559,7 +649,16 @@ pub(crate) fn main() {
         line: Arc::clone(&line),
         response: response.clone(),
         log: log.clone(),
+        daemon_args: Vec::new(),
     };
+    if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("grant") {
+        grant_cost(&env, &runtime, &setup, total, counted);
+        let _ = echo.kill();
+        let _ = echo.wait();
+        let (exit, _) = daemon.stop();
+        assert!(exit.success());
+        return;
+    }
     if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("instructions") {
         for clients in [1, 16] {
             let per_client = (counted.max(1) / clients).max(1);
@@ -625,6 +724,7 @@ pub(crate) fn main() {
     );
     let _ = echo.kill();
     let _ = echo.wait();
+    grant_cost(&env, &runtime, &setup, total, counted);
     dbus_comparison(&env, &runtime, total / 4);
     refresh_storm(&env, &runtime, None);
     refresh_storm(&env, &runtime, Some(5));
