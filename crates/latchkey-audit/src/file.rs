@@ -14,6 +14,51 @@ pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Rotates `path`: drops the oldest predecessor, moves the others up one and `path` to
+/// `.1`, keeping `keep` of them (`keep == 0` removes `path`). Renames move a link planted at
+/// a name, never what it points at. The caller opens a new file at `path`.
+pub(crate) fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    if keep == 0 {
+        return remove(path);
+    }
+    remove(&rotated_path(path, keep))?;
+    for n in (1..keep).rev() {
+        ignore_missing(std::fs::rename(
+            rotated_path(path, n),
+            rotated_path(path, n + 1),
+        ))?;
+    }
+    std::fs::rename(path, rotated_path(path, 1))
+}
+
+/// Removes `path` so that its name is free at once. A reader (`latchkey audit --follow`) may
+/// hold the file open; Windows then keeps the name until that reader closes it, unless the
+/// delete has POSIX semantics, which not every file system (nor Wine) gives. So the file is
+/// first renamed to a name of its own, which a rename allows while it is open.
+fn remove(path: &Path) -> std::io::Result<()> {
+    let mut aside = OsString::from(path.as_os_str());
+    aside.push(format!(
+        ".removed-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => std::fs::remove_file(&aside),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+fn ignore_missing(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Creates the file's folder if needed and checks it the way the daemon checks its other
 /// folders: this user's own, not writable by others, reached through trusted folders.
 pub(crate) fn prepare_dir(path: &Path) -> Result<(), AuditError> {

@@ -312,12 +312,9 @@ mod tests {
 
     /// Rotates `path` the way the writer does, keeping `keep` old files, and starts the new
     /// file with `content`.
+    /// Rotates as the daemon's writer does, then writes the new file.
     fn rotate(path: &Path, keep: u32, content: &[u8]) {
-        let _ = std::fs::remove_file(rotated_path(path, keep));
-        for n in (1..keep).rev() {
-            let _ = std::fs::rename(rotated_path(path, n), rotated_path(path, n + 1));
-        }
-        std::fs::rename(path, rotated_path(path, 1)).unwrap();
+        crate::file::rotate(path, keep).unwrap();
         std::fs::write(path, content).unwrap();
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::file::{open_append, prepare_dir};
-use crate::{rotated_path, AuditError, Record};
+use crate::{AuditError, Record};
 
 /// Default size past which the file is rotated: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -205,28 +205,8 @@ impl Sink {
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.file = None;
         let path = &self.settings.path;
-        let keep = self.settings.keep;
-        if keep == 0 {
-            ignore_missing(std::fs::remove_file(path)).map_err(AuditError::io(path))?;
-        } else {
-            let oldest = rotated_path(path, keep);
-            ignore_missing(std::fs::remove_file(&oldest)).map_err(AuditError::io(&oldest))?;
-            for n in (1..keep).rev() {
-                let from = rotated_path(path, n);
-                ignore_missing(std::fs::rename(&from, rotated_path(path, n + 1)))
-                    .map_err(AuditError::io(&from))?;
-            }
-            // A rename moves a link planted here, never what it points at.
-            std::fs::rename(path, rotated_path(path, 1)).map_err(AuditError::io(path))?;
-        }
+        crate::file::rotate(path, self.settings.keep).map_err(AuditError::io(path))?;
         self.open().map(|_| ())
-    }
-}
-
-fn ignore_missing(result: std::io::Result<()>) -> std::io::Result<()> {
-    match result {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::reader;
+use crate::{reader, rotated_path};
 
 const WAIT: Duration = Duration::from_secs(10);
 
