@@ -23,12 +23,15 @@ fn env_with_bus() -> TestEnv {
 /// latchkeyd with `[policy]` holding `policy`, off the bus, logging the confirm module's
 /// debug lines.
 fn start(env: &TestEnv, policy: &str) -> Daemon {
+    start_with(env, policy, &["--no-dbus"])
+}
+
+fn start_with(env: &TestEnv, policy: &str, args: &[&str]) -> Daemon {
     let path = env.root().join("config.toml");
     std::fs::write(&path, format!("[policy]\n{policy}")).unwrap();
-    env.start_daemon_with(
-        &["--no-dbus", "--config", path.to_str().unwrap()],
-        &[("RUST_LOG", "info,latchkey_daemon::confirm=debug")],
-    )
+    let mut all = args.to_vec();
+    all.extend(["--config", path.to_str().unwrap()]);
+    env.start_daemon_with(&all, &[("RUST_LOG", "info,latchkey_daemon::confirm=debug")])
 }
 
 fn set(daemon: &Daemon, service: &str, key: &str) {
@@ -95,7 +98,7 @@ fn allow_serves_the_entry_and_is_remembered_per_program() {
     for s in &shown {
         assert_eq!(s.app_name, "latchkey");
         assert_eq!(s.actions, ["allow", "Allow", "deny", "Deny"]);
-        assert_eq!(s.expire_timeout, 60_000);
+        assert_eq!(s.expire_timeout, 20_000);
         assert!(
             s.summary.contains("bank") && s.body.contains("bank"),
             "{s:?}"
@@ -295,6 +298,53 @@ fn concurrent_gets_share_one_prompt() {
 }
 
 #[test]
+fn at_most_eight_prompts_wait_at_once() {
+    let env = env_with_bus();
+    let server = NotificationServer::start(env.bus(), Answer::Held);
+    let daemon = start(&env, "confirm = [\"*\"]\n");
+    for n in 0..9 {
+        set(&daemon, &format!("entry{n}"), SECRET);
+    }
+    let socket = daemon.socket.clone();
+    let waiting: Vec<_> = (0..8)
+        .map(|n| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                Rpc::connect(&socket).call("get", json!({"service": format!("entry{n}")}))
+            })
+        })
+        .collect();
+    server.wait_for_count(8, START_TIMEOUT);
+    let error = get(&daemon, "entry8").unwrap_err();
+    assert_eq!(error["data"]["kind"], "not_confirmed", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many confirmation prompts"),
+        "{error}"
+    );
+    assert_eq!(server.count(), 8);
+    server.answer_all(Answer::Deny);
+    for client in waiting {
+        let response = client.join().unwrap();
+        assert_eq!(
+            response["error"]["data"]["kind"], "not_confirmed",
+            "{response}"
+        );
+    }
+    // Answered: room again.
+    let last = std::thread::spawn(move || get(&daemon, "entry8"));
+    server.wait_for_count(9, START_TIMEOUT);
+    server.answer_all(Answer::Deny);
+    let error = last.join().unwrap().unwrap_err();
+    assert!(
+        error["message"].as_str().unwrap().contains("denied"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_grant_check_runs_before_the_prompt() {
     let env = env_with_bus();
     let server = NotificationServer::start(env.bus(), Answer::Allow);
@@ -368,4 +418,33 @@ fn hostile_confirm_settings_are_refused_and_reload_names_a_change() {
         result["restart_needed"],
         json!(["policy.confirm", "policy.confirm_timeout_secs"])
     );
+}
+
+#[test]
+fn a_dbus_caller_is_asked_for_by_its_executable() {
+    let env = env_with_bus();
+    let server = NotificationServer::start(env.bus(), Answer::Allow);
+    // Served on the bus too: the prompt goes out on a connection of its own.
+    let daemon = start_with(&env, "confirm = [\"bank\"]\n", &[]);
+    set(&daemon, "bank", SECRET);
+    let out = env.bus().busctl(&[
+        "--json=short",
+        "call",
+        "dev.latchkey.Latchkey1",
+        "/dev/latchkey/Latchkey1",
+        "dev.latchkey.Latchkey1",
+        "Get",
+        "ssa{sv}",
+        "bank",
+        "",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(SECRET), "{}", stdout(&out));
+    let shown = server.shown();
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].body.contains("/busctl asks"), "{:?}", shown[0]);
+    // The test process is another program: asked for separately.
+    assert_eq!(get(&daemon, "bank").unwrap(), SECRET);
+    assert_eq!(server.count(), 2);
 }

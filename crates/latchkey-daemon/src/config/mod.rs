@@ -229,7 +229,7 @@ pub struct PolicySection {
     /// allowed it in a desktop notification (see `crate::confirm`).
     #[serde(default)]
     pub confirm: Vec<String>,
-    /// How long a confirmation prompt waits for the user, in seconds (default 60).
+    /// How long a confirmation prompt waits for the user, in seconds (default 20).
     pub confirm_timeout_secs: Option<u64>,
 }
 

@@ -18,6 +18,10 @@ use super::prompt::Verdict;
 /// client cannot grow the daemon's memory by asking for many entries from many paths.
 pub const MAX_ANSWERS: usize = 4096;
 
+/// Most prompts shown at once (for different entries or programs); past it a new one is
+/// refused, so a program copied to many paths cannot bury the desktop in notifications.
+pub const MAX_PENDING: usize = 8;
+
 /// A prompt being shown, with what its askers wait on (`W`).
 struct Pending<W> {
     waiter: W,
@@ -58,6 +62,11 @@ impl<W> Memory<W> {
         self.pending
             .get(&(key.clone(), exe.to_owned()))
             .map(|p| &p.waiter)
+    }
+
+    /// Whether another prompt may be shown now (fewer than [`MAX_PENDING`] are).
+    pub fn may_start(&self) -> bool {
+        self.pending.len() < MAX_PENDING
     }
 
     /// Notes that a prompt for `exe` reading `key` is now shown; askers wait on `waiter`.
@@ -179,6 +188,19 @@ mod tests {
         memory.forget_all();
         assert!(!memory.finish(&bank, "/bin/x", &Verdict::Denied));
         assert_eq!(memory.answer(&bank, "/bin/x"), None);
+    }
+
+    #[test]
+    fn prompts_shown_at_once_are_bounded() {
+        let mut memory = Memory::<()>::default();
+        let bank = key("bank");
+        for n in 0..MAX_PENDING {
+            assert!(memory.may_start());
+            memory.start(bank.clone(), format!("/bin/{n}"), ());
+        }
+        assert!(!memory.may_start());
+        memory.finish(&bank, "/bin/0", &Verdict::TimedOut);
+        assert!(memory.may_start());
     }
 
     #[test]

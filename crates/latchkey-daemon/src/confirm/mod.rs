@@ -40,8 +40,10 @@ use no_notify::Notifier;
 use notify::Notifier;
 pub use prompt::Verdict;
 
-/// `[policy] confirm_timeout_secs` when it is not set.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+/// `[policy] confirm_timeout_secs` when it is not set: below the 25 s that libdbus and GLib
+/// give a D-Bus call and the Python client's 30 s, so those callers hear the refusal instead
+/// of timing out themselves.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
 /// The longest `[policy] confirm_timeout_secs` accepted (a `get` waits that long).
 pub const MAX_TIMEOUT_SECS: u64 = 600;
 
@@ -195,6 +197,10 @@ impl Confirm {
                     debug!(entry = %key, "waiting for the confirmation prompt already shown");
                     waiter.clone()
                 }
+                None if !state.memory.may_start() => {
+                    info!(target: "latchkey::audit", method = "confirm", entry = %key, exe = %exe_for_log(exe), result = "too_many_prompts");
+                    return Err(prompt::too_many());
+                }
                 None => {
                     let (tx, rx) = watch::channel(None);
                     state.memory.start(key.clone(), exe.to_owned(), rx.clone());
@@ -239,8 +245,11 @@ impl Inner {
             kept,
             result = verdict.as_str(),
         );
-        if let Verdict::NoServer(why) | Verdict::Failed(why) = &verdict {
-            warn!(entry = %key, "a confirmation prompt could not be shown: {why}");
+        match &verdict {
+            // Expected where there is no desktop: each refused get says so already.
+            Verdict::NoServer(why) => info!(entry = %key, "no confirmation prompt: {why}"),
+            Verdict::Failed(why) => warn!(entry = %key, "a confirmation prompt failed: {why}"),
+            _ => {}
         }
         // Nobody waiting any more is fine.
         let _ = tx.send(Some(verdict));

@@ -90,6 +90,14 @@ pub fn unknown_program() -> RpcError {
     )
 }
 
+/// The refusal when too many prompts are already waiting for the user.
+pub fn too_many() -> RpcError {
+    not_confirmed(
+        "too many confirmation prompts are already waiting for the user; answer them or try \
+         again later",
+    )
+}
+
 /// Escapes `text` for a notification's summary or body.
 fn shown(text: &str) -> String {
     let escaped = latchkey_proto::text::escape(text);
@@ -170,6 +178,7 @@ mod tests {
             remembered.message
         );
         assert_eq!(unknown_program().data.kind, ErrorKind::NotConfirmed);
+        assert_eq!(too_many().data.kind, ErrorKind::NotConfirmed);
     }
 
     #[test]
