@@ -279,6 +279,43 @@ impl State {
 mod tests {
     use super::*;
 
+    fn remembered(state: &mut State, key: &EntryKey) {
+        let (_tx, rx) = watch::channel(None);
+        state.memory.start(key.clone(), "/bin/x".into(), rx);
+        assert!(state.memory.finish(key, "/bin/x", &Verdict::Allowed));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_answers_and_a_set_or_clear_forgets_them() {
+        let (changes, receiver) = broadcast::channel(4);
+        let mut state = State {
+            changes: receiver,
+            memory: Memory::default(),
+        };
+        let bank = EntryKey::new("bank", None).unwrap();
+        let change = |what| Change {
+            key: bank.clone(),
+            what,
+        };
+        remembered(&mut state, &bank);
+        changes.send(change(ChangeKind::Refreshed)).unwrap();
+        state.catch_up();
+        assert_eq!(state.memory.answer(&bank, "/bin/x"), Some(true));
+        for what in [ChangeKind::Set, ChangeKind::Cleared] {
+            remembered(&mut state, &bank);
+            changes.send(change(what)).unwrap();
+            state.catch_up();
+            assert_eq!(state.memory.answer(&bank, "/bin/x"), None, "{what:?}");
+        }
+        // Missed changes (more than the feed holds) forget everything.
+        remembered(&mut state, &bank);
+        for _ in 0..5 {
+            changes.send(change(ChangeKind::Refreshed)).unwrap();
+        }
+        state.catch_up();
+        assert_eq!(state.memory.answer(&bank, "/bin/x"), None);
+    }
+
     #[test]
     fn the_policy_is_checked() {
         let policy = ConfirmPolicy::new(&["bank".into(), "github:*".into()], None).unwrap();
