@@ -8,6 +8,8 @@
 //! - [`Daemon`]: the built `latchkeyd`, ready once it logs that it is serving.
 //! - [`TestEnv`]: private XDG folders for one test, and [`TestEnv::cli`] to run `latchkey`.
 //! - `users::OtherUser` (Linux): a throwaway second local user, to attack as.
+//! - `notifications::NotificationServer` (Linux): a desktop notification server on the
+//!   private bus that answers prompts Allow, Deny, never, or when the test says.
 //! - [`git_http::GitServer`]: a git smart-HTTP server on loopback that demands Basic auth and
 //!   serves bare repositories through the real `git http-backend`.
 //!
@@ -27,6 +29,8 @@ mod bus;
 pub mod git_http;
 pub mod http;
 mod loopback;
+#[cfg(target_os = "linux")]
+pub mod notifications;
 pub mod oauth_server;
 #[cfg(target_os = "linux")]
 pub mod proxy;

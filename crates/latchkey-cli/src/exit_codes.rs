@@ -34,6 +34,9 @@ pub enum ExitCode {
     Untrusted = 11,
     /// The passphrase was wrong (or too many were wrong in a row: wait and try again).
     WrongPassphrase = 12,
+    /// The entry needs the user's confirmation and did not get it (denied, not answered in
+    /// time, no notification server).
+    NotConfirmed = 13,
     /// `latchkey run`: the command was found but could not be started.
     CommandNotRunnable = 126,
     /// `latchkey run`: the command was not found.
@@ -46,7 +49,7 @@ pub enum ExitCode {
 pub const HELP: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not found, \
 4 authentication required, 5 insufficient scope, 6 keychain locked, 7 daemon or keychain \
 unavailable, 8 permission denied, 9 refresh failed, 10 login failed, 11 the daemon's socket, pipe or bus name is not this user's (nothing sent), \
-12 wrong passphrase, \
+12 wrong passphrase, 13 not confirmed by the user (a [policy] confirm entry), \
 126 / 127 `run`: the command cannot be started / was not found (otherwise `run` exits with the \
 command's own status), \
 130 interrupted.";
@@ -68,6 +71,7 @@ impl ExitCode {
             ExitCode::LoginFailed => "login_failed",
             ExitCode::Untrusted => "untrusted",
             ExitCode::WrongPassphrase => "wrong_passphrase",
+            ExitCode::NotConfirmed => "not_confirmed",
             ExitCode::CommandNotRunnable => "command_not_runnable",
             ExitCode::CommandNotFound => "command_not_found",
             ExitCode::Interrupted => "interrupted",
@@ -96,6 +100,7 @@ impl ExitCode {
                 ErrorKind::PermissionDenied => ExitCode::PermissionDenied,
                 ErrorKind::LoginFailed => ExitCode::LoginFailed,
                 ErrorKind::WrongPassphrase => ExitCode::WrongPassphrase,
+                ErrorKind::NotConfirmed => ExitCode::NotConfirmed,
                 _ => ExitCode::Failure,
             },
             _ => ExitCode::Failure,

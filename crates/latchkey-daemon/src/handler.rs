@@ -18,6 +18,7 @@ use latchkey_proto::{
 use serde::Serialize;
 use tracing::info;
 
+use crate::confirm::Confirm;
 use crate::connect::Connect;
 use crate::grants::Grants;
 use crate::login::{reserved, Logins};
@@ -44,6 +45,8 @@ pub struct Handler {
     grants: Grants,
     /// The audit file's writer (disabled when the daemon has none).
     audit: AuditLog,
+    /// Confirm prompts (`[policy] confirm`), asked after the grant check.
+    confirm: Confirm,
 }
 
 /// What a method answers, typed; the socket encodes it as the JSON-RPC `result`, D-Bus as
@@ -226,6 +229,7 @@ impl Handler {
             migrations: Migrations::new(store_options),
             reloader,
             audit: AuditLog::disabled(),
+            confirm: Confirm::default(),
         }
     }
 
@@ -237,6 +241,12 @@ impl Handler {
     /// Writes audit records to `audit` from now on.
     pub fn with_audit(mut self, audit: AuditLog) -> Self {
         self.audit = audit;
+        self
+    }
+
+    /// Asks the user before serving the entries of `confirm`'s policy.
+    pub fn with_confirm(mut self, confirm: Confirm) -> Self {
+        self.confirm = confirm;
         self
     }
 
@@ -456,7 +466,13 @@ impl Handler {
         let outcome = match self.grants.admit(call, memory.grant.as_ref()).await {
             Ok(grant) => {
                 memory.grant_id = grant.map(|g| g.jti().to_string());
-                self.dispatch(call, memory).await
+                match call {
+                    Call::Get(params) => match self.confirm.check(params, peer).await {
+                        Ok(()) => self.dispatch(call, memory).await,
+                        Err(refused) => Err(refused),
+                    },
+                    _ => self.dispatch(call, memory).await,
+                }
             }
             Err(refused) => {
                 memory.grant_id = None;

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod confirm;
 pub mod connect;
 mod daemon;
 #[cfg(target_os = "linux")]

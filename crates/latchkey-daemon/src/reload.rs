@@ -13,7 +13,8 @@
 //!   `write_timeout_secs`, for connections accepted from then on.
 //!
 //! What needs a restart (reported in the answer and the log, not applied): `[store] backend`
-//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), `[policy]`,
+//! and `lock_after_secs` (the store is open), `[daemon] socket` (it is bound), `[policy]`
+//! (`require_grant`, and `confirm` with its timeout: the prompts' memory starts with the daemon),
 //! `[limits] max_connections` (the connection slots are sized at start), and `[audit]` (its
 //! writer starts with the daemon).
 //!
@@ -171,6 +172,14 @@ fn differences(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         (old.lock_after != new.lock_after, "store.lock_after_secs"),
         (old.socket != new.socket, "daemon.socket"),
         (old.policy != new.policy, "policy.require_grant"),
+        (
+            old.confirm.patterns() != new.confirm.patterns(),
+            "policy.confirm",
+        ),
+        (
+            old.confirm.timeout() != new.confirm.timeout(),
+            "policy.confirm_timeout_secs",
+        ),
         (
             o.max_connections != n.max_connections,
             "limits.max_connections",

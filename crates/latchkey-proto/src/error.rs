@@ -49,6 +49,11 @@ pub enum ErrorKind {
     /// The passphrase given to unlock the store was wrong, or too many were wrong in a row
     /// (`data.hint` then says how long to wait).
     WrongPassphrase,
+    /// The entry is served only after the user allows the asking program in a desktop
+    /// prompt (`[policy] confirm`), and that did not happen: the user denied it, nobody
+    /// answered in time, no notification server could ask, or the program is unknown. The
+    /// message says which.
+    NotConfirmed,
     /// A kind this side does not know: a newer daemon sent it. Never sent by latchkeyd; a
     /// client reads it as a plain failure (the message still says what happened) instead of
     /// failing to read the whole answer.
@@ -58,7 +63,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// All kinds, in declaration order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::NotFound,
         ErrorKind::AuthenticationRequired,
         ErrorKind::InsufficientScope,
@@ -71,6 +76,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::LoginFailed,
         ErrorKind::WrongPassphrase,
+        ErrorKind::NotConfirmed,
     ];
 
     /// The snake_case name used on the wire.
@@ -88,6 +94,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::LoginFailed => "login_failed",
             ErrorKind::WrongPassphrase => "wrong_passphrase",
+            ErrorKind::NotConfirmed => "not_confirmed",
             ErrorKind::Unknown => "unknown",
         }
     }

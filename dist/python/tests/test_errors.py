@@ -44,6 +44,7 @@ def test_every_protocol_kind_has_a_class_and_a_base() -> None:
         "internal",
         "login_failed",
         "wrong_passphrase",
+        "not_confirmed",
     }
     assert set(latchkey.DAEMON_ERRORS) == kinds
     for kind, cls in latchkey.DAEMON_ERRORS.items():

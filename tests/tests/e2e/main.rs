@@ -13,6 +13,8 @@ mod completions;
 mod concurrency;
 mod config_file;
 #[cfg(target_os = "linux")]
+mod confirm;
+#[cfg(target_os = "linux")]
 mod crash;
 #[cfg(target_os = "linux")]
 mod dbus;

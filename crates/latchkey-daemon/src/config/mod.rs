@@ -74,6 +74,9 @@ pub struct Config {
     pub file_read: bool,
     /// `[policy]`: which entries need a grant.
     pub policy: latchkey_grants::Policy,
+    /// `[policy] confirm` and `confirm_timeout_secs`: which entries need the user's
+    /// confirmation, and how long a prompt waits.
+    pub confirm: crate::confirm::ConfirmPolicy,
     /// The audit file and its rotation.
     pub audit: AuditConfig,
 }
@@ -222,6 +225,12 @@ pub struct PolicySection {
     /// a client that presents a grant covering them.
     #[serde(default)]
     pub require_grant: Vec<String>,
+    /// Service names or patterns whose entries are served to a program only after the user
+    /// allowed it in a desktop notification (see `crate::confirm`).
+    #[serde(default)]
+    pub confirm: Vec<String>,
+    /// How long a confirmation prompt waits for the user, in seconds (default 20).
+    pub confirm_timeout_secs: Option<u64>,
 }
 
 /// Longest accepted `[store] lock_after_secs`: 30 days.
@@ -422,6 +431,11 @@ impl Config {
         };
         let policy = crate::grants::policy(&file.policy.require_grant)
             .map_err(|e| value_error(None, format!("policy.require_grant: {e}")))?;
+        let confirm = crate::confirm::ConfirmPolicy::new(
+            &file.policy.confirm,
+            file.policy.confirm_timeout_secs,
+        )
+        .map_err(|e| value_error(None, e.to_string()))?;
         let audit_max_bytes = file
             .audit
             .max_bytes
@@ -448,6 +462,7 @@ impl Config {
         Ok(Self {
             audit,
             policy,
+            confirm,
             socket,
             backend,
             data_dir,

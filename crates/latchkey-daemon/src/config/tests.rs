@@ -296,3 +296,31 @@ fn the_proxy_section_is_left_to_latchkey_proxy() {
     // Other unknown sections are still refused.
     assert!(toml::from_str::<FileConfig>("[proxies]\nx = 1\n").is_err());
 }
+
+#[test]
+fn the_confirm_policy_is_read_and_checked() {
+    let resolve = |text: &str| {
+        let file = FileConfig::parse(Path::new("/etc/l.toml"), text).unwrap();
+        Config::resolve(file, Overrides::default(), "/tmp".into())
+    };
+    let cfg = resolve("[policy]\nconfirm = [\"bank\", \"github:*\"]\nconfirm_timeout_secs = 5\n")
+        .unwrap();
+    assert!(cfg.confirm.applies("bank") && cfg.confirm.applies("github:work"));
+    assert_eq!(cfg.confirm.timeout(), Duration::from_secs(5));
+    assert!(resolve("").unwrap().confirm.is_empty());
+    let err = resolve("[policy]\nconfirm = [\"ba*nk\"]\n").unwrap_err();
+    assert!(
+        err.to_string().starts_with("/etc/l.toml: policy.confirm: "),
+        "{err}"
+    );
+    for secs in ["0", "601", "9223372036854775807"] {
+        let err = resolve(&format!(
+            "[policy]\nconfirm = [\"bank\"]\nconfirm_timeout_secs = {secs}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/l.toml: policy.confirm_timeout_secs must be between 1 and 600",
+        );
+    }
+}

@@ -100,6 +100,7 @@ impl DaemonBuilder {
             grants.preload().await;
         }
         let audit = start_audit(&config);
+        let confirm = crate::confirm::Confirm::new(&service, config.confirm.clone());
         Ok(Daemon {
             handler: Handler::new(
                 service,
@@ -112,7 +113,8 @@ impl DaemonBuilder {
                 reloader,
                 grants,
             )
-            .with_audit(audit),
+            .with_audit(audit)
+            .with_confirm(confirm),
             reason,
         })
     }

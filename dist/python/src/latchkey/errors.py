@@ -243,6 +243,11 @@ class WrongPassphrase(_Retryable):
     to wait)."""
 
 
+class NotConfirmed(DaemonError):
+    """The entry is served only after the user allows this program in a desktop prompt,
+    and that did not happen (denied, not answered in time, or no notification server)."""
+
+
 DAEMON_ERRORS: Dict[str, Type[DaemonError]] = {
     "not_found": NotFound,
     "authentication_required": AuthenticationRequired,
@@ -256,6 +261,7 @@ DAEMON_ERRORS: Dict[str, Type[DaemonError]] = {
     "internal": Internal,
     "login_failed": LoginFailed,
     "wrong_passphrase": WrongPassphrase,
+    "not_confirmed": NotConfirmed,
 }
 """The class of each kind the protocol defines."""
 
