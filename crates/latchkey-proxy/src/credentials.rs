@@ -80,6 +80,7 @@ impl Credentials {
             min_valid_secs: None,
             grant: Some(grant),
             proxy: true,
+            rejected: None,
         };
         match client.get_with(params).await {
             Ok(result) => {

@@ -519,6 +519,7 @@ pub(crate) fn main() {
                 min_valid_secs: None,
                 grant: None,
                 proxy: false,
+                rejected: None,
             }),
         }
         .to_line(),
