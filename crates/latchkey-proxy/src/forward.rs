@@ -4,9 +4,10 @@
 //!
 //! What never goes upstream: the grant (the route's header is replaced, not added to), `Host`
 //! (the upstream's own is set), hop-by-hop headers. What is never logged: any header value.
-//! A `401` to an idempotent request without a body is answered by asking the daemon again and
-//! sending the request once more; the daemon has no forced refresh, so the second attempt only
-//! helps when the credential changed meanwhile (refreshed by the daemon, or set again).
+//! A `401` to an idempotent request without a body is answered by asking the daemon again,
+//! naming the rejected credential by its fingerprint, and sending the request once more with
+//! what the daemon gives: a refreshed token if it still held the rejected one and could
+//! refresh it (one refresh however many requests were refused), else the one it holds now.
 
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use latchkey_proto::{GrantTokenText, Secret};
+use latchkey_proto::{GrantTokenText, Secret, TokenFingerprint};
 use tracing::info;
 use zeroize::Zeroizing;
 
@@ -224,8 +225,10 @@ async fn forward(
     };
     let retry_allowed = body.is_none() && is_idempotent(&parts.method);
     let mut retried = false;
+    let mut rejected = None;
     loop {
-        let secret = match proxy.credentials.get(route, grant.clone()).await {
+        let asked = proxy.credentials.get(route, grant.clone(), rejected.take());
+        let secret = match asked.await {
             Ok(secret) => secret,
             Err(CredentialError::Refused) => {
                 return (
@@ -267,6 +270,7 @@ async fn forward(
                 retried,
             );
         };
+        let fingerprint = retry_allowed.then(|| TokenFingerprint::of(&secret));
         drop(secret);
         let mut out = headers.clone();
         out.insert(route.header.clone(), value);
@@ -294,6 +298,7 @@ async fn forward(
         };
         if answer.status() == StatusCode::UNAUTHORIZED && retry_allowed && !retried {
             retried = true;
+            rejected = fingerprint;
             continue;
         }
         let answer: Response<reqwest::Body> = answer.into();

@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::support::Rpc;
 
+mod refresh;
+
 const KEY: &str = "sk-upstream-key-4d1b";
 
 /// The streamed body: one first event, then this many bytes of events.
