@@ -2,6 +2,9 @@
 //! route's header, swap it for the credential, send it upstream over TLS and stream the answer
 //! back as it arrives.
 //!
+//! The answer's body streams through [`crate::watch`], which cuts it if the grant is refused
+//! on a later check.
+//!
 //! What never goes upstream: the grant (the route's header is replaced, not added to), `Host`
 //! (the upstream's own is set), hop-by-hop headers. What is never logged: any header value.
 //! A `401` to an idempotent request without a body is answered by asking the daemon again,
@@ -14,7 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use latchkey_proto::{GrantTokenText, Secret, TokenFingerprint};
@@ -23,10 +26,11 @@ use zeroize::Zeroizing;
 
 use crate::config::Route;
 use crate::credentials::CredentialError;
+use crate::watch::{Watch, Watched};
 use crate::Proxy;
 
 /// The body type the proxy answers with.
-pub type ProxyBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
 /// proxy-only ones: never forwarded either way.
@@ -61,7 +65,7 @@ fn text(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(
         Full::new(Bytes::from_static(message.as_bytes()))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -226,10 +230,14 @@ async fn forward(
     let retry_allowed = body.is_none() && is_idempotent(&parts.method);
     let mut retried = false;
     let mut rejected = None;
+    let mut granted_at;
     loop {
         let asked = proxy.credentials.get(route, grant.clone(), rejected.take());
         let secret = match asked.await {
-            Ok(secret) => secret,
+            Ok(secret) => {
+                granted_at = Instant::now();
+                secret
+            }
             Err(CredentialError::Refused) => {
                 return (
                     name,
@@ -315,7 +323,16 @@ async fn forward(
         }
         let body = body
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            .boxed();
+            .boxed_unsync();
+        // While it streams, the grant is checked again (and the stream cut once refused).
+        let watch = Watch {
+            credentials: proxy.credentials.clone(),
+            route: route.clone(),
+            grant,
+            every: proxy.recheck,
+            route_name: name.clone().unwrap_or_default(),
+        };
+        let body = Watched::new(body, watch, granted_at).boxed_unsync();
         return (name, Response::from_parts(head, body), retried);
     }
 }
