@@ -38,16 +38,17 @@ def make_certs(folder: Path) -> None:
         assert done.returncode == 0, f"openssl {args}: {done.stderr}"
 
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=latchkey python test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign")
+    ca = ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]
+    ca += ["-subj", "/CN=latchkey python test CA"]
+    ca += ["-addext", "basicConstraints=critical,CA:TRUE"]
+    ca += ["-addext", "keyUsage=critical,keyCertSign"]
+    run("req", "-x509", *ec, *ca)
     run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (folder / "ext.cnf").write_text(
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
     )
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    sign = ["-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
+    run("x509", "-req", *sign, "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
 
 
 def chunk(delta: Dict[str, str], finish: object = None) -> bytes:
@@ -77,14 +78,14 @@ class Upstream:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: the test reads what it needs from `upstream.headers`
 
             def write_chunk(self, data: bytes) -> None:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 upstream.headers.append(list(self.headers.items()))
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get_all("Authorization") != [f"Bearer {KEY}"]:
@@ -130,9 +131,9 @@ class Proxy:
     """A running `latchkey proxy --port 0`, its stderr read as it arrives."""
 
     def __init__(self, env: Env, config: Path) -> None:
+        argv = [str(binary("latchkey")), "--transport", "socket", "proxy", "--port", "0"]
         self.process = subprocess.Popen(
-            [str(binary("latchkey")), "--transport", "socket", "proxy", "--port", "0",
-             "--config", str(config)],
+            [*argv, "--config", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -145,9 +146,9 @@ class Proxy:
         assert self.process.stdout is not None
         # "latchkey proxy: listening on http://127.0.0.1:PORT"; an empty line if it exited.
         first = self.process.stdout.readline().strip()
-        assert first.startswith("latchkey proxy: listening on http://127.0.0.1:"), (
-            f"{first!r}; stderr: {self.log}"
-        )
+        if not first.startswith("latchkey proxy: listening on http://127.0.0.1:"):
+            self.stop()
+            pytest.fail(f"latchkey proxy did not start: {first!r}; stderr: {self.log}")
         self.port = int(first.rsplit(":", 1)[1])
 
     def _read(self) -> None:
@@ -185,9 +186,9 @@ def test_the_openai_sdk_streams_through_the_proxy_with_only_a_grant(
     env: Env, harness: Harness, upstream: Upstream, tmp_path: Path, monkeypatch
 ) -> None:
     # The SDK's HTTP client would use a proxy from the environment; this test's is local.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     config = tmp_path / "config.toml"
     config.write_text(
@@ -201,8 +202,9 @@ def test_the_openai_sdk_streams_through_the_proxy_with_only_a_grant(
     daemon = harness.start("--config", str(config))
     stored = env.cli(["set", "openai"], stdin=KEY)
     assert stored.returncode == 0, stored.stderr
-    created = env.cli(["grant", "create", "--service", "openai", "--ops", "proxy", "--ttl", "1h",
-                       "--json"])
+    created = env.cli(
+        ["grant", "create", "--service", "openai", "--ops", "proxy", "--ttl", "1h", "--json"]
+    )
     assert created.returncode == 0, created.stderr
     grant = json.loads(created.stdout)["token"]
 
