@@ -2,7 +2,7 @@
 //! route's header, swap it for the credential, send it upstream over TLS and stream the answer
 //! back as it arrives.
 //!
-//! The answer's body streams through [`crate::watch`], which cuts it if the grant is refused
+//! The answer's body streams through the `watch` module, which cuts it if the grant is refused
 //! on a later check.
 //!
 //! What never goes upstream: the grant (the route's header is replaced, not added to), `Host`

@@ -11,7 +11,7 @@
 //!
 //! [`serve`] takes a listener bound by the caller (the CLI binds 127.0.0.1 only) and runs until
 //! its shutdown future completes. While an answer streams, the grant is checked again at most
-//! every `[proxy] recheck_ms`, and the stream is cut once it is refused ([`watch`]).
+//! every `[proxy] recheck_ms`, and the stream is cut once it is refused (the `watch` module).
 #![deny(missing_docs)]
 
 pub mod address;

@@ -354,7 +354,7 @@ impl TokenService {
 
     /// Starts or lengthens the cool-down of forced refreshes of `key`: the next one is made
     /// no sooner than 1 s after this one, doubling with each in a row up to 60 s. One more
-    /// than two minutes after the last starts a new row.
+    /// than two minutes after the last one's wait ended starts a new row.
     fn note_forced(&self, key: &EntryKey, now: DateTime<Utc>) {
         if let Some(entry) = self.entries().get_mut(key) {
             let recent = entry.forced.filter(|b| b.within(now, Duration::minutes(2)));
