@@ -54,6 +54,8 @@ if $linux; then
     command -v docker >/dev/null || need+=(docker.io)
     # The D-Bus Python example runs on Debian's python3, where python3-dbus installs.
     /usr/bin/python3 -c "import dbus" 2>/dev/null || need+=(python3-dbus)
+    # The proxy's tests (e2e and Python) make their test CA with the openssl command.
+    command -v openssl >/dev/null || need+=(openssl)
 fi
 if [ "$part" = all ] || [ "$part" = python ]; then
     # The Python client's tests run in a venv; Debian ships venv's pip in python3-venv.
@@ -159,6 +161,8 @@ linux_tests() {
 
 PYTHON_VENV=$PWD/target/python-venv
 PYTEST_VERSION=8.4.2
+# The OpenAI SDK, as an agent behind `latchkey proxy` (dist/python/tests/test_openai_proxy.py).
+OPENAI_VERSION=3.57.0
 
 python_tests() {
     echo "==> cargo build (latchkeyd and latchkey, used by the Python client's tests)"
@@ -168,7 +172,7 @@ python_tests() {
         python3 -m venv "$PYTHON_VENV"
     fi
     local pip=("$PYTHON_VENV/bin/python" -m pip install -q --disable-pip-version-check)
-    "${pip[@]}" "pytest==$PYTEST_VERSION" "setuptools>=61" wheel
+    "${pip[@]}" "pytest==$PYTEST_VERSION" "openai==$OPENAI_VERSION" "setuptools>=61" wheel
     # Installed (not put on a path) so that the packaging is tested too; again each run, as
     # the version does not change with the sources.
     "${pip[@]}" --no-deps --force-reinstall --no-build-isolation ./dist/python

@@ -46,6 +46,7 @@ mod linux {
                 min_valid_secs: None,
                 grant: None,
                 proxy: false,
+                rejected: None,
             }),
         }
         .to_line()

@@ -32,6 +32,7 @@ pub fn run(cli: &Cli, request: Request<'_>) -> Result<(), Failure> {
         min_valid_secs: request.min_valid,
         grant: None,
         proxy: false,
+        rejected: None,
     })?;
     let expires_at = result.expires_at.map(|at| at.timestamp());
     if let Some(note) = min_valid::note(expires_at, request.min_valid, min_valid::unix_now()) {

@@ -37,6 +37,7 @@ pub fn run(cli: &Cli, service: &str, account: Option<&str>) -> Result<(), Failur
         min_valid_secs: None,
         grant: None,
         proxy: false,
+        rejected: None,
     })?;
     let mut text = Zeroizing::new(exec_credential(&result).to_string());
     text.push('\n');

@@ -86,6 +86,7 @@ fn fetch(
                 min_valid_secs: min_valid,
                 grant: None,
                 proxy: false,
+                rejected: None,
             })
             .map_err(|e| {
                 let mut failure = Failure::from(e);

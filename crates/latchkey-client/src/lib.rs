@@ -283,6 +283,7 @@ impl Client {
             min_valid_secs: None,
             grant: None,
             proxy: false,
+            rejected: None,
         })
         .await
     }

@@ -111,6 +111,7 @@ impl Grants {
             min_valid_secs: None,
             grant: None,
             proxy: false,
+            rejected: None,
         };
         match self.inner.service.get(&params).await {
             Ok(result) => Ok(Some(result.secret)),

@@ -577,6 +577,7 @@ impl latchkey_oauth::ClientSecrets for StoredClientSecrets {
                 min_valid_secs: None,
                 grant: None,
                 proxy: false,
+                rejected: None,
             };
             match self.0.get(&params).await {
                 Ok(result) => Some(result.secret),

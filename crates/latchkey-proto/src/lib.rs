@@ -13,6 +13,7 @@ pub mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 pub mod error;
+mod fingerprint;
 pub mod grant;
 pub mod message;
 mod secret;
@@ -22,6 +23,7 @@ pub mod types;
 
 pub use bundle_check::BundleJsonError;
 pub use error::{ErrorData, ErrorKind, RpcError};
+pub use fingerprint::TokenFingerprint;
 pub use grant::*;
 pub use message::{Call, Id, Request, Response};
 pub use secret::Secret;

@@ -621,6 +621,7 @@ mod tests {
                 min_valid_secs: Some(30),
                 grant: None,
                 proxy: false,
+                rejected: None,
             }),
         };
         assert_eq!(
@@ -649,6 +650,59 @@ mod tests {
         let bad =
             r#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":"s","proxy":"yes"}}"#;
         assert!(parse(bad).is_err());
+    }
+
+    #[test]
+    fn a_rejected_token_is_named_by_its_fingerprint() {
+        let get = |params: &str| {
+            parse(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"get","params":{{"service":"s"{params}}}}}"#
+            ))
+            .map(|request| match request.call {
+                Call::Get(params) => params,
+                other => panic!("not a get: {other:?}"),
+            })
+        };
+        let params = get(r#","rejected":"ba7816bf8f01cfea""#).unwrap();
+        assert_eq!(
+            params.rejected,
+            Some(crate::TokenFingerprint::of(&crate::Secret::from("abc")))
+        );
+        // Absent (or null): no rejected token, and nothing on the wire.
+        assert_eq!(get("").unwrap().rejected, None);
+        assert_eq!(get(r#","rejected":null"#).unwrap().rejected, None);
+        let request = Request {
+            id: Id::from(1),
+            call: Call::Get(get("").unwrap()),
+        };
+        assert!(!String::from_utf8(request.to_line())
+            .unwrap()
+            .contains("rejected"));
+        // Round trip.
+        let request = Request {
+            id: Id::from(1),
+            call: Call::Get(params),
+        };
+        let line = request.to_line();
+        assert!(String::from_utf8(line.clone())
+            .unwrap()
+            .contains(r#""rejected":"ba7816bf8f01cfea""#));
+        assert_eq!(
+            parse(std::str::from_utf8(&line).unwrap().trim_end()).unwrap(),
+            request
+        );
+        for bad in [
+            r#","rejected":true"#,
+            r#","rejected":12"#,
+            r#","rejected":["ba7816bf8f01cfea"]"#,
+            r#","rejected":"""#,
+            r#","rejected":"BA7816BF8F01CFEA""#,
+            r#","rejected":"ba7816bf8f01cfea00""#,
+            r#","rejected":"not-a-fingerprint""#,
+        ] {
+            let refused = get(bad).unwrap_err();
+            assert_eq!(refused.error.code, -32602, "{bad}");
+        }
     }
 
     #[test]

@@ -129,6 +129,12 @@ pub struct GetParams {
     /// allow the `proxy` operation (not `get`), and one is required whatever the policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub proxy: bool,
+    /// The access token this caller was given last was rejected (an upstream answered `401`):
+    /// its fingerprint. If the entry still holds that token and can be refreshed, the daemon
+    /// refreshes it before answering (one refresh however many callers say so, and not while
+    /// a failed refresh is cooling down); if it holds another one already, it serves that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<crate::TokenFingerprint>,
 }
 
 /// Result of `get`: the usable secret, never a refresh token.

@@ -1,6 +1,9 @@
 //! The `[proxy]` section of `config.toml`: the routes, each checked once when it is read.
 //!
 //! ```toml
+//! [proxy]
+//! recheck_ms = 1000          # default; while an answer streams, the grant is checked this often
+//!
 //! [proxy.routes.openai]
 //! upstream = "https://api.openai.com"
 //! service = "openai"
@@ -14,12 +17,18 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use http::HeaderName;
 use serde::Deserialize;
 use url::Url;
 
 use crate::address;
+
+/// `recheck_ms` when the file says nothing.
+pub const DEFAULT_RECHECK_MS: u64 = 1000;
+/// The largest `recheck_ms`: a revoked grant stops a stream within a minute at worst.
+pub const MAX_RECHECK_MS: u64 = 60_000;
 
 /// Why the `[proxy]` section was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +40,9 @@ pub enum ConfigError {
     /// The file has no route.
     #[error("no [proxy.routes.NAME] in the configuration: nothing to proxy")]
     NoRoutes,
+    /// `recheck_ms` is beyond its bound.
+    #[error("[proxy] recheck_ms = {0}: at most {MAX_RECHECK_MS} (a minute)")]
+    Recheck(u64),
     /// A route's name is not letters, digits, `-` and `_`.
     #[error("route name {0:?}: use letters, digits, '-' and '_' only")]
     BadName(String),
@@ -50,6 +62,8 @@ pub enum ConfigError {
 struct Section {
     #[serde(default)]
     port: Option<u16>,
+    #[serde(default)]
+    recheck_ms: Option<u64>,
     #[serde(default)]
     routes: BTreeMap<String, RouteSpec>,
 }
@@ -79,6 +93,9 @@ struct RouteSpec {
 pub struct ProxyConfig {
     /// `port`: where to listen on 127.0.0.1 when the command line names no port.
     pub port: Option<u16>,
+    /// `recheck_ms`: while an answer streams, how old the last check of the agent's grant may
+    /// be when a chunk goes out (0: checked before every chunk).
+    pub recheck: Duration,
     /// The routes by name (the first segment of a request's path).
     pub routes: BTreeMap<String, Route>,
 }
@@ -127,8 +144,13 @@ impl ProxyConfig {
                 Ok((name, route))
             })
             .collect::<Result<_, ConfigError>>()?;
+        let recheck_ms = section.recheck_ms.unwrap_or(DEFAULT_RECHECK_MS);
+        if recheck_ms > MAX_RECHECK_MS {
+            return Err(ConfigError::Recheck(recheck_ms));
+        }
         Ok(Self {
             port: section.port,
+            recheck: Duration::from_millis(recheck_ms),
             routes,
         })
     }
@@ -227,6 +249,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.port, Some(9));
+        assert_eq!(cfg.recheck, Duration::from_millis(DEFAULT_RECHECK_MS));
+    }
+
+    #[test]
+    fn recheck_is_bounded() {
+        let with = |value: &str| {
+            ProxyConfig::from_toml(&format!(
+                "[proxy]\nrecheck_ms = {value}\n[proxy.routes.a]\nupstream = \"https://a.example\"\nservice = \"a\"\n"
+            ))
+        };
+        assert_eq!(with("0").unwrap().recheck, Duration::ZERO);
+        assert_eq!(
+            with("60000").unwrap().recheck,
+            Duration::from_millis(MAX_RECHECK_MS)
+        );
+        assert!(matches!(with("60001"), Err(ConfigError::Recheck(60001))));
+        for bad in ["-1", "\"1s\"", "1.5"] {
+            assert!(matches!(with(bad), Err(ConfigError::Syntax(_))), "{bad}");
+        }
     }
 
     #[test]

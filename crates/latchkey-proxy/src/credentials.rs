@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use latchkey_client::{Client, ClientError, Target};
-use latchkey_proto::{ErrorKind, GetParams, GrantTokenText, Secret};
+use latchkey_proto::{ErrorKind, GetParams, GrantTokenText, Secret, TokenFingerprint};
 
 use crate::config::Route;
 
@@ -66,11 +66,14 @@ impl Credentials {
         }
     }
 
-    /// `route`'s secret, if `grant` allows proxying to it.
+    /// `route`'s secret, if `grant` allows proxying to it. `rejected`: the upstream refused the
+    /// secret with this fingerprint; the daemon refreshes it if it still holds it (once,
+    /// however many requests say so) or gives the one it holds now.
     pub async fn get(
         &self,
         route: &Route,
         grant: GrantTokenText,
+        rejected: Option<TokenFingerprint>,
     ) -> Result<Secret, CredentialError> {
         let mut client = self.connection().await?;
         let params = GetParams {
@@ -80,6 +83,7 @@ impl Credentials {
             min_valid_secs: None,
             grant: Some(grant),
             proxy: true,
+            rejected,
         };
         match client.get_with(params).await {
             Ok(result) => {

@@ -2,30 +2,35 @@
 //! route's header, swap it for the credential, send it upstream over TLS and stream the answer
 //! back as it arrives.
 //!
+//! The answer's body streams through the `watch` module, which cuts it if the grant is refused
+//! on a later check.
+//!
 //! What never goes upstream: the grant (the route's header is replaced, not added to), `Host`
 //! (the upstream's own is set), hop-by-hop headers. What is never logged: any header value.
-//! A `401` to an idempotent request without a body is answered by asking the daemon again and
-//! sending the request once more; the daemon has no forced refresh, so the second attempt only
-//! helps when the credential changed meanwhile (refreshed by the daemon, or set again).
+//! A `401` to an idempotent request without a body is answered by asking the daemon again,
+//! naming the rejected credential by its fingerprint, and sending the request once more with
+//! what the daemon gives: a refreshed token if it still held the rejected one and could
+//! refresh it (one refresh however many requests were refused), else the one it holds now.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use latchkey_proto::{GrantTokenText, Secret};
+use latchkey_proto::{GrantTokenText, Secret, TokenFingerprint};
 use tracing::info;
 use zeroize::Zeroizing;
 
 use crate::config::Route;
 use crate::credentials::CredentialError;
+use crate::watch::{Watch, Watched};
 use crate::Proxy;
 
 /// The body type the proxy answers with.
-pub type ProxyBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
 /// proxy-only ones: never forwarded either way.
@@ -60,7 +65,7 @@ fn text(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(
         Full::new(Bytes::from_static(message.as_bytes()))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -224,9 +229,15 @@ async fn forward(
     };
     let retry_allowed = body.is_none() && is_idempotent(&parts.method);
     let mut retried = false;
+    let mut rejected = None;
+    let mut granted_at;
     loop {
-        let secret = match proxy.credentials.get(route, grant.clone()).await {
-            Ok(secret) => secret,
+        let asked = proxy.credentials.get(route, grant.clone(), rejected.take());
+        let secret = match asked.await {
+            Ok(secret) => {
+                granted_at = Instant::now();
+                secret
+            }
             Err(CredentialError::Refused) => {
                 return (
                     name,
@@ -267,6 +278,7 @@ async fn forward(
                 retried,
             );
         };
+        let fingerprint = retry_allowed.then(|| TokenFingerprint::of(&secret));
         drop(secret);
         let mut out = headers.clone();
         out.insert(route.header.clone(), value);
@@ -294,6 +306,7 @@ async fn forward(
         };
         if answer.status() == StatusCode::UNAUTHORIZED && retry_allowed && !retried {
             retried = true;
+            rejected = fingerprint;
             continue;
         }
         let answer: Response<reqwest::Body> = answer.into();
@@ -310,7 +323,16 @@ async fn forward(
         }
         let body = body
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            .boxed();
+            .boxed_unsync();
+        // While it streams, the grant is checked again (and the stream cut once refused).
+        let watch = Watch {
+            credentials: proxy.credentials.clone(),
+            route: route.clone(),
+            grant,
+            every: proxy.recheck,
+            route_name: name.clone().unwrap_or_default(),
+        };
+        let body = Watched::new(body, watch, granted_at).boxed_unsync();
         return (name, Response::from_parts(head, body), retried);
     }
 }

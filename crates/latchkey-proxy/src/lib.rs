@@ -10,13 +10,15 @@
 //! allows private ones ([`address`]).
 //!
 //! [`serve`] takes a listener bound by the caller (the CLI binds 127.0.0.1 only) and runs until
-//! its shutdown future completes.
+//! its shutdown future completes. While an answer streams, the grant is checked again at most
+//! every `[proxy] recheck_ms`, and the stream is cut once it is refused (the `watch` module).
 #![deny(missing_docs)]
 
 pub mod address;
 pub mod config;
 pub mod credentials;
 pub mod forward;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +34,7 @@ use tracing::debug;
 
 pub use config::{ConfigError, ProxyConfig, Route};
 pub use credentials::{CredentialError, Credentials};
+pub use watch::Cut;
 
 /// Largest request head (request line and headers) accepted, in bytes; a larger one is
 /// answered `431` by hyper.
@@ -84,7 +87,9 @@ pub struct Upstream {
 #[derive(Debug)]
 pub struct Proxy {
     routes: BTreeMap<String, Upstream>,
-    credentials: Credentials,
+    credentials: Arc<Credentials>,
+    /// How old the last check of a grant may be when a chunk of a streamed answer goes out.
+    recheck: Duration,
     /// The port it listens on, the only one a request's `Host` may name.
     port: u16,
 }
@@ -93,6 +98,7 @@ impl Proxy {
     /// The proxy for `config`, getting credentials from the daemon at `target`, answering on
     /// `port`.
     pub fn new(config: ProxyConfig, target: Target, port: u16) -> Result<Self, SetupError> {
+        let recheck = config.recheck;
         let mut routes = BTreeMap::new();
         for (name, route) in config.routes {
             let client = client_for(&name, &route)?;
@@ -100,7 +106,8 @@ impl Proxy {
         }
         Ok(Self {
             routes,
-            credentials: Credentials::new(target),
+            credentials: Arc::new(Credentials::new(target)),
+            recheck,
             port,
         })
     }

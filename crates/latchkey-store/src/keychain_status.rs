@@ -165,6 +165,7 @@ mod tests {
             min_valid_secs: None,
             grant: None,
             proxy: false,
+            rejected: None,
         }
     }
 

@@ -220,6 +220,7 @@ fn get(service: &str, account: Option<&str>) -> GetParams {
         min_valid_secs: None,
         grant: None,
         proxy: false,
+        rejected: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! tested on its own.
 
 mod common;
+#[path = "refresh_policy/forced.rs"]
+mod forced;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,6 +141,7 @@ fn get() -> GetParams {
         min_valid_secs: None,
         grant: None,
         proxy: false,
+        rejected: None,
     }
 }
 

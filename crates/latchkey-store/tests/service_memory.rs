@@ -25,6 +25,7 @@ fn get(service: &str, scopes: &[&str]) -> GetParams {
         min_valid_secs: None,
         grant: None,
         proxy: false,
+        rejected: None,
     }
 }
 

@@ -502,6 +502,7 @@ fn grant_cost(
                     min_valid_secs: None,
                     grant: grant.map(|g| GrantTokenText::new(g.to_owned()).unwrap()),
                     proxy: false,
+                    rejected: None,
                 }),
             }
             .to_line(),
@@ -609,6 +610,7 @@ pub(crate) fn main() {
                 min_valid_secs: None,
                 grant: None,
                 proxy: false,
+                rejected: None,
             }),
         }
         .to_line(),

@@ -84,6 +84,7 @@ fn params() -> GetParams {
         min_valid_secs: None,
         grant: None,
         proxy: false,
+        rejected: None,
     }
 }
 

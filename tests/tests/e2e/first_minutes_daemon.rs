@@ -392,6 +392,7 @@ fn a_token_that_cannot_be_refreshed_says_how_long_it_has_left() {
                         min_valid_secs: Some(min),
                         grant: None,
                         proxy: false,
+                        rejected: None,
                     })
                     .await
             }

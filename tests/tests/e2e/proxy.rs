@@ -26,11 +26,16 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::support::Rpc;
 
+mod refresh;
+mod revoke;
+
 const KEY: &str = "sk-upstream-key-4d1b";
 
 /// The streamed body: one first event, then this many bytes of events.
 const STREAM_BYTES: usize = 10 * 1024 * 1024;
 const FIRST_EVENT: &[u8] = b"data: first\n\n";
+const SECOND_EVENT: &[u8] = b"data: second\n\n";
+const LAST_EVENT: &[u8] = b"data: last\n\n";
 
 /// One request as the upstream saw it.
 #[derive(Clone, Debug)]
@@ -100,6 +105,26 @@ async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Response<UpB
         // 401 to the first request on each of these paths, then 200.
         "/base/v1/flaky" | "/base/v1/flaky-post" if count == 1 => full(401, "expired\n"),
         "/base/v1/flaky" | "/base/v1/flaky-post" => full(200, "fine\n"),
+        // Three events; the last two once the test releases them.
+        "/base/v1/events" => {
+            let (tx, rx) = mpsc::channel(4);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tx.send(Bytes::from_static(FIRST_EVENT)).await.unwrap();
+                shared.release.notified().await;
+                for event in [SECOND_EVENT, LAST_EVENT] {
+                    if tx.send(Bytes::from_static(event)).await.is_err() {
+                        return;
+                    }
+                }
+                drop(tx);
+                shared.finished.store(true, Ordering::SeqCst);
+            });
+            let mut r = Response::new(Channel(rx).boxed());
+            r.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            r
+        }
         "/base/v1/stream" => {
             let (tx, rx) = mpsc::channel(4);
             let shared = shared.clone();
@@ -159,9 +184,9 @@ struct World {
     proxy: ProxyProcess,
 }
 
-fn config_text(upstream: SocketAddr, ca: &Path) -> String {
+fn config_text(upstream: SocketAddr, ca: &Path, proxy_section: &str) -> String {
     format!(
-        "[policy]\nrequire_grant = [\"openai\"]\n\n\
+        "{proxy_section}[policy]\nrequire_grant = [\"openai\"]\n\n\
          [proxy.routes.openai]\nupstream = \"https://{upstream}/base/\"\nservice = \"openai\"\n\
          allow_private = true\nca_file = \"{ca}\"\n\n\
          [proxy.routes.nameonly]\nupstream = \"https://localhost:{port}/base\"\nservice = \"openai\"\n\
@@ -172,6 +197,11 @@ fn config_text(upstream: SocketAddr, ca: &Path) -> String {
 }
 
 fn world() -> World {
+    world_with("")
+}
+
+/// The world with `proxy_section` (`[proxy]` and its settings) at the top of the config.
+fn world_with(proxy_section: &str) -> World {
     let env = TestEnv::bare();
     let certs = env.root().join("certs");
     std::fs::create_dir(&certs).unwrap();
@@ -180,7 +210,7 @@ fn world() -> World {
     let config = env.root().join("config.toml");
     std::fs::write(
         &config,
-        config_text(upstream.address, &certs.join("ca.pem")),
+        config_text(upstream.address, &certs.join("ca.pem"), proxy_section),
     )
     .unwrap();
     let daemon = env.start_daemon_with(

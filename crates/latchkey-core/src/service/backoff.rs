@@ -46,6 +46,12 @@ impl Backoff {
     pub(super) fn waiting(&self, now: DateTime<Utc>) -> bool {
         now >= self.failed_at && now - self.failed_at < self.wait
     }
+
+    /// Whether `now` is less than `span` after the wait ended (a clock that went back counts
+    /// as within).
+    pub(super) fn within(&self, now: DateTime<Utc>, span: Duration) -> bool {
+        now < self.failed_at + self.wait + span
+    }
 }
 
 /// The wait after `failures` failures in a row, stretched by `jitter` (0 to 1) by up to 25 %.

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::{GetParams, GetResult, KeyParams, Metadata, Secret, SetParams, StatusParams};
+use latchkey_proto::{
+    GetParams, GetResult, KeyParams, Metadata, Secret, SetParams, StatusParams, TokenFingerprint,
+};
 use tracing::{debug, info, warn};
 
 use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
@@ -89,6 +91,10 @@ struct Entry {
     /// After failed refreshes: when the provider may be asked again; callers before then do
     /// not ask it. Cleared by a successful refresh.
     backoff: Option<backoff::Backoff>,
+    /// After refreshes forced by a client whose token was rejected (`get`'s `rejected`): when
+    /// the next forced one may be made. A client (or the upstream behind it) that rejects
+    /// every token cannot make the daemon refresh more than about once a minute.
+    forced: Option<backoff::Backoff>,
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
@@ -106,6 +112,7 @@ impl Entry {
             generation,
             refreshing: None,
             backoff: None,
+            forced: None,
             unsaved: None,
             retired: false,
         })
@@ -389,17 +396,26 @@ impl TokenService {
                     .collect();
                 return Err(Error::InsufficientScope { missing });
             }
+            // A rejected token matters only where a refresh can replace it; elsewhere (API
+            // keys, passwords, tokens without a refresh token) the current secret is served.
+            let rejected = params
+                .rejected
+                .as_ref()
+                .filter(|_| self.refreshable(record));
             match self.freshness(record, now, min) {
                 Freshness::Expired => return Err(cannot_serve(record, now, min)),
                 Freshness::Refresh if !locked => None,
                 _ if locked => None,
                 _ => match &entry.cached {
+                    // The token the caller says was rejected: a refresh may be due.
+                    Some(bundle) if rejected.is_some_and(|r| holds(&bundle.bundle, r)) => None,
                     // The common case, served under this one lock.
                     Some(bundle) => {
                         let result = result_of(&bundle.bundle);
                         entry.last_used_at = Some(now);
                         return Ok(result);
                     }
+                    None if rejected.is_some() => None,
                     None => Some(entry.generation),
                 },
             }
@@ -408,11 +424,17 @@ impl TokenService {
             return Err(Error::Locked);
         }
         let Some(generation) = serve else {
-            return self.refresh_and_get(&key, min).await;
+            let rejected = params.rejected.as_ref();
+            return self.refresh_and_get(&key, min, rejected).await;
         };
         let bundle = self.load(&key, None, generation).await?;
         self.touch(&key, now);
         Ok(result_of(&bundle.bundle))
+    }
+
+    /// Whether the daemon can refresh an entry with this record.
+    fn refreshable(&self, record: &EntryRecord) -> bool {
+        self.can_refresh() && record.has_refresh_token && record.provider.is_some()
     }
 
     /// Whether a record can serve as is, should be refreshed first, or cannot serve (see
@@ -426,8 +448,7 @@ impl TokenService {
         // refresh can give more than the provider issues, so asking again would only loop.
         let window =
             refresh_window(issued, expires_at).max(min.min(lifetime(issued, expires_at) / 2));
-        let refreshable =
-            self.can_refresh() && record.has_refresh_token && record.provider.is_some();
+        let refreshable = self.refreshable(record);
         if expires_at - now > window {
             Freshness::Fresh
         } else if refreshable {
@@ -554,6 +575,14 @@ async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option
 }
 
 /// What a client gets for a bundle: never the refresh token.
+/// Whether `bundle` holds the access token whose fingerprint is `print`.
+fn holds(bundle: &TokenBundle, print: &TokenFingerprint) -> bool {
+    match bundle {
+        TokenBundle::OAuth2(b) => print.matches(&b.access_token),
+        _ => false,
+    }
+}
+
 fn result_of(bundle: &TokenBundle) -> GetResult {
     match bundle {
         TokenBundle::OAuth2(b) => GetResult {

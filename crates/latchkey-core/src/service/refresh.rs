@@ -8,6 +8,14 @@
 //! landed judges the new token by the usual window (see `record`), which never exceeds half
 //! of the token's lifetime, so a just-refreshed token is served, not refreshed again.
 //!
+//! Forced refresh: a caller whose access token was rejected (an upstream answered `401`) names
+//! it by its fingerprint (`get`'s `rejected`). It lines up like any other caller; at the front
+//! of the line, if the entry still holds that token, it is refreshed even though it is not
+//! near its expiry; if the entry holds another token (someone refreshed or set it meanwhile),
+//! that one is served. Callers waiting while the refresh was out take its outcome, so any
+//! number of callers rejecting one token make one refresh. The backoff after failures applies,
+//! and forced refreshes of one entry have a backoff of their own (see `Entry::forced`).
+//!
 //! Logout wins: a refresh that lands after its entry was logged out (retired) or cleared saves
 //! nothing, answers `not_found`, and revokes the refresh token the provider rotated to, which
 //! nobody else holds.
@@ -16,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use latchkey_proto::{GetResult, Secret};
+use latchkey_proto::{GetResult, Secret, TokenFingerprint};
 use tracing::{debug, info, warn};
 
 use super::{result_of, ChangeKind, Freshness, TokenService};
@@ -58,6 +66,8 @@ struct InLine {
     generation: u64,
     /// The cool-down after a failed refresh, if any.
     backoff: Option<Backoff>,
+    /// The cool-down after forced refreshes, if any.
+    forced: Option<Backoff>,
     /// A refreshed document the store refused, if any.
     unsaved: Option<SecretBytes>,
 }
@@ -135,10 +145,14 @@ impl Flights {
 
 impl TokenService {
     /// Serves `key` after refreshing it, or after another caller's refresh of it.
+    ///
+    /// `rejected`: the caller's token was rejected; refresh even a fresh entry if it still
+    /// holds that token (see the module's comment).
     pub(super) async fn refresh_and_get(
         &self,
         key: &EntryKey,
         min: Duration,
+        rejected: Option<&TokenFingerprint>,
     ) -> Result<GetResult, Error> {
         let flights = {
             let mut entries = self.entries();
@@ -157,7 +171,7 @@ impl TokenService {
             }
         }
         let mut flew = false;
-        let outcome = self.refresh_in_line(key, min, &mut flew).await;
+        let outcome = self.refresh_in_line(key, min, rejected, &mut flew).await;
         if flew {
             *last = Some(outcome.clone());
             flights.landed.fetch_add(1, Ordering::SeqCst);
@@ -171,13 +185,18 @@ impl TokenService {
         &self,
         key: &EntryKey,
         min: Duration,
+        rejected: Option<&TokenFingerprint>,
         flew: &mut bool,
     ) -> Result<GetResult, Error> {
         // While we waited, the entry may have been set, cleared or refreshed by a caller that
         // did not share its outcome with us (it landed before we lined up).
         let now = self.now();
         let mut line = self.in_line(key)?;
-        if let Some(answer) = self.answer_without_refresh(key, &line, now, min).await {
+        let answer = match rejected {
+            Some(print) => self.answer_rejected(key, &line, print, now, min).await,
+            None => self.answer_without_refresh(key, &line, now, min).await,
+        };
+        if let Some(answer) = answer {
             return answer;
         }
         // Another daemon sharing the store refreshes this entry only while it holds the lock,
@@ -213,8 +232,11 @@ impl TokenService {
                 reason: "the access token has expired and latchkey cannot refresh it",
             });
         };
-        debug!(entry = ?key, provider, "refreshing");
+        debug!(entry = ?key, provider, forced = rejected.is_some(), "refreshing");
         *flew = true;
+        if rejected.is_some() {
+            self.note_forced(key, now);
+        }
         let asking = std::time::Instant::now();
         let outcome = refresher
             .refresh(RefreshRequest {
@@ -255,6 +277,7 @@ impl TokenService {
             cached: entry.cached.clone(),
             generation: entry.generation,
             backoff: entry.backoff,
+            forced: entry.forced,
             unsaved: entry.unsaved.clone(),
         })
     }
@@ -295,6 +318,48 @@ impl TokenService {
             },
             retryable,
         }))
+    }
+
+    /// The answer to a caller whose token was rejected, when no refresh is to be made: as for
+    /// any caller when the entry is due for a refresh anyway (or cannot serve); else its
+    /// current token if that is not the rejected one, or if refreshes are cooling down.
+    /// `None`: refresh now, though the token is not near its expiry.
+    async fn answer_rejected(
+        &self,
+        key: &EntryKey,
+        line: &InLine,
+        print: &TokenFingerprint,
+        now: DateTime<Utc>,
+        min: Duration,
+    ) -> Option<Result<GetResult, Error>> {
+        if line.record.needs_login || self.freshness(&line.record, now, min) != Freshness::Fresh {
+            return self.answer_without_refresh(key, line, now, min).await;
+        }
+        let bundle = match self.load(key, line.cached.clone(), line.generation).await {
+            Ok(bundle) => bundle,
+            Err(err) => return Some(Err(err)),
+        };
+        let cooling = |backoff: Option<Backoff>| backoff.is_some_and(|b| b.waiting(now));
+        let refreshable = self.refreshable(&line.record);
+        if !refreshable
+            || !super::holds(&bundle.bundle, print)
+            || cooling(line.backoff)
+            || cooling(line.forced)
+        {
+            self.touch(key, now);
+            return Some(Ok(result_of(&bundle.bundle)));
+        }
+        None
+    }
+
+    /// Starts or lengthens the cool-down of forced refreshes of `key`: the next one is made
+    /// no sooner than 1 s after this one, doubling with each in a row up to 60 s. One more
+    /// than two minutes after the last one's wait ended starts a new row.
+    fn note_forced(&self, key: &EntryKey, now: DateTime<Utc>) {
+        if let Some(entry) = self.entries().get_mut(key) {
+            let recent = entry.forced.filter(|b| b.within(now, Duration::minutes(2)));
+            entry.forced = Some(Backoff::after(recent, now, true));
+        }
     }
 
     /// Serves the entry's current bundle as it is.

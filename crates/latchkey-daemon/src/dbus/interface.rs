@@ -173,6 +173,7 @@ impl Latchkey {
             min_valid_secs: options.min_valid_secs,
             grant: options.grant,
             proxy: false,
+            rejected: None,
         };
         match self.run(Call::Get(params), &header, connection).await? {
             Reply::Get(result) => encoded(latchkey_proto::dbus::get_result(&result)),
