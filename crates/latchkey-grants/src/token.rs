@@ -236,7 +236,7 @@ impl Signer {
 }
 
 /// `nbf - LEEWAY_SECS <= now <= exp + LEEWAY_SECS`.
-fn check_window(claims: &GrantClaims, now: u64) -> Result<(), Refused> {
+pub(crate) fn check_window(claims: &GrantClaims, now: u64) -> Result<(), Refused> {
     if now > claims.exp.saturating_add(LEEWAY_SECS) {
         return Err(Refused::new(RefusalReason::Expired));
     }

@@ -464,3 +464,50 @@ fn every_refusal_reads_the_same() {
         .unwrap_err();
     assert_eq!(err.to_string(), "the grant is not valid");
 }
+
+#[test]
+fn a_remembered_grant_does_not_vouch_for_a_token_that_differs_from_it() {
+    let f = fixture();
+    let token = f.authority.mint(request(), NOW).unwrap().token;
+    let token = token.expose();
+    // Verified once, so remembered.
+    assert!(f.authority.verify(token, NOW).is_ok());
+    let parts: Vec<&str> = token.split('.').collect();
+
+    // The remembered grant's signature with wider claims.
+    let mut claims = good_claims(&f);
+    claims["cap"]["services"] = json!(["*"]);
+    let widened = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    assert_refused(&f, &widened, NOW, RefusalReason::Signature);
+    // One byte more, or one byte less (whichever check refuses it).
+    assert!(f.authority.verify(&format!("{token}A"), NOW).is_err());
+    assert!(f.authority.verify(&token[..token.len() - 1], NOW).is_err());
+    // The remembered one still verifies, and still expires on time.
+    assert!(f.authority.verify(token, NOW + 1).is_ok());
+    assert_refused(
+        &f,
+        token,
+        NOW + TTL + LEEWAY_SECS + 1,
+        RefusalReason::Expired,
+    );
+}
+
+#[test]
+fn grants_verify_the_same_after_the_memory_of_verified_grants_fills_and_starts_over() {
+    let f = fixture();
+    let tokens: Vec<GrantToken> = (0..300)
+        .map(|_| f.authority.mint(request(), NOW).unwrap().token)
+        .collect();
+    for round in 0..2 {
+        for token in &tokens {
+            let grant = f.authority.verify(token.expose(), NOW + round).unwrap();
+            assert_eq!(grant.label(), "agent");
+        }
+    }
+    let first = f.authority.verify(tokens[0].expose(), NOW).unwrap();
+    f.authority
+        .revoke(first.jti().clone(), Some(first.claims().exp), NOW)
+        .unwrap();
+    assert_refused(&f, tokens[0].expose(), NOW, RefusalReason::Revoked);
+    assert!(f.authority.verify(tokens[1].expose(), NOW).is_ok());
+}
