@@ -6,18 +6,18 @@
 //!
 //! Checking a token's signature and claims costs far more than the rest of a cached `get`
 //! (about 80,000 instructions against 12,000), and a client sends the same token with every
-//! request. So the grants that passed are remembered, keyed by the SHA-256 of the whole token
-//! (never the token itself): the same bytes again skip `jsonwebtoken`, while the validity
-//! window and revocation are still checked on every use. Any other token, even one differing
-//! in a byte, is checked in full.
-//! Persisting them is the caller's job: after [`GrantAuthority::revoke`], save
-//! [`Revocations::to_json`] of what it returns, one save at a time.
+//! request. So the grants that passed are remembered with their token: the same bytes again
+//! skip `jsonwebtoken`, while the validity window and revocation are still checked on every
+//! use. Any other token, even one differing in a byte, is checked in full. The remembered
+//! tokens are wiped when dropped, like the secrets the daemon caches.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::claims::{GrantRequest, Jti};
 use crate::key::GrantKey;
@@ -40,8 +40,10 @@ struct Inner {
     signer: Signer,
     /// Owned here; the daemon gets copies to save.
     revoked: Mutex<Revocations>,
-    /// Grants that passed the signature and claim checks, by the SHA-256 of their token.
-    verified: Mutex<HashMap<[u8; 32], VerifiedGrant>>,
+    /// Grants that passed the signature and claim checks, with their token, by a hash of the
+    /// token under a key of this process's own.
+    verified: Mutex<HashMap<u64, (Zeroizing<String>, VerifiedGrant)>>,
+    hasher: RandomState,
 }
 
 impl fmt::Debug for GrantAuthority {
@@ -61,6 +63,7 @@ impl GrantAuthority {
                 signer: Signer::new(key),
                 revoked: Mutex::new(revoked),
                 verified: Mutex::new(HashMap::new()),
+                hasher: RandomState::new(),
             }),
         }
     }
@@ -80,8 +83,12 @@ impl GrantAuthority {
         if token.len() > crate::MAX_TOKEN_LEN {
             return Err(Refused::new(RefusalReason::TooLong));
         }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let known = self.verified().get(&digest).cloned();
+        let hash = self.inner.hasher.hash_one(token);
+        let known = self
+            .verified()
+            .get(&hash)
+            .filter(|(known, _)| known.as_str() == token)
+            .map(|(_, grant)| grant.clone());
         let grant = match known {
             Some(grant) => {
                 check_window(grant.claims(), now)?;
@@ -93,7 +100,7 @@ impl GrantAuthority {
                 if verified.len() >= VERIFIED_CAP {
                     verified.clear();
                 }
-                verified.insert(digest, grant.clone());
+                verified.insert(hash, (Zeroizing::new(token.to_owned()), grant.clone()));
                 grant
             }
         };
@@ -132,7 +139,7 @@ impl GrantAuthority {
         revoked.clone()
     }
 
-    fn verified(&self) -> MutexGuard<'_, HashMap<[u8; 32], VerifiedGrant>> {
+    fn verified(&self) -> MutexGuard<'_, HashMap<u64, (Zeroizing<String>, VerifiedGrant)>> {
         // Entries are inserted whole, so a poisoned lock still holds good ones.
         self.inner
             .verified

@@ -459,12 +459,14 @@ fn median_process_time(mut make: impl FnMut() -> Command, runs: usize) -> Durati
 /// entry, asked with a grant in every request, against the same daemon asked for an entry the
 /// policy leaves open (same sizes: the open entry's name and secret are as long).
 fn grant_cost(
-    env: &TestEnv,
     runtime: &tokio::runtime::Runtime,
     setup: &instructions::Setup,
     total: usize,
     counted: usize,
 ) {
+    // A keyring of its own: another daemon on the main keyring would serve and rewrite the
+    // store's index without the entries set here.
+    let env = &TestEnv::with_keyring();
     let config = env.root().join("grant-bench.toml");
     std::fs::write(&config, "[policy]\nrequire_grant = [\"guarded\"]\n").unwrap();
     let config_arg = config.to_str().unwrap().to_owned();
@@ -654,7 +656,7 @@ pub(crate) fn main() {
         daemon_args: Vec::new(),
     };
     if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("grant") {
-        grant_cost(&env, &runtime, &setup, total, counted);
+        grant_cost(&runtime, &setup, total, counted);
         let _ = echo.kill();
         let _ = echo.wait();
         let (exit, _) = daemon.stop();
@@ -726,7 +728,7 @@ pub(crate) fn main() {
     );
     let _ = echo.kill();
     let _ = echo.wait();
-    grant_cost(&env, &runtime, &setup, total, counted);
+    grant_cost(&runtime, &setup, total, counted);
     dbus_comparison(&env, &runtime, total / 4);
     refresh_storm(&env, &runtime, None);
     refresh_storm(&env, &runtime, Some(5));
