@@ -24,7 +24,7 @@ esac
 
 # The crates built for Windows. Add a crate here once it builds for that platform; the goal is
 # the whole workspace. macOS type-checks the whole workspace (every crate and target).
-WINDOWS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-grants latchkey-audit latchkey-oauth latchkey-store latchkey-daemon
+WINDOWS_CRATES=(latchkey-proto latchkey-core latchkey-paths latchkey-grants latchkey-audit latchkey-oauth latchkey-store latchkey-proxy latchkey-daemon
     latchkey-client latchkey-cli latchkey-credential-helpers)
 MACOS_TARGETS=(aarch64-apple-darwin x86_64-apple-darwin)
 WINDOWS_TARGET=x86_64-pc-windows-gnu

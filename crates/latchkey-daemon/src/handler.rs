@@ -120,6 +120,8 @@ pub struct AuditMemory {
     last: String,
     /// Every entry already read on this connection, in the same form.
     reads: HashSet<String>,
+    /// The grant id those reads ran under: reads under another grant (or none) are new.
+    reads_grant: Option<String>,
 }
 
 impl AuditMemory {
@@ -140,6 +142,7 @@ impl AuditMemory {
             grant_id: None,
             last: String::new(),
             reads: HashSet::new(),
+            reads_grant: None,
         }
     }
 
@@ -479,11 +482,15 @@ impl Handler {
                 Err(refused)
             }
         };
-        // Reads under a grant of their own are always audited (the grant may differ each time).
+        // A read is audited once per connection, entry and grant: a client sending the same
+        // grant with every request (the proxy, `LATCHKEY_GRANT` over one connection) is
+        // audited at its first read of each entry, and again whenever the grant changes.
         if let (Call::Get(params), Ok(_)) = (call, &outcome) {
-            if params.grant.is_none()
-                && !memory.first_read(&params.service, params.account.as_deref())
-            {
+            if memory.reads_grant != memory.grant_id {
+                memory.forget_reads();
+                memory.reads_grant.clone_from(&memory.grant_id);
+            }
+            if !memory.first_read(&params.service, params.account.as_deref()) {
                 return outcome;
             }
         }

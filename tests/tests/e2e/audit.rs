@@ -503,3 +503,65 @@ fn a_planted_link_is_not_followed_and_the_daemon_keeps_serving() {
         "{logs}"
     );
 }
+
+#[test]
+fn reads_under_a_grant_are_recorded_once_per_connection_entry_and_grant() {
+    let env = TestEnv::bare();
+    config(&env, "[policy]\nrequire_grant = [\"guarded\"]\n");
+    let _daemon = env.start_daemon(&[]);
+    let path = audit_path(&env);
+    set(&env, "guarded");
+    let grant = || {
+        let out = env.cli(
+            &env.socket(),
+            &["grant", "create", "--service", "guarded", "--ttl", "1h"],
+            "",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let (a, b) = (grant(), grant());
+    let get = |grant: &str| json!({"service": "guarded", "grant": grant});
+
+    let mut rpc = Rpc::connect(&env.socket());
+    for _ in 0..3 {
+        rpc.ok("get", get(&a));
+    }
+    rpc.ok("get", get(&b));
+    rpc.ok("get", get(&b));
+    rpc.ok("get", get(&a));
+    // Without a grant: refused, and recorded as such.
+    rpc.call("get", json!({"service": "guarded"}));
+    let mut second = Rpc::connect(&env.socket());
+    second.ok("get", get(&a));
+    second.call("get", json!({"service": "guarded", "account": "last"}));
+
+    let got = wait_for(&path, |r| r["entry"]["account"] == "last");
+    let gets: Vec<(String, Value)> = got
+        .iter()
+        .filter(|r| r["method"] == "get" && r["entry"]["account"] == "default")
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap().to_owned(),
+                r["grant"].clone(),
+            )
+        })
+        .collect();
+    let outcomes: Vec<&str> = gets.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "ok", "ok", "permission_denied", "ok"],
+        "{got:#?}"
+    );
+    let ids: Vec<&Value> = gets.iter().map(|(_, g)| g).collect();
+    assert!(ids[0].is_string() && ids[1].is_string(), "{got:#?}");
+    assert_ne!(ids[0], ids[1], "two grants, two ids");
+    assert_eq!(ids[0], ids[2], "back to the first grant: recorded again");
+    assert!(ids[3].is_null(), "no grant");
+    assert_eq!(ids[0], ids[4], "another connection: recorded again");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for token in [&a, &b] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature), "a grant token in the audit file");
+    }
+}
