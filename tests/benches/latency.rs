@@ -9,6 +9,7 @@
 //! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000);
 //! `LATCHKEY_BENCH_ONLY=storm` runs only the refresh storms (1 h and 5 s token lifetimes);
 //! `LATCHKEY_BENCH_ONLY=instructions` only the callgrind counts (no timings);
+//! `LATCHKEY_BENCH_ONLY=grant` only what checking a grant adds to a cached `get`;
 //! `LATCHKEY_BENCH_CALLGRIND_REQUESTS` the extra requests counted under callgrind (default
 //! 2000; 0 skips the counts);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
