@@ -3,7 +3,7 @@
 # build the binaries, run every test against a real bus, a real gnome-keyring and real sockets;
 # then the Windows build, tested under Wine, and the macOS type-check.
 # Usage: ./tests/run.sh            everything, as CI runs it (from anywhere in the repository)
-#        ./tests/run.sh lint       only fmt and clippy
+#        ./tests/run.sh lint       only fmt, clippy and rustdoc's link check
 #        ./tests/run.sh unit       only the crates' own tests (no binaries, no e2e)
 #        ./tests/run.sh e2e [F]    only the end-to-end tests, optionally those matching F
 #                                  (e.g. `./tests/run.sh e2e trust::`)
@@ -128,6 +128,11 @@ linux_lint() {
     cargo fmt --all -- --check
     echo "==> cargo clippy"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    # Broken or ambiguous doc links, stray HTML in doc comments. Private items are documented
+    # too, so a link to one resolves; `--no-deps` keeps it to the workspace's own crates.
+    echo "==> cargo doc (-D warnings)"
+    RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+        cargo doc --workspace --no-deps --document-private-items --locked --quiet
 }
 
 linux_tests() {

@@ -245,8 +245,12 @@ pub enum Command {
     /// a grant (with the proxy operation) where the route's header holds the API key; the proxy
     /// swaps it for the credential and forwards them (routes: [proxy.routes.NAME] in config.toml).
     Proxy {
-        /// The port on 127.0.0.1 [default: [proxy] port in config.toml, else one the system picks]
-        #[arg(long, value_name = "N")]
+        // Help given as an attribute: rustdoc would read `[proxy]` as a link.
+        #[arg(
+            long,
+            value_name = "N",
+            help = "The port on 127.0.0.1 [default: [proxy] port in config.toml, else one the system picks]"
+        )]
         port: Option<u16>,
         /// The configuration file [default: config.toml in latchkey's config folder]
         #[arg(long, value_name = "FILE")]

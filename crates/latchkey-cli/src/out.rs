@@ -1,5 +1,5 @@
 //! Every byte `latchkey` writes goes through here. Standard output has one writer,
-//! [`write`], which tells a reader that went away (`latchkey list | head -1`: the pipe is
+//! [`write()`], which tells a reader that went away (`latchkey list | head -1`: the pipe is
 //! closed, a write fails with `EPIPE`, since Rust ignores `SIGPIPE`) from a real failure (a full
 //! disk); `main` ends quietly on the first and reports the second. Notes for people go to
 //! standard error through [`note!`], which never panics (`eprintln!` does when stderr is full).

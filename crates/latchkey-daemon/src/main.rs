@@ -28,8 +28,12 @@ struct Args {
     /// Where secrets are kept [default: auto]
     #[arg(long, value_name = "STORE", value_parser = store_parser())]
     store: Option<Backend>,
-    /// Configuration file [default: <config dir>/latchkey/config.toml, if present]
-    #[arg(long, value_name = "FILE")]
+    // Help given as an attribute: rustdoc would read `<config dir>` as an HTML tag.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Configuration file [default: <config dir>/latchkey/config.toml, if present]"
+    )]
     config: Option<PathBuf>,
     /// Longest accepted request line in bytes [default: 65536]
     #[arg(long, value_name = "BYTES")]

@@ -10,7 +10,7 @@
 //!
 //! Tests steer it (faults queued per endpoint, a denied consent, a forced `slow_down`, device
 //! codes approved, denied or expired, a required client secret) and read it back (counters, and
-//! whether a token is revoked). All state is one [`State`] behind one mutex; a request is handled
+//! whether a token is revoked). All state is one `State` behind one mutex; a request is handled
 //! synchronously under it once its body is read, so the lock is never held across an await.
 //!
 //! Token values are counters (`ATOKEN-n`, `RTOKEN-n`, numbered in order of issue), never derived

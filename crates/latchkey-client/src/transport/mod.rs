@@ -1,6 +1,6 @@
 //! The ways to reach the daemon, one module each, each checking the other end before it sends
 //! anything: the Unix socket (`socket`), the Windows named pipe (`pipe`) and the D-Bus session
-//! bus (`dbus`, Linux only). A stream transport only connects and checks; [`line`] speaks the
+//! bus (`dbus`, Linux only). A stream transport only connects and checks; [`line`](mod@line) speaks the
 //! protocol over it.
 
 #[cfg(target_os = "linux")]

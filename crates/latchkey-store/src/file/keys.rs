@@ -14,7 +14,7 @@
 //! second) but stops at 18, the factor the stock `age -p` uses: so an unlock (or a wrong
 //! guess) costs about a second on this machine and never more than 256 MiB of memory (scrypt
 //! needs `2^log_n` KiB; age alone would pick 19 on a loaded machine here, 20 or 21 on a fast
-//! one). Tests of this crate alone may fix a small factor ([`Cost::Fixed`]); nothing outside
+//! one). Tests of this crate alone may fix a small factor (`Cost::Fixed`, compiled for tests only); nothing outside
 //! can. Decryption accepts factors up to [`MAX_LOG_N`], so a file from the stock tool or from
 //! another machine opens, and a planted file cannot make the daemon spend more than 1 GiB.
 

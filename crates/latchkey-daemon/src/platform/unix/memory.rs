@@ -9,7 +9,7 @@
 /// Allocations from this size on get mappings of their own (glibc's initial default).
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
-/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`]; `false` if glibc refused.
+/// Fixes glibc's mmap threshold at `MMAP_THRESHOLD` (128 KiB); `false` if glibc refused.
 pub fn return_large_buffers() -> bool {
     // SAFETY: mallopt only changes allocator parameters; called before other threads allocate.
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 }
