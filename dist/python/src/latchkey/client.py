@@ -42,6 +42,9 @@ T = TypeVar("T")
 SecretLike = Union[str, Secret]
 """A secret given to the client: a plain `str` or a `Secret`."""
 
+GRANT_VARIABLE = "LATCHKEY_GRANT"
+"""The environment variable a `Client` takes its grant from when given none."""
+
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
@@ -103,6 +106,11 @@ class Client:
     sent the socket's folder, the socket and the listening process are checked to be this
     user's own (`UntrustedDaemon` otherwise). Use it as a context manager, or call
     `close`.
+
+    With a grant (``grant=``, else ``$LATCHKEY_GRANT`` when it is set and not empty) every
+    connection presents it with ``authenticate`` before its first call, as the CLI does:
+    the connection may then only `get` what the grant allows (`PermissionDenied`
+    otherwise, and for a grant that is not valid).
     """
 
     def __init__(
@@ -111,9 +119,12 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_response: int = MAX_RESPONSE,
+        grant: Optional[SecretLike] = None,
     ) -> None:
         """A client for the socket at `socket_path` (default: the default socket); each
-        call may take `timeout` seconds, and an answer line may be `max_response` bytes."""
+        call may take `timeout` seconds, and an answer line may be `max_response` bytes.
+        `grant`: a grant token to present on every connection (default:
+        ``$LATCHKEY_GRANT`` if set and not empty)."""
         self.path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -121,13 +132,19 @@ class Client:
         if isinstance(max_response, bool) or not isinstance(max_response, int) or max_response < 1:
             raise ValueError("max_response must be a positive number of bytes")
         self.max_response = max_response
+        if grant is None:
+            grant = os.environ.get(GRANT_VARIABLE) or None
+        self._grant: Optional[Secret] = _secret("grant", grant) if grant is not None else None
+        if self._grant is not None and not self._grant:
+            raise ValueError("grant must not be empty")
         self._connection: Optional[Connection] = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         """The socket path, and whether a connection is open."""
         state = "open" if self._connection is not None else "not connected"
-        return f"Client(path={self.path!r}, {state})"
+        grant = ", with a grant" if self._grant is not None else ""
+        return f"Client(path={self.path!r}, {state}{grant})"
 
     def __enter__(self) -> Client:
         return self
@@ -154,6 +171,12 @@ class Client:
                 connection.close()
             self._connection = None
             connection = Connection.open(self.path, self.timeout, self.max_response)
+            if self._grant is not None:
+                try:
+                    connection.call("authenticate", {"grant": self._grant}, self.timeout)
+                except BaseException:
+                    connection.close()
+                    raise
             self._connection = connection
         return connection
 
