@@ -574,7 +574,6 @@ async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option
     }
 }
 
-/// What a client gets for a bundle: never the refresh token.
 /// Whether `bundle` holds the access token whose fingerprint is `print`.
 fn holds(bundle: &TokenBundle, print: &TokenFingerprint) -> bool {
     match bundle {
@@ -583,6 +582,7 @@ fn holds(bundle: &TokenBundle, print: &TokenFingerprint) -> bool {
     }
 }
 
+/// What a client gets for a bundle: never the refresh token.
 fn result_of(bundle: &TokenBundle) -> GetResult {
     match bundle {
         TokenBundle::OAuth2(b) => GetResult {
