@@ -1,8 +1,9 @@
 //! Turns a parsed request into a typed [`Reply`] by calling the [`TokenService`], and audits
 //! it twice: a human line in the daemon's log (target `latchkey::audit`) and a record in the
 //! audit file ([`latchkey_audit`]): who asked, which method, which entry, and the outcome —
-//! never a secret. See [`Handler::answer`] for which requests get a record in the file. Each transport encodes the reply its own way (a JSON line, an `a{sv}`), so no
-//! transport decodes another's encoding.
+//! never a secret. See [`Handler::answer`] for which requests get a record in the file. Each
+//! transport encodes the reply its own way (a JSON line, an `a{sv}`), so no transport decodes
+//! another's encoding.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
