@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::process::{Child, Stdio};
 
-use latchkey_tests::{bin, stderr, stdout, Daemon, TestEnv, LOGIN_COLLECTION};
+use latchkey_tests::{bin, stderr, stdout, Daemon, TestEnv};
 use serde_json::{json, Value};
 
 use crate::support::Rpc;
@@ -71,19 +71,23 @@ fn all_served(rpc: &mut Rpc, context: &str) {
 /// the Secret Service itself answers.
 fn keyring_items(env: &TestEnv) -> BTreeMap<(String, String), usize> {
     env.bus().with_connection(async |connection| {
-        let collection = zbus::Proxy::new(
+        // The service's search, not one collection's: it does not depend on the path the
+        // keyring gave its default collection.
+        let service = zbus::Proxy::new(
             connection,
             "org.freedesktop.secrets",
-            LOGIN_COLLECTION,
-            "org.freedesktop.Secret.Collection",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service",
         )
         .await
         .unwrap();
         let schema = HashMap::from([("xdg:schema", "dev.latchkey.Entry")]);
-        let items: Vec<zbus::zvariant::OwnedObjectPath> =
-            collection.call("SearchItems", &(schema,)).await.unwrap();
+        let (unlocked, locked): (
+            Vec<zbus::zvariant::OwnedObjectPath>,
+            Vec<zbus::zvariant::OwnedObjectPath>,
+        ) = service.call("SearchItems", &(schema,)).await.unwrap();
         let mut found = BTreeMap::new();
-        for item in items {
+        for item in unlocked.into_iter().chain(locked) {
             let item = zbus::Proxy::new(
                 connection,
                 "org.freedesktop.secrets",
