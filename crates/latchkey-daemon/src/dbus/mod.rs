@@ -122,18 +122,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<zbus::Connection, DbusError> {
     let changes = handler.service().subscribe();
-    let connection = zbus::Connection::session()
+    // The object first, then the name: a caller that activated us by name finds it there.
+    // Served through the builder, whose `build` returns only once the object server listens
+    // for calls. (Adding it to a built connection listens a bus round trip later: a call
+    // queued for us by activation could arrive in between, be dropped, and its caller wait
+    // out its timeout.)
+    let connection = zbus::connection::Builder::session()
+        .map_err(DbusError::NoBus)?
+        .serve_at(OBJECT_PATH, Latchkey::new(handler))
+        .map_err(DbusError::Other)?
+        .build()
         .await
         .map_err(DbusError::NoBus)?;
     // Watch for the bus going away (or the name being taken) from before the name is ours,
     // so no loss can slip between taking the name and watching.
     let bus_watch = bus_watch(&connection).await.map_err(DbusError::Other)?;
-    // The object first, then the name: a caller that activated us by name finds it there.
-    connection
-        .object_server()
-        .at(OBJECT_PATH, Latchkey::new(handler))
-        .await
-        .map_err(DbusError::Other)?;
     connection
         .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
         .await
