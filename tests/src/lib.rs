@@ -104,23 +104,48 @@ pub struct Daemon {
     pub socket: PathBuf,
 }
 
-/// A daemon's stderr as it arrives, with a condition variable to wait for a line.
+/// A child's stderr as it arrives, with a condition variable to wait for a line.
 #[derive(Default)]
-struct Log {
+pub(crate) struct Log {
     text: Mutex<String>,
     grew: Condvar,
 }
 
 impl Log {
-    fn push(&self, line: &str) {
+    pub(crate) fn push(&self, line: &str) {
         let mut text = self.text.lock().unwrap();
         text.push_str(line);
         text.push('\n');
         self.grew.notify_all();
     }
 
-    fn snapshot(&self) -> String {
+    pub(crate) fn snapshot(&self) -> String {
         self.text.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for the text to contain `needle`: the text, or `Err` with
+    /// the text if it never did.
+    pub(crate) fn wait_for(&self, needle: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_for_line(|line| line.contains(needle), timeout)
+    }
+
+    /// Waits up to `timeout` for a line for which `wanted` holds: the text, or `Err` with the
+    /// text if none came.
+    pub(crate) fn wait_for_line(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let text = self.text.lock().unwrap();
+        let (text, waited) = self
+            .grew
+            .wait_timeout_while(text, timeout, |t| !t.lines().any(&wanted))
+            .unwrap();
+        if waited.timed_out() {
+            Err(text.clone())
+        } else {
+            Ok(text.clone())
+        }
     }
 }
 
@@ -206,18 +231,17 @@ impl Daemon {
 
     /// Waits until the daemon's stderr contains `needle` (its log is written asynchronously).
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let text = self.log.text.lock().unwrap();
-        let (text, timeout) = self
-            .log
-            .grew
-            .wait_timeout_while(text, START_TIMEOUT, |t| !t.contains(needle))
-            .unwrap();
-        assert!(
-            !timeout.timed_out(),
-            "the daemon never logged {needle:?}:\n{}",
-            *text
-        );
-        text.clone()
+        self.log
+            .wait_for(needle, START_TIMEOUT)
+            .unwrap_or_else(|text| panic!("the daemon never logged {needle:?}:\n{text}"))
+    }
+
+    /// Waits until the daemon logs a line for which `wanted` holds (`what` names it should it
+    /// never come); its stderr so far.
+    pub fn wait_for_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        self.log
+            .wait_for_line(wanted, START_TIMEOUT)
+            .unwrap_or_else(|text| panic!("the daemon never logged {what}:\n{text}"))
     }
 
     /// Whether the daemon's stderr comes to contain `needle` `times` times within `timeout`:

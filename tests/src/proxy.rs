@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
@@ -18,7 +18,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::{stderr, Daemon, TestEnv};
+use crate::{stderr, Daemon, Log, TestEnv, START_TIMEOUT};
 
 /// What the HTTPS server answers with.
 pub type UpBody = BoxBody<Bytes, Infallible>;
@@ -181,7 +181,7 @@ pub struct ProxyProcess {
     child: Child,
     /// The port it listens on.
     pub port: u16,
-    log: Arc<Mutex<String>>,
+    log: Arc<Log>,
 }
 
 impl ProxyProcess {
@@ -197,14 +197,12 @@ impl ProxyProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start latchkey proxy");
-        let log = Arc::new(Mutex::new(String::new()));
+        let log = Arc::new(Log::default());
         let err = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
+                sink.push(&line);
             }
         });
         let mut first = String::new();
@@ -216,7 +214,7 @@ impl ProxyProcess {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}; log: {}", log.lock().unwrap()));
+            .unwrap_or_else(|| panic!("no port in {first:?}; log: {}", log.snapshot()));
         Self { child, port, log }
     }
 
@@ -227,7 +225,15 @@ impl ProxyProcess {
 
     /// Its stderr so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.snapshot()
+    }
+
+    /// Waits until its stderr contains `needle` (the test reads it on another thread, so a
+    /// line the proxy wrote before answering may not be there yet when the answer is).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.log
+            .wait_for(needle, START_TIMEOUT)
+            .unwrap_or_else(|text| panic!("the proxy never logged {needle:?}:\n{text}"))
     }
 
     /// Sends `request` as raw bytes (`PORT` replaced by the port) and returns the status, or

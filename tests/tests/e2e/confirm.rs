@@ -109,9 +109,13 @@ fn allow_serves_the_entry_and_is_remembered_per_program() {
             "{s:?}"
         );
     }
-    let logs = daemon.logs();
+    assert!(
+        daemon.logged_within("method=\"confirm\"", 2, START_TIMEOUT),
+        "{}",
+        daemon.logs()
+    );
+    let logs = daemon.wait_for_log("result=\"allowed\"");
     assert_eq!(logs.matches("method=\"confirm\"").count(), 2, "{logs}");
-    assert!(logs.contains("result=\"allowed\""), "{logs}");
     assert!(!logs.contains(SECRET), "{logs}");
 }
 
@@ -148,9 +152,8 @@ fn deny_refuses_with_not_confirmed_and_is_remembered() {
     assert!(stderr(&out).contains("denied"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
     assert_eq!(server.count(), 2);
-    let logs = daemon.logs();
-    assert!(logs.contains("result=\"denied\""), "{logs}");
-    assert!(logs.contains("result=\"not_confirmed\""), "{logs}");
+    daemon.wait_for_log("result=\"denied\"");
+    let logs = daemon.wait_for_log("result=\"not_confirmed\"");
     assert!(!logs.contains(SECRET), "{logs}");
 
     // The audit file has each refusal, with the program; a stop writes out what is queued.

@@ -556,12 +556,10 @@ fn grants_limit_protected_entries_to_what_they_allow() {
     assert_eq!(stdout(&out), "sk-openai-canary\n", "{}", stderr(&out));
 
     // The audit names the grant by id.
-    let logs = daemon.logs();
-    assert!(
-        logs.lines()
-            .any(|l| l.contains("latchkey::audit") && l.contains(&format!("grant={openai_id}"))),
-        "{logs}"
-    );
+    let named = format!("grant={openai_id}");
+    daemon.wait_for_line("an audit line naming the grant", |l| {
+        l.contains("latchkey::audit") && l.contains(&named)
+    });
 
     // A restart keeps the key (grants made before still work) and the revocations.
     let (_, logs) = daemon.stop();

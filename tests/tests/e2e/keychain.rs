@@ -301,9 +301,7 @@ fn the_daemon_reconnects_when_the_keyring_comes_back() {
     env.keyring = Some(Keyring::start(env.bus(), env.root()));
     let out = env.cli(s, &["set", "later"], "k-later");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(daemon
-        .logs()
-        .contains("connected to the Secret Service again"));
+    daemon.wait_for_log("connected to the Secret Service again");
 }
 
 /// The method calls made on the bus while `act` runs, by member name, in order (the bus's own

@@ -177,10 +177,10 @@ fn every_kind_moves_from_memory_to_file_to_the_secret_service_and_back() {
         "moved here by `latchkey migrate`"
     );
     all_served(&mut rpc, "from the secret service");
-    let logs = daemon.logs();
     for audited in ["memory -> file", "file -> secret-service"] {
-        assert!(logs.contains(audited), "no audit line {audited}:\n{logs}");
+        daemon.wait_for_log(audited);
     }
+    let logs = daemon.logs();
     assert!(!logs.contains("PASSPHRASE"), "{logs}");
 
     // A restarted daemon with --store auto opens the store moved to, and says why.

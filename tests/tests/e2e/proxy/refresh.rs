@@ -183,7 +183,7 @@ fn a_401_makes_one_refresh_and_the_retry_carries_the_new_token() {
         assert_eq!(response.status(), 200);
     });
     assert_eq!(w.tokens.refresh_requests(), 1);
-    assert!(w.proxy.log().contains("retried=true"), "{}", w.proxy.log());
+    w.proxy.wait_for_log("retried=true");
     w.assert_logs_clean(&grant);
 }
 
