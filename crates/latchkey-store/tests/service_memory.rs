@@ -255,6 +255,58 @@ async fn locking_drops_cached_secrets_but_not_metadata() {
     assert!(svc.get(&get("gh", &[])).await.is_ok());
 }
 
+/// Gets `bulk-NNNN` for each number in `range` (checking the secret); how many reads of the
+/// store that took.
+async fn reads(svc: &TokenService, store: &Flaky, range: std::ops::Range<usize>) -> usize {
+    let before = store.reads.load(Ordering::SeqCst);
+    for n in range {
+        let got = svc.get(&get(&format!("bulk-{n:04}"), &[])).await.unwrap();
+        assert_eq!(got.secret.expose(), format!("sk-bulk-{n:04}"));
+    }
+    store.reads.load(Ordering::SeqCst) - before
+}
+
+#[tokio::test]
+async fn at_most_about_a_thousand_secrets_stay_cached_and_the_least_recent_go_first() {
+    let store = Arc::new(Flaky::default());
+    let clock = clock();
+    let svc = service_with(store.clone(), clock.clone()).await;
+    let key = |n: usize| SetParams {
+        service: format!("bulk-{n:04}"),
+        account: None,
+        bundle: BundleInput::ApiKey {
+            key: format!("sk-bulk-{n:04}").into(),
+        },
+    };
+    // 2,000 entries written a second apart: the cache is checked every 128 secrets cached,
+    // and above 1,024 it is cut to 896, so the newest 976 remain cached.
+    for n in 0..2000 {
+        svc.set(key(n)).await.unwrap();
+        clock.advance(Duration::seconds(1));
+    }
+    assert_eq!(
+        reads(&svc, &store, 1024..2000).await,
+        0,
+        "the newest are served from memory"
+    );
+    // The oldest were dropped: each is read from the store once, then cached again, and is
+    // now the most recently used.
+    clock.advance(Duration::seconds(1));
+    assert_eq!(reads(&svc, &store, 0..100).await, 100);
+    assert_eq!(reads(&svc, &store, 0..100).await, 0);
+    // Reading them counts as use: the next trims drop the least recently used instead, here
+    // the entries written first among the ones still cached (1,024 onwards), not 0..100.
+    for n in 2000..2200 {
+        svc.set(key(n)).await.unwrap();
+        clock.advance(Duration::seconds(1));
+    }
+    assert_eq!(reads(&svc, &store, 0..100).await, 0);
+    assert!(reads(&svc, &store, 1024..1100).await > 0);
+    // Every entry still serves, and nothing but secrets was dropped.
+    assert_eq!(svc.list().len(), 2200);
+    assert_eq!(reads(&svc, &store, 100..1024).await, 924);
+}
+
 #[tokio::test]
 async fn internal_entries_are_kept_but_never_listed_counted_or_announced() {
     let svc = service_with(Arc::new(MemoryStore::new()), clock()).await;

@@ -19,6 +19,7 @@ use crate::record::{lifetime, refresh_window, EntryRecord};
 use crate::refresh::Refresher;
 
 mod backoff;
+mod cache;
 mod current;
 mod migrate;
 mod refresh;
@@ -148,6 +149,8 @@ struct Inner {
     /// the store's list: the keys `set` and `clear` changed meanwhile (their state is newer
     /// than any listing). `None` once reconciled, or when `open` listed the store itself.
     unreconciled: Mutex<Option<HashSet<EntryKey>>>,
+    /// Keeps the number of cached secrets bounded.
+    cache_bound: cache::Bound,
 }
 
 /// The credential service. Cheap to clone; clones share one cache.
@@ -215,6 +218,7 @@ impl TokenService {
                 generations: std::sync::atomic::AtomicU64::new(generation_start),
                 retired: Mutex::default(),
                 unreconciled: Mutex::new(unreconciled),
+                cache_bound: cache::Bound::default(),
             }),
         })
     }
@@ -482,6 +486,7 @@ impl TokenService {
         if let Some(entry) = entries.get_mut(key) {
             if entry.generation == generation && self.inner.store.locked() != Some(true) {
                 entry.cached = Some(Arc::clone(&bundle));
+                self.cached_one(&mut entries);
             }
         }
         Ok(bundle)
@@ -512,6 +517,14 @@ impl TokenService {
             if entry.generation == generation {
                 entry.cached = None;
             }
+        }
+    }
+
+    /// Notes that a secret was just cached (the entries' lock held): the cache stays bounded.
+    fn cached_one(&self, entries: &mut Entries) {
+        let dropped = self.inner.cache_bound.cached(entries);
+        if dropped > 0 {
+            debug!(dropped, "dropped the least recently used cached secrets");
         }
     }
 
@@ -636,6 +649,7 @@ impl TokenService {
         self.touched(&key);
         let metadata = record.metadata(now, last_used_at);
         let cached = (self.inner.store.locked() != Some(true)).then(|| Arc::new(stored));
+        let caching = cached.is_some();
         let mut entry = Entry::new(record, last_used_at, self.next_generation());
         entry.cached = cached;
         // The same gate, taken under the lock that swaps the entry: callers already waiting
@@ -644,6 +658,9 @@ impl TokenService {
         let mut entries = self.entries();
         entry.refreshing = entries.get(&key).and_then(|e| e.refreshing.clone());
         entries.insert(key.clone(), entry);
+        if caching {
+            self.cached_one(&mut entries);
+        }
         drop(entries);
         self.announce(key, ChangeKind::Set);
         Ok(metadata)

@@ -618,7 +618,8 @@ impl TokenService {
         // The provider may have rotated the refresh token: the new bundle is kept in memory
         // even if the store failed (or the next refresh would present a spent token), marked
         // unsaved, shown in status, and written again by `save_unsaved`.
-        if let Some(entry) = self.entries().get_mut(key) {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get_mut(key) {
             entry.record = new_record;
             entry.cached = Some(Arc::clone(&bundle));
             entry.generation = self.next_generation();
@@ -627,7 +628,9 @@ impl TokenService {
             // failure must not revive it.
             entry.backoff = None;
             entry.unsaved = written.is_err().then(|| document.clone());
+            self.cached_one(&mut entries);
         }
+        drop(entries);
         match written {
             Ok(()) => info!(entry = ?key, save_ms = format!("{save_ms:.1}"), "refreshed"),
             Err(err) => warn!(
@@ -683,7 +686,9 @@ impl TokenService {
         entry.cached = Some(Arc::new(stored.clone()));
         entry.generation = self.next_generation();
         entry.backoff = None;
-        Ok((new_record, entry.generation))
+        let generation = entry.generation;
+        self.cached_one(&mut entries);
+        Ok((new_record, generation))
     }
 
     /// Revokes the refresh token a refresh received for an entry removed meanwhile, if the

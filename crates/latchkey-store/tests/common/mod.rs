@@ -1,6 +1,6 @@
 //! Test stores shared by the service tests: the memory backend with failures injected.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use latchkey_core::{EntryKey, EntryRecord, Listed, SecretBytes, Store, StoreError, StoreFuture};
 use latchkey_store::memory::MemoryStore;
@@ -13,6 +13,8 @@ pub struct Flaky {
     pub fail_writes: AtomicBool,
     /// Reads fail with `Locked`, and the store reports itself locked, while set.
     pub locked: AtomicBool,
+    /// Reads asked of it (failed ones too).
+    pub reads: AtomicUsize,
 }
 
 impl Store for Flaky {
@@ -29,6 +31,7 @@ impl Store for Flaky {
         self.inner.list()
     }
     fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         if self.locked.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::Locked) });
         }
