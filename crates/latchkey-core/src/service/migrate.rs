@@ -279,7 +279,7 @@ impl TokenService {
         let (known, unsaved, generation) = match self.entries().get(&key) {
             Some(e) => (
                 Some(e.record.clone()),
-                e.unsaved.clone(),
+                e.unsaved().cloned(),
                 Some(e.generation),
             ),
             None => (None, None, None),
@@ -369,7 +369,7 @@ impl TokenService {
                 match entries.get_mut(&m.key) {
                     Some(entry) => {
                         if Some(entry.generation) == m.generation {
-                            entry.unsaved = None;
+                            entry.set_unsaved(None);
                         }
                     }
                     None => {
@@ -410,10 +410,7 @@ impl TokenService {
         // other daemons' refreshes out. A refresh of ours already out holds that lock itself
         // (taking it here would wait for it, and it waits for the write lock we hold); it
         // saves into the new store.
-        let flights = self
-            .entries()
-            .get_mut(&m.key)
-            .map(|e| Arc::clone(e.refreshing.get_or_insert_with(Arc::default)));
+        let flights = self.entries().get_mut(&m.key).map(|e| e.line());
         let line = flights.as_ref().and_then(|f| f.hold_if_idle());
         let _lock = if flights.is_none() || line.is_some() {
             source.refresh_lock(&m.key).await?

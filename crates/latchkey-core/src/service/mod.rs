@@ -86,9 +86,20 @@ struct Entry {
     /// an entry cleared and stored again must not repeat a number a slow refresh still holds).
     /// A slow read or refresh never caches or writes an older bundle over a newer one.
     generation: u64,
+    /// What refreshing the entry has left: made by its first refresh (most entries never
+    /// need one), so the entries that are never refreshed stay small.
+    refresh: Option<Box<RefreshState>>,
+    /// Logged out: its tokens are being revoked and it is about to be removed. It answers as
+    /// if it were gone already.
+    retired: bool,
+}
+
+/// The part of an entry only refreshes use.
+#[derive(Default)]
+struct RefreshState {
     /// The entry's refresh line: one refresh at a time, whoever asks, and its outcome for
-    /// everyone who waited on it. Made by the first refresh (most entries never need one).
-    refreshing: Option<Arc<refresh::Flights>>,
+    /// everyone who waited on it.
+    line: Option<Arc<refresh::Flights>>,
     /// After failed refreshes: when the provider may be asked again; callers before then do
     /// not ask it. Cleared by a successful refresh.
     backoff: Option<backoff::Backoff>,
@@ -99,9 +110,6 @@ struct Entry {
     /// A refreshed document the store refused to save: kept (never dropped, it may hold the
     /// only copy of a rotated refresh token) and written again by `save_unsaved`.
     unsaved: Option<crate::store::SecretBytes>,
-    /// Logged out: its tokens are being revoked and it is about to be removed. It answers as
-    /// if it were gone already.
-    retired: bool,
 }
 
 impl Entry {
@@ -111,12 +119,61 @@ impl Entry {
             last_used_at,
             cached: None,
             generation,
-            refreshing: None,
-            backoff: None,
-            forced: None,
-            unsaved: None,
+            refresh: None,
             retired: false,
         })
+    }
+
+    /// The refresh state, made on first use.
+    fn refresh_mut(&mut self) -> &mut RefreshState {
+        self.refresh.get_or_insert_with(Box::default)
+    }
+
+    /// The entry's refresh line, made on first use.
+    fn line(&mut self) -> Arc<refresh::Flights> {
+        Arc::clone(self.refresh_mut().line.get_or_insert_with(Arc::default))
+    }
+
+    /// The refresh line, if one was made.
+    fn existing_line(&self) -> Option<Arc<refresh::Flights>> {
+        self.refresh.as_ref().and_then(|r| r.line.clone())
+    }
+
+    /// Takes over `line` (a refresh line of the entry this one replaces).
+    fn keep_line(&mut self, line: Option<Arc<refresh::Flights>>) {
+        if line.is_some() {
+            self.refresh_mut().line = line;
+        }
+    }
+
+    fn backoff(&self) -> Option<backoff::Backoff> {
+        self.refresh.as_ref().and_then(|r| r.backoff)
+    }
+
+    fn set_backoff(&mut self, backoff: Option<backoff::Backoff>) {
+        if backoff.is_some() || self.refresh.is_some() {
+            self.refresh_mut().backoff = backoff;
+        }
+    }
+
+    fn forced(&self) -> Option<backoff::Backoff> {
+        self.refresh.as_ref().and_then(|r| r.forced)
+    }
+
+    fn set_forced(&mut self, forced: Option<backoff::Backoff>) {
+        if forced.is_some() || self.refresh.is_some() {
+            self.refresh_mut().forced = forced;
+        }
+    }
+
+    fn unsaved(&self) -> Option<&crate::store::SecretBytes> {
+        self.refresh.as_ref().and_then(|r| r.unsaved.as_ref())
+    }
+
+    fn set_unsaved(&mut self, unsaved: Option<crate::store::SecretBytes>) {
+        if unsaved.is_some() || self.refresh.is_some() {
+            self.refresh_mut().unsaved = unsaved;
+        }
     }
 }
 
@@ -508,7 +565,7 @@ impl TokenService {
 
     /// The refreshed document waiting to be saved, if any.
     fn unsaved_copy(&self, key: &EntryKey) -> Option<SecretBytes> {
-        self.entries().get(key).and_then(|e| e.unsaved.clone())
+        self.entries().get(key).and_then(|e| e.unsaved().cloned())
     }
 
     /// Drops the cached secret of an entry unless it was written since `generation`.
@@ -656,7 +713,7 @@ impl TokenService {
         // to refresh this entry and new ones stay in one line, so the new bundle is never
         // refreshed twice at once.
         let mut entries = self.entries();
-        entry.refreshing = entries.get(&key).and_then(|e| e.refreshing.clone());
+        entry.keep_line(entries.get(&key).and_then(|e| e.existing_line()));
         entries.insert(key.clone(), entry);
         if caching {
             self.cached_one(&mut entries);
@@ -701,7 +758,7 @@ impl TokenService {
             })
             .map(|e| {
                 let mut metadata = e.record.metadata(now, e.last_used_at);
-                metadata.unsaved = e.unsaved.is_some();
+                metadata.unsaved = e.unsaved().is_some();
                 metadata
             });
         found.extend(matching);
@@ -710,7 +767,7 @@ impl TokenService {
 
     /// Writes again every refreshed document the store refused; the number still unsaved.
     pub async fn save_unsaved(&self) -> usize {
-        if self.entries().values().all(|e| e.unsaved.is_none()) {
+        if self.entries().values().all(|e| e.unsaved().is_none()) {
             return 0;
         }
         let _writing = self.inner.writes.lock().await;
@@ -718,8 +775,8 @@ impl TokenService {
             .entries()
             .iter()
             .filter_map(|(key, e)| {
-                e.unsaved
-                    .clone()
+                e.unsaved()
+                    .cloned()
                     .map(|doc| (key.clone(), doc, e.record.clone(), e.generation))
             })
             .collect();
@@ -729,7 +786,7 @@ impl TokenService {
                 Ok(()) => {
                     if let Some(entry) = self.entries().get_mut(&key) {
                         if entry.generation == generation {
-                            entry.unsaved = None;
+                            entry.set_unsaved(None);
                         }
                     }
                     info!(entry = ?key, "refreshed token saved to the keychain on retry");
@@ -820,7 +877,7 @@ impl TokenService {
         if let Some(entry) = self.entries().get_mut(key) {
             entry.retired = true;
             entry.cached = None;
-            entry.unsaved = None;
+            entry.set_unsaved(None);
             entry.generation = self.next_generation();
         }
         self.retired_generations().insert(generation);

@@ -157,7 +157,7 @@ impl TokenService {
         let flights = {
             let mut entries = self.entries();
             let entry = entries.get_mut(key).ok_or(Error::NotFound)?;
-            Arc::clone(entry.refreshing.get_or_insert_with(Arc::default))
+            entry.line()
         };
         let seen = flights.landed.load(Ordering::SeqCst);
         let mut last = flights.last.lock().await;
@@ -276,9 +276,9 @@ impl TokenService {
             record: entry.record.clone(),
             cached: entry.cached.clone(),
             generation: entry.generation,
-            backoff: entry.backoff,
-            forced: entry.forced,
-            unsaved: entry.unsaved.clone(),
+            backoff: entry.backoff(),
+            forced: entry.forced(),
+            unsaved: entry.unsaved().cloned(),
         })
     }
 
@@ -357,8 +357,10 @@ impl TokenService {
     /// than two minutes after the last one's wait ended starts a new row.
     fn note_forced(&self, key: &EntryKey, now: DateTime<Utc>) {
         if let Some(entry) = self.entries().get_mut(key) {
-            let recent = entry.forced.filter(|b| b.within(now, Duration::minutes(2)));
-            entry.forced = Some(Backoff::after(recent, now, true));
+            let recent = entry
+                .forced()
+                .filter(|b| b.within(now, Duration::minutes(2)));
+            entry.set_forced(Some(Backoff::after(recent, now, true)));
         }
     }
 
@@ -442,7 +444,7 @@ impl TokenService {
             _ => return,
         };
         if let Some(entry) = self.entries().get_mut(key) {
-            entry.backoff = Some(Backoff::after(entry.backoff, now, retryable));
+            entry.set_backoff(Some(Backoff::after(entry.backoff(), now, retryable)));
         }
     }
 
@@ -510,11 +512,11 @@ impl TokenService {
         let mut bundle = landing.old.clone();
         bundle.refresh_token = Some(rotated);
         let kept = landing.stored.replaced(TokenBundle::OAuth2(bundle));
-        let backoff = self.entries().get(key).and_then(|e| e.backoff);
+        let backoff = self.entries().get(key).and_then(|e| e.backoff());
         let served = self.save_landed(landing, kept).await;
         // Saving ended the backoff as a success would; the refusal still counts.
         if let Some(entry) = self.entries().get_mut(key) {
-            entry.backoff = backoff;
+            entry.set_backoff(backoff);
         }
         match served {
             Ok(result) if landing.still_valid => Ok(result),
@@ -546,7 +548,7 @@ impl TokenService {
                 // cool-down.
                 self.forget_cached(key, landing.generation);
                 if let Some(entry) = self.entries().get_mut(key) {
-                    entry.backoff = None;
+                    entry.set_backoff(None);
                 }
                 return Err(Error::RefreshFailed {
                     reason: "the stored token changed meanwhile; try again".into(),
@@ -626,8 +628,8 @@ impl TokenService {
             entry.last_used_at = Some(now);
             // A success ends any cool-down: a clock that later comes back near an old
             // failure must not revive it.
-            entry.backoff = None;
-            entry.unsaved = written.is_err().then(|| document.clone());
+            entry.set_backoff(None);
+            entry.set_unsaved(written.is_err().then(|| document.clone()));
             self.cached_one(&mut entries);
         }
         drop(entries);
@@ -685,7 +687,7 @@ impl TokenService {
         entry.record = new_record.clone();
         entry.cached = Some(Arc::new(stored.clone()));
         entry.generation = self.next_generation();
-        entry.backoff = None;
+        entry.set_backoff(None);
         let generation = entry.generation;
         self.cached_one(&mut entries);
         Ok((new_record, generation))
@@ -731,7 +733,7 @@ impl TokenService {
             entry.record = new_record;
             entry.cached = None;
             entry.generation = self.next_generation();
-            entry.unsaved = None;
+            entry.set_unsaved(None);
         }
         info!(entry = ?key, "the provider refused the refresh token: needs login");
         Ok(())
