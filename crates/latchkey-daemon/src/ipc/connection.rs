@@ -224,10 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 Some(Err(err)) => break Err(Close::Io(err)),
             }
         };
-        // Only the bytes used: wiping the whole capacity every time would cost more than
-        // the request.
-        wipe(&mut self.out);
-        self.out.clear();
+        recycle(&mut self.out);
         result
     }
 
@@ -261,6 +258,19 @@ async fn respond(
         Ok(reply) => Response::write_result(&request.id, &reply, out),
         Err(error) => Response::err(request.id, error).write_line(out),
     }
+}
+
+/// The most an idle connection keeps of its answer buffer.
+const KEEP_OUT: usize = 64 * 1024;
+
+/// Empties the answer buffer once written: wipes the bytes used (only those: wiping the whole
+/// capacity every time would cost more than the request), and gives back all but
+/// [`KEEP_OUT`] of its room, so a connection that once answered a `list` of thousands of
+/// entries does not hold its megabytes while it idles.
+fn recycle(out: &mut Vec<u8>) {
+    wipe(out);
+    out.clear();
+    out.shrink_to(KEEP_OUT);
 }
 
 /// Appends `response` to `out` and wipes the result's text (a `get` result holds a secret).
@@ -300,5 +310,26 @@ impl Timer {
             self.sleep.as_mut().reset(at);
             self.armed = at;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{recycle, KEEP_OUT};
+
+    #[test]
+    fn a_large_answer_buffer_is_wiped_and_given_back() {
+        let mut out = vec![b's'; 3 * 1024 * 1024];
+        recycle(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() <= KEEP_OUT, "{}", out.capacity());
+        // What is kept is what small answers need, with nothing left of the old bytes in it.
+        let mut small = Vec::with_capacity(1024);
+        small.extend_from_slice(b"secret answer");
+        recycle(&mut small);
+        assert!(small.capacity() >= 1024);
+        // SAFETY: the capacity is at least 13 bytes; u8 has no invalid values.
+        let spare = unsafe { std::slice::from_raw_parts(small.as_ptr(), 13) };
+        assert_eq!(spare, [0u8; 13]);
     }
 }
