@@ -8,9 +8,10 @@
 //! `list` and the daemon's CPU time per `list` (from `/proc`, steadier than the round trip
 //! here), the p50 of `set` (an overwrite of an existing entry), and, for the persistent stores,
 //! the start-up to serving time of a restarted daemon (spawn until its first answered
-//! `version`) and the same figures after that restart. A filled daemon holds what it stored in
-//! its cache, so both `get` figures are cached ones there; after the restart the first `get`
-//! of an entry reads the store (for the file store: reads and decrypts its file) and the
+//! `version`) and the same figures after that restart. A filled daemon keeps the secrets it
+//! stored last in its cache (at most 1,024), so with 10 entries both `get` figures are cached
+//! ones, and with 10,000 the first `get` of most sampled entries reads the store; after the
+//! restart the first `get` of an entry reads the store (for the file store: reads and decrypts its file) and the
 //! second is served from the cache. The file store is unlocked (its passphrase chosen on the
 //! first start) after the start-up time is taken; that unlock costs about a second of scrypt.
 //!
