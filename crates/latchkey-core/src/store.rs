@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use latchkey_proto::Secret;
 use zeroize::Zeroizing;
@@ -30,8 +31,9 @@ pub struct Listed {
     /// The entry.
     pub key: EntryKey,
     /// Its non-secret record, if the store keeps one for it (a keychain item written by an
-    /// older daemon, or whose index was lost, has none until its document is read).
-    pub record: Option<EntryRecord>,
+    /// older daemon, or whose index was lost, has none until its document is read). Shared:
+    /// the service keeps this very record, not a copy.
+    pub record: Option<Arc<EntryRecord>>,
 }
 
 /// Why a store operation failed. Never carries secret bytes.
@@ -122,12 +124,13 @@ pub trait Store: Send + Sync + 'static {
     fn read<'a>(&'a self, key: &'a EntryKey) -> StoreFuture<'a, Option<SecretBytes>>;
 
     /// Writes an entry whole: either the new document and record are stored, or the old ones
-    /// stay as they were.
+    /// stay as they were. The record is the service's own: a store that keeps records keeps
+    /// a reference to it (at 10,000 entries a copy per store costs megabytes).
     fn write<'a>(
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()>;
 
     /// Removes an entry; `true` if it existed.

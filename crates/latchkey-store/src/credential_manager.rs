@@ -107,7 +107,7 @@ mod tests {
     use crate::chunked::{chunk_name, slot_name};
     use crate::indexed::IndexedStore;
 
-    fn record(key: &EntryKey) -> EntryRecord {
+    fn record(key: &EntryKey) -> std::sync::Arc<EntryRecord> {
         crate::test_support::api_key_record(key.clone())
     }
 

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use latchkey_core::{EntryKey, EntryRecord};
 use serde::{Deserialize, Serialize};
@@ -36,14 +36,14 @@ pub const MIN_COMPACT_LINES: usize = 64;
 #[derive(Serialize, Deserialize)]
 struct IndexDocument {
     version: u32,
-    entries: Vec<EntryRecord>,
+    entries: Vec<Arc<EntryRecord>>,
 }
 
 /// One journal line.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Change {
-    Put(EntryRecord),
+    Put(Arc<EntryRecord>),
     Remove(EntryKey),
 }
 
@@ -51,7 +51,7 @@ enum Change {
 pub struct IndexFile {
     path: PathBuf,
     journal_path: PathBuf,
-    records: Mutex<BTreeMap<EntryKey, EntryRecord>>,
+    records: Mutex<BTreeMap<EntryKey, Arc<EntryRecord>>>,
     /// Whether the files were read whole (or a torn last line dropped); `false` when there was
     /// no index or it was unreadable.
     trusted: bool,
@@ -84,7 +84,7 @@ pub struct IndexError {
 
 /// What loading found.
 struct Loaded {
-    records: BTreeMap<EntryKey, EntryRecord>,
+    records: BTreeMap<EntryKey, Arc<EntryRecord>>,
     trusted: bool,
     journal: Journal,
 }
@@ -96,7 +96,7 @@ enum Unreadable {
 }
 
 /// Reads the snapshot; `Missing` if there is none.
-fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, EntryRecord>, u32), Unreadable> {
+fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, Arc<EntryRecord>>, u32), Unreadable> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
@@ -121,7 +121,7 @@ fn read_snapshot(path: &Path) -> Result<(BTreeMap<EntryKey, EntryRecord>, u32), 
 /// Replays the journal over `records`; the journal's state for the writer.
 fn replay(
     path: &Path,
-    records: &mut BTreeMap<EntryKey, EntryRecord>,
+    records: &mut BTreeMap<EntryKey, Arc<EntryRecord>>,
 ) -> Result<Journal, Unreadable> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -226,22 +226,22 @@ impl IndexFile {
         self.trusted
     }
 
-    fn records(&self) -> MutexGuard<'_, BTreeMap<EntryKey, EntryRecord>> {
+    fn records(&self) -> MutexGuard<'_, BTreeMap<EntryKey, Arc<EntryRecord>>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The record of `key`, if indexed.
-    pub fn get(&self, key: &EntryKey) -> Option<EntryRecord> {
+    pub fn get(&self, key: &EntryKey) -> Option<Arc<EntryRecord>> {
         self.records().get(key).cloned()
     }
 
     /// Every indexed record.
-    pub fn all(&self) -> Vec<EntryRecord> {
+    pub fn all(&self) -> Vec<Arc<EntryRecord>> {
         self.records().values().cloned().collect()
     }
 
     /// Adds or replaces a record and records that in the journal.
-    pub async fn put(&self, record: EntryRecord) -> Result<(), IndexError> {
+    pub async fn put(&self, record: Arc<EntryRecord>) -> Result<(), IndexError> {
         let mut journal = self.writing.lock().await;
         let line = change_line(&Change::Put(record.clone()));
         self.records().insert(record.key.clone(), record);
@@ -429,7 +429,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn record(service: &str) -> EntryRecord {
+    fn record(service: &str) -> Arc<EntryRecord> {
         crate::test_support::api_key_record(EntryKey::new(service, None).unwrap())
     }
 

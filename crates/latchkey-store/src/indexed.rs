@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use latchkey_core::{
     EntryKey, EntryRecord, Listed, RefreshLock, SecretBytes, Store, StoreFuture, Unlocking,
@@ -123,11 +124,11 @@ impl<K: Keychain> Store for IndexedStore<K> {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.keychain.write(key, document).await?;
-            if let Err(err) = self.index.put(record.clone()).await {
+            if let Err(err) = self.index.put(Arc::clone(record)).await {
                 // The secret is stored; the index heals on the next listing.
                 warn!(error = %err, "entry stored but the index was not updated");
             }
@@ -212,7 +213,7 @@ mod tests {
         }
     }
 
-    fn record(service: &str) -> EntryRecord {
+    fn record(service: &str) -> Arc<EntryRecord> {
         crate::test_support::api_key_record(EntryKey::new(service, None).unwrap())
     }
 

@@ -2,14 +2,14 @@
 //! daemon says so loudly when it falls back to it.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use latchkey_core::{EntryKey, EntryRecord, Listed, SecretBytes, Store, StoreFuture};
 
 /// The memory backend.
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<BTreeMap<EntryKey, (SecretBytes, EntryRecord)>>,
+    entries: Mutex<BTreeMap<EntryKey, (SecretBytes, Arc<EntryRecord>)>>,
 }
 
 impl MemoryStore {
@@ -18,7 +18,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn entries(&self) -> MutexGuard<'_, BTreeMap<EntryKey, (SecretBytes, EntryRecord)>> {
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<EntryKey, (SecretBytes, Arc<EntryRecord>)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -57,10 +57,10 @@ impl Store for MemoryStore {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         self.entries()
-            .insert(key.clone(), (document.clone(), record.clone()));
+            .insert(key.clone(), (document.clone(), Arc::clone(record)));
         Box::pin(async move { Ok(()) })
     }
 

@@ -1,12 +1,14 @@
 //! What the store crate's own tests share: a plain record to write.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use latchkey_core::{EntryKey, EntryRecord};
 use latchkey_proto::Kind;
 
 /// The record of an API key `key`, created and updated now.
-pub(crate) fn api_key_record(key: EntryKey) -> EntryRecord {
-    EntryRecord {
+pub(crate) fn api_key_record(key: EntryKey) -> Arc<EntryRecord> {
+    Arc::new(EntryRecord {
         key,
         kind: Kind::ApiKey,
         scopes: vec![],
@@ -17,5 +19,5 @@ pub(crate) fn api_key_record(key: EntryKey) -> EntryRecord {
         updated_at: Utc::now(),
         last_refreshed_at: None,
         needs_login: false,
-    }
+    })
 }

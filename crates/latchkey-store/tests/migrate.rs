@@ -110,7 +110,7 @@ impl Store for Target {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a std::sync::Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.started.fetch_add(1, Ordering::SeqCst);
@@ -480,7 +480,12 @@ async fn entries_only_the_stores_know_move_and_are_served_unreadable_ones_stay()
     let api_key = TokenBundle::ApiKey {
         key: "sk-garbage".into(),
     };
-    let record = EntryRecord::describe(garbage.clone(), &api_key, Utc::now(), None);
+    let record = std::sync::Arc::new(EntryRecord::describe(
+        garbage.clone(),
+        &api_key,
+        Utc::now(),
+        None,
+    ));
     source
         .write(&garbage, &Zeroizing::new(b"not json".to_vec()), &record)
         .await
@@ -567,7 +572,7 @@ impl Store for NoRecords {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a std::sync::Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         self.0.write(key, document, record)
     }

@@ -45,7 +45,7 @@ impl Store for Indexed {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a std::sync::Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         self.inner.write(key, document, record)
     }
@@ -94,7 +94,7 @@ async fn index_first_then_reconciled_keeping_changes_made_meanwhile() {
         .collect();
     let mut ghost = indexed[0].clone();
     ghost.key = EntryKey::new("ghost", None).unwrap();
-    ghost.record.as_mut().unwrap().key = ghost.key.clone();
+    std::sync::Arc::make_mut(ghost.record.as_mut().unwrap()).key = ghost.key.clone();
     indexed.push(ghost);
     *store.index.lock().unwrap() = Some(indexed);
 

@@ -431,7 +431,12 @@ async fn a_refusal_after_another_writer_refreshed_is_not_a_needs_login() {
     if let TokenBundle::OAuth2(b) = &mut bundle {
         b.refresh_token = Some("refresh-elsewhere".into());
     }
-    let record = latchkey_core::EntryRecord::describe(key.clone(), &bundle, start(), None);
+    let record = Arc::new(latchkey_core::EntryRecord::describe(
+        key.clone(),
+        &bundle,
+        start(),
+        None,
+    ));
     store
         .write(&key, &StoredBundle::new(bundle).to_document(), &record)
         .await

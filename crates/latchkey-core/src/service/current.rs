@@ -73,7 +73,7 @@ impl Store for CurrentStore {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         let store = self.get();
         Box::pin(async move { store.write(key, document, record).await })

@@ -154,7 +154,7 @@ struct Moved {
     /// The entry's generation in the service then; `None` for an entry it did not know.
     generation: Option<u64>,
     /// Its record, for an entry the service did not know.
-    record: EntryRecord,
+    record: Arc<EntryRecord>,
 }
 
 /// What removing a moved entry from the old store found.
@@ -200,14 +200,14 @@ impl TokenService {
             .list()
             .await
             .map_err(|cause| MigrateError::List { store: from, cause })?;
-        let held: HashMap<EntryKey, Option<EntryRecord>> = target
+        let held: HashMap<EntryKey, Option<Arc<EntryRecord>>> = target
             .list()
             .await
             .map_err(|cause| MigrateError::List { store: to, cause })?
             .into_iter()
             .map(|l| (l.key, l.record))
             .collect();
-        let mut work: BTreeMap<EntryKey, Option<EntryRecord>> =
+        let mut work: BTreeMap<EntryKey, Option<Arc<EntryRecord>>> =
             listed.into_iter().map(|l| (l.key, l.record)).collect();
         for key in self.entries().keys() {
             work.entry(key.clone()).or_default();
@@ -272,8 +272,8 @@ impl TokenService {
         source: &Arc<dyn Store>,
         target: &Arc<dyn Store>,
         key: EntryKey,
-        listed: Option<EntryRecord>,
-        held: &HashMap<EntryKey, Option<EntryRecord>>,
+        listed: Option<Arc<EntryRecord>>,
+        held: &HashMap<EntryKey, Option<Arc<EntryRecord>>>,
         counts: &mut Migrated,
     ) -> Result<Option<Moved>, MigrateError> {
         let (known, unsaved, generation) = match self.entries().get(&key) {
@@ -304,7 +304,12 @@ impl TokenService {
         let record = match known.or(listed) {
             Some(record) => record,
             None => match StoredBundle::from_document(&document) {
-                Ok(stored) => EntryRecord::describe(key.clone(), &stored.bundle, self.now(), None),
+                Ok(stored) => Arc::new(EntryRecord::describe(
+                    key.clone(),
+                    &stored.bundle,
+                    self.now(),
+                    None,
+                )),
                 Err(err) => {
                     warn!(entry = ?key, error = %err, "unreadable entry left in the old store");
                     counts.left += 1;
@@ -360,7 +365,7 @@ impl TokenService {
         &self,
         target: &Arc<dyn Store>,
         moved: &[Moved],
-        held: HashMap<EntryKey, Option<EntryRecord>>,
+        held: HashMap<EntryKey, Option<Arc<EntryRecord>>>,
         counts: &mut Migrated,
     ) {
         {

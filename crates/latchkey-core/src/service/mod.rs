@@ -78,7 +78,8 @@ pub struct StoreInfo {
 
 /// One entry in the cache.
 struct Entry {
-    record: EntryRecord,
+    /// Shared with the store, where it keeps records (the index, the memory store).
+    record: Arc<EntryRecord>,
     last_used_at: Option<DateTime<Utc>>,
     /// The secret, once read; `None` until read and after the keychain locks.
     cached: Option<Arc<StoredBundle>>,
@@ -113,7 +114,11 @@ struct RefreshState {
 }
 
 impl Entry {
-    fn new(record: EntryRecord, last_used_at: Option<DateTime<Utc>>, generation: u64) -> Box<Self> {
+    fn new(
+        record: Arc<EntryRecord>,
+        last_used_at: Option<DateTime<Utc>>,
+        generation: u64,
+    ) -> Box<Self> {
         Box::new(Self {
             record,
             last_used_at,
@@ -621,7 +626,7 @@ enum Freshness {
 
 /// The record of a listed entry: the store's own, or one described from its document while
 /// the keychain is unlocked; `None` for an entry that cannot be described now.
-async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option<EntryRecord> {
+async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option<Arc<EntryRecord>> {
     if let Some(record) = item.record {
         return Some(record);
     }
@@ -630,7 +635,12 @@ async fn describe(store: &dyn Store, item: Listed, now: DateTime<Utc>) -> Option
     }
     match store.read(&item.key).await {
         Ok(Some(doc)) => match StoredBundle::from_document(&doc) {
-            Ok(stored) => Some(EntryRecord::describe(item.key, &stored.bundle, now, None)),
+            Ok(stored) => Some(Arc::new(EntryRecord::describe(
+                item.key,
+                &stored.bundle,
+                now,
+                None,
+            ))),
             Err(err) => {
                 warn!(entry = ?item.key, error = %err, "skipping an unreadable entry");
                 None
@@ -699,7 +709,12 @@ impl TokenService {
                 None => (None, None),
             }
         };
-        let record = EntryRecord::describe(key.clone(), &bundle, now, previous.as_ref());
+        let record = Arc::new(EntryRecord::describe(
+            key.clone(),
+            &bundle,
+            now,
+            previous.as_deref(),
+        ));
         let stored = StoredBundle::new(bundle);
         let document = stored.to_document();
         self.inner.store.write(&key, &document, &record).await?;

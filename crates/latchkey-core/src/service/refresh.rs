@@ -61,7 +61,7 @@ enum Fate {
 
 /// The entry as the front of its refresh line found it.
 struct InLine {
-    record: EntryRecord,
+    record: Arc<EntryRecord>,
     cached: Option<Arc<StoredBundle>>,
     generation: u64,
     /// The cool-down after a failed refresh, if any.
@@ -612,6 +612,7 @@ impl TokenService {
         let mut new_record =
             EntryRecord::describe(key.clone(), &refreshed.bundle, now, Some(record));
         new_record.last_refreshed_at = Some(now);
+        let new_record = Arc::new(new_record);
         let document = refreshed.to_document();
         let bundle = Arc::new(refreshed);
         let saving = std::time::Instant::now();
@@ -673,9 +674,10 @@ impl TokenService {
         generation: u64,
         stored: &StoredBundle,
         now: DateTime<Utc>,
-    ) -> Result<(EntryRecord, u64), Error> {
+    ) -> Result<(Arc<EntryRecord>, u64), Error> {
         let mut new_record = EntryRecord::describe(key.clone(), &stored.bundle, now, Some(record));
         new_record.last_refreshed_at = Some(now);
+        let new_record = Arc::new(new_record);
         let mut entries = self.entries();
         let entry = entries
             .get_mut(key)
@@ -684,7 +686,7 @@ impl TokenService {
                 reason: "the entry changed while refreshing; try again".into(),
                 retryable: true,
             })?;
-        entry.record = new_record.clone();
+        entry.record = Arc::clone(&new_record);
         entry.cached = Some(Arc::new(stored.clone()));
         entry.generation = self.next_generation();
         entry.set_backoff(None);
@@ -728,6 +730,7 @@ impl TokenService {
         }
         let mut new_record = record.clone();
         new_record.needs_login = true;
+        let new_record = Arc::new(new_record);
         self.inner.store.write(key, document, &new_record).await?;
         if let Some(entry) = self.entries().get_mut(key) {
             entry.record = new_record;

@@ -41,7 +41,7 @@ impl Store for Flaky {
         &'a self,
         key: &'a EntryKey,
         document: &'a SecretBytes,
-        record: &'a EntryRecord,
+        record: &'a std::sync::Arc<EntryRecord>,
     ) -> StoreFuture<'a, ()> {
         if self.fail_writes.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::Backend("injected".into())) });
