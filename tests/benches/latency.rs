@@ -7,6 +7,10 @@
 //!
 //! Run: `cargo build --release --bins && cargo bench -p latchkey-tests --bench latency`.
 //! `LATCHKEY_BENCH_REQUESTS` sets the request count per measurement (default 20000);
+//! `LATCHKEY_BENCH_ROUNDS` how many times the socket `get` and the echo are measured, in
+//! turn, for each client count (default 5; the ratios reported are the medians of the
+//! rounds', with their range);
+//! `LATCHKEY_BENCH_ONLY=socket` runs only that comparison (and its callgrind counts);
 //! `LATCHKEY_BENCH_ONLY=storm` runs only the refresh storms (1 h and 5 s token lifetimes);
 //! `LATCHKEY_BENCH_ONLY=instructions` only the callgrind counts (no timings);
 //! `LATCHKEY_BENCH_ONLY=grant` only what checking a grant adds to a cached `get`;
