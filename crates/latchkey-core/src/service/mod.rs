@@ -21,10 +21,12 @@ use crate::refresh::Refresher;
 mod backoff;
 mod cache;
 mod current;
+mod entry;
 mod migrate;
 mod refresh;
 use crate::store::{Listed, SecretBytes, Store, StoreError, Unlocking};
 use current::CurrentStore;
+use entry::Entry;
 pub use migrate::{MigrateError, Migrated};
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
@@ -74,112 +76,6 @@ pub struct StoreInfo {
     pub entries: usize,
     /// How it is unlocked.
     pub unlocking: Unlocking,
-}
-
-/// One entry in the cache.
-struct Entry {
-    /// Shared with the store, where it keeps records (the index, the memory store).
-    record: Arc<EntryRecord>,
-    last_used_at: Option<DateTime<Utc>>,
-    /// The secret, once read; `None` until read and after the keychain locks.
-    cached: Option<Arc<StoredBundle>>,
-    /// A fresh number on every write, from one counter that never goes back (not per entry:
-    /// an entry cleared and stored again must not repeat a number a slow refresh still holds).
-    /// A slow read or refresh never caches or writes an older bundle over a newer one.
-    generation: u64,
-    /// What refreshing the entry has left: made by its first refresh (most entries never
-    /// need one), so the entries that are never refreshed stay small.
-    refresh: Option<Box<RefreshState>>,
-    /// Logged out: its tokens are being revoked and it is about to be removed. It answers as
-    /// if it were gone already.
-    retired: bool,
-}
-
-/// The part of an entry only refreshes use.
-#[derive(Default)]
-struct RefreshState {
-    /// The entry's refresh line: one refresh at a time, whoever asks, and its outcome for
-    /// everyone who waited on it.
-    line: Option<Arc<refresh::Flights>>,
-    /// After failed refreshes: when the provider may be asked again; callers before then do
-    /// not ask it. Cleared by a successful refresh.
-    backoff: Option<backoff::Backoff>,
-    /// After refreshes forced by a client whose token was rejected (`get`'s `rejected`): when
-    /// the next forced one may be made. A client (or the upstream behind it) that rejects
-    /// every token cannot make the daemon refresh more than about once a minute.
-    forced: Option<backoff::Backoff>,
-    /// A refreshed document the store refused to save: kept (never dropped, it may hold the
-    /// only copy of a rotated refresh token) and written again by `save_unsaved`.
-    unsaved: Option<crate::store::SecretBytes>,
-}
-
-impl Entry {
-    fn new(
-        record: Arc<EntryRecord>,
-        last_used_at: Option<DateTime<Utc>>,
-        generation: u64,
-    ) -> Box<Self> {
-        Box::new(Self {
-            record,
-            last_used_at,
-            cached: None,
-            generation,
-            refresh: None,
-            retired: false,
-        })
-    }
-
-    /// The refresh state, made on first use.
-    fn refresh_mut(&mut self) -> &mut RefreshState {
-        self.refresh.get_or_insert_with(Box::default)
-    }
-
-    /// The entry's refresh line, made on first use.
-    fn line(&mut self) -> Arc<refresh::Flights> {
-        Arc::clone(self.refresh_mut().line.get_or_insert_with(Arc::default))
-    }
-
-    /// The refresh line, if one was made.
-    fn existing_line(&self) -> Option<Arc<refresh::Flights>> {
-        self.refresh.as_ref().and_then(|r| r.line.clone())
-    }
-
-    /// Takes over `line` (a refresh line of the entry this one replaces).
-    fn keep_line(&mut self, line: Option<Arc<refresh::Flights>>) {
-        if line.is_some() {
-            self.refresh_mut().line = line;
-        }
-    }
-
-    fn backoff(&self) -> Option<backoff::Backoff> {
-        self.refresh.as_ref().and_then(|r| r.backoff)
-    }
-
-    fn set_backoff(&mut self, backoff: Option<backoff::Backoff>) {
-        if backoff.is_some() || self.refresh.is_some() {
-            self.refresh_mut().backoff = backoff;
-        }
-    }
-
-    fn forced(&self) -> Option<backoff::Backoff> {
-        self.refresh.as_ref().and_then(|r| r.forced)
-    }
-
-    fn set_forced(&mut self, forced: Option<backoff::Backoff>) {
-        if forced.is_some() || self.refresh.is_some() {
-            self.refresh_mut().forced = forced;
-        }
-    }
-
-    fn unsaved(&self) -> Option<&crate::store::SecretBytes> {
-        self.refresh.as_ref().and_then(|r| r.unsaved.as_ref())
-    }
-
-    fn set_unsaved(&mut self, unsaved: Option<crate::store::SecretBytes>) {
-        if unsaved.is_some() || self.refresh.is_some() {
-            self.refresh_mut().unsaved = unsaved;
-        }
-    }
 }
 
 /// Every known entry, in key order (`list` answers in it). Each entry sits in a box of its
