@@ -66,7 +66,13 @@ fn wait_closed(stream: &mut UnixStream, bound: Duration) -> usize {
             Ok(0) => return received,
             Ok(n) => received += buf[..n].iter().filter(|&&b| b == b'\n').count(),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return received,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // A signal to the test process (a child exiting) interrupts a read with a timeout
+            // even under SA_RESTART: try again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => panic!("reading: {e}"),
         }
     }
@@ -97,6 +103,9 @@ fn pipeline_without_reading(socket: &Path, bound: Option<Duration>) -> (UnixStre
                 assert!(blocked, "closed before the daemon's writes blocked");
                 return (stream, sent);
             }
+            // A signal to the test process (a child exiting) interrupts a write with a timeout
+            // even under SA_RESTART: offer the batch again.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => panic!("writing: {e}"),
         }
         if let Some(bound) = bound {
