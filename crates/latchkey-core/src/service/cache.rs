@@ -16,11 +16,11 @@ use chrono::{DateTime, Utc};
 use super::{Entries, Entry};
 
 /// The most secrets kept in memory after a check.
-pub(super) const CAPACITY: usize = 1024;
+const CAPACITY: usize = 1024;
 /// How many remain once a check found too many: room for the next [`CHECK_EVERY`].
-pub(super) const KEEP: usize = CAPACITY - CHECK_EVERY as usize;
+const KEEP: usize = CAPACITY - CHECK_EVERY as usize;
 /// Cachings between two checks.
-pub(super) const CHECK_EVERY: u64 = 128;
+const CHECK_EVERY: u64 = 128;
 
 /// Counts cachings and decides when to check.
 #[derive(Default)]
@@ -34,7 +34,7 @@ impl Bound {
     pub(super) fn cached(&self, entries: &mut Entries) -> usize {
         let n = self.cachings.fetch_add(1, Ordering::Relaxed) + 1;
         if n % CHECK_EVERY == 0 {
-            trim(entries, CAPACITY, KEEP)
+            trim(entries)
         } else {
             0
         }
@@ -50,18 +50,19 @@ fn recency(entry: &Entry) -> DateTime<Utc> {
     entry.last_used_at.map_or(written, |used| used.max(written))
 }
 
-/// If more than `capacity` entries hold a cached secret, drops the secrets of the least
-/// recently used or written until `keep` remain. Returns how many were dropped.
-pub(super) fn trim(entries: &mut Entries, capacity: usize, keep: usize) -> usize {
+/// If more than [`CAPACITY`] entries hold a cached secret, drops the secrets of the least
+/// recently used or written until [`KEEP`] remain. Returns how many were dropped.
+fn trim(entries: &mut Entries) -> usize {
+    // Counted first: most checks find the cache within bounds and need no more.
+    if entries.values().filter(|e| e.cached.is_some()).count() <= CAPACITY {
+        return 0;
+    }
     let mut stamps: Vec<DateTime<Utc>> = entries
         .values()
         .filter(|e| e.cached.is_some())
         .map(|e| recency(e))
         .collect();
-    if stamps.len() <= capacity {
-        return 0;
-    }
-    let excess = stamps.len() - keep.min(capacity);
+    let excess = stamps.len() - KEEP;
     // The newest of the `excess` oldest: what is as old as it or older goes (ties stop at
     // `excess`).
     let (_, &mut cutoff, _) = stamps.select_nth_unstable(excess - 1);
