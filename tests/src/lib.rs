@@ -123,29 +123,28 @@ impl Log {
         self.text.lock().unwrap().clone()
     }
 
-    /// Waits up to `timeout` for the text to contain `needle`: the text, or `Err` with
-    /// the text if it never did.
-    pub(crate) fn wait_for(&self, needle: &str, timeout: Duration) -> Result<String, String> {
-        self.wait_for_line(|line| line.contains(needle), timeout)
-    }
-
-    /// Waits up to `timeout` for a line for which `wanted` holds: the text, or `Err` with the
-    /// text if none came.
-    pub(crate) fn wait_for_line(
+    /// Waits up to `timeout` for the whole text to satisfy `done`: the text, or `Err` with the
+    /// text if it never did.
+    pub(crate) fn wait_until(
         &self,
-        wanted: impl Fn(&str) -> bool,
+        done: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Result<String, String> {
         let text = self.text.lock().unwrap();
         let (text, waited) = self
             .grew
-            .wait_timeout_while(text, timeout, |t| !t.lines().any(&wanted))
+            .wait_timeout_while(text, timeout, |t| !done(t))
             .unwrap();
         if waited.timed_out() {
             Err(text.clone())
         } else {
             Ok(text.clone())
         }
+    }
+
+    /// Waits up to `timeout` for the text to contain `needle` (see [`Log::wait_until`]).
+    pub(crate) fn wait_for(&self, needle: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_until(|t| t.contains(needle), timeout)
     }
 }
 
@@ -240,7 +239,7 @@ impl Daemon {
     /// never come); its stderr so far.
     pub fn wait_for_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         self.log
-            .wait_for_line(wanted, START_TIMEOUT)
+            .wait_until(|t| t.lines().any(&wanted), START_TIMEOUT)
             .unwrap_or_else(|text| panic!("the daemon never logged {what}:\n{text}"))
     }
 
@@ -248,13 +247,9 @@ impl Daemon {
     /// for what must happen soon, where [`wait_for_log`](Self::wait_for_log) allows a whole
     /// start-up.
     pub fn logged_within(&self, needle: &str, times: usize, timeout: Duration) -> bool {
-        let text = self.log.text.lock().unwrap();
-        let (_text, waited) = self
-            .log
-            .grew
-            .wait_timeout_while(text, timeout, |t| t.matches(needle).count() < times)
-            .unwrap();
-        !waited.timed_out()
+        self.log
+            .wait_until(|t| t.matches(needle).count() >= times, timeout)
+            .is_ok()
     }
 
     /// The pid.
