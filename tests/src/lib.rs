@@ -500,9 +500,20 @@ impl RawConnection {
 
     /// Sends one request line (a newline is added) and reads its response.
     pub fn call(&mut self, request: &str) -> serde_json::Value {
+        self.send(request);
+        self.answer()
+    }
+
+    /// Sends one request line (a newline is added) without reading: requests sent one after
+    /// the other are pipelined, and the daemon takes each straight after answering the one
+    /// before, with no round trip of the test in between.
+    pub fn send(&mut self, request: &str) {
         let stream = self.reader.get_mut();
-        stream.write_all(request.as_bytes()).unwrap();
-        stream.write_all(b"\n").unwrap();
+        stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    }
+
+    /// Reads the next response line.
+    pub fn answer(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.reader
             .read_line(&mut line)

@@ -120,10 +120,13 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
             .status
             .success());
         server.fail_next(std::slice::from_ref(&fault));
-        // One connection for both gets: the second must land inside the ~1 s cool-down the
-        // first starts, however loaded the machine (no process start between them).
+        // Both gets pipelined on one connection: the daemon takes the second straight after
+        // answering the first, inside the ~1 s cool-down the first starts, however loaded the
+        // machine (a round trip of the test between them once took longer than that in CI).
         let mut conn = RawConnection::open(s);
-        let first = conn.call(GET_API);
+        conn.send(GET_API);
+        conn.send(GET_API);
+        let first = conn.answer();
         assert_eq!(
             first["error"]["data"]["kind"], "refresh_failed",
             "{fault:?}"
@@ -133,9 +136,10 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
             "RTOKEN-0",
             "{fault:?}"
         );
-        // During the cool-down the provider is not asked again.
+        // During the cool-down the provider is not asked again (its faults are used up: a
+        // second request would have succeeded).
         let before = server.refresh_requests();
-        let second = conn.call(GET_API);
+        let second = conn.answer();
         assert_eq!(
             second["error"]["data"]["kind"], "refresh_failed",
             "{fault:?}"
@@ -166,15 +170,18 @@ fn faults_give_their_documented_outcomes_and_write_nothing_wrong() {
         .success());
     server.fail_next(&[Fault::Status(500), Fault::Status(500), Fault::Status(500)]);
     let mut conn = RawConnection::open(s);
-    let raw = conn.call(GET_API);
+    // Pipelined, as above: the second get lands inside the cool-down the first starts.
+    conn.send(GET_API);
+    conn.send(GET_API);
+    let raw = conn.answer();
     assert_eq!(raw["error"]["data"]["kind"], "refresh_failed");
     assert_eq!(raw["error"]["data"]["retryable"], true);
     assert_eq!(stored_document(&env)["refresh_token"], "RTOKEN-1");
 
-    // During the cool-down after that failure the provider is not asked again (asked on the
-    // same connection, so it lands inside the cool-down however loaded the machine).
+    // During the cool-down after that failure the provider is not asked again (its faults
+    // are used up: a second request would have succeeded).
     let requests = server.refresh_requests();
-    let again = conn.call(GET_API);
+    let again = conn.answer();
     assert_eq!(again["error"]["data"]["kind"], "refresh_failed");
     assert_eq!(server.refresh_requests(), requests);
 
