@@ -72,13 +72,93 @@ pub struct EntryKey {
 
 impl Ord for EntryKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.service(), self.account()).cmp(&(other.service(), other.account()))
+        self.view().cmp(other.view())
     }
 }
 
 impl PartialOrd for EntryKey {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+/// A service and an account, borrowed or in an [`EntryKey`]: a map keyed by `EntryKey` can be
+/// searched with [`KeyRef`] through it, without building (and allocating) a key. Ordered as
+/// `EntryKey` is, by service, then account.
+pub trait KeyView {
+    /// The service name.
+    fn service(&self) -> &str;
+    /// The account name.
+    fn account(&self) -> &str;
+}
+
+impl KeyView for EntryKey {
+    fn service(&self) -> &str {
+        EntryKey::service(self)
+    }
+    fn account(&self) -> &str {
+        EntryKey::account(self)
+    }
+}
+
+/// Names to look an entry up by, not validated: no invalid name is ever a key, so a lookup
+/// with one finds nothing, and the caller validates only when nothing is found (to tell an
+/// invalid name from a missing entry).
+#[derive(Clone, Copy)]
+pub struct KeyRef<'a> {
+    /// The service name.
+    pub service: &'a str,
+    /// The account name (`"default"` when the caller named none).
+    pub account: &'a str,
+}
+
+impl<'a> KeyRef<'a> {
+    /// `service` and `account`, or `"default"` when `account` is `None` (as [`EntryKey::new`]).
+    pub fn new(service: &'a str, account: Option<&'a str>) -> Self {
+        Self {
+            service,
+            account: account.unwrap_or(DEFAULT_ACCOUNT),
+        }
+    }
+
+    /// As a [`KeyView`], the form a map of [`EntryKey`]s is searched with.
+    pub fn view(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl KeyView for KeyRef<'_> {
+    fn service(&self) -> &str {
+        self.service
+    }
+    fn account(&self) -> &str {
+        self.account
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.service() == other.service() && self.account() == other.account()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.service(), self.account()).cmp(&(other.service(), other.account()))
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for EntryKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
     }
 }
 
@@ -110,6 +190,10 @@ fn check(field: &'static str, value: &str, max: usize) -> Result<(), KeyError> {
     }
     if value.len() > max {
         return Err(KeyError::TooLong { field, max });
+    }
+    // Printable ASCII holds no control, bidirectional, zero-width or separator character.
+    if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Ok(());
     }
     for c in value.chars() {
         if c.is_control() {
@@ -163,14 +247,23 @@ impl EntryKey {
         let account = account.unwrap_or(DEFAULT_ACCOUNT);
         check("service", service, MAX_SERVICE_LEN)?;
         check("account", account, MAX_ACCOUNT_LEN)?;
-        let mut names = String::with_capacity(service.len() + account.len());
-        names.push_str(service);
-        names.push_str(account);
+        // Both names are copied once, straight into the shared allocation (through a `String`
+        // they would be copied twice and allocated twice).
+        let mut joined = [0u8; MAX_SERVICE_LEN + MAX_ACCOUNT_LEN];
+        let len = service.len() + account.len();
+        joined[..service.len()].copy_from_slice(service.as_bytes());
+        joined[service.len()..len].copy_from_slice(account.as_bytes());
+        let names = std::str::from_utf8(&joined[..len]).expect("two strings joined are UTF-8");
         Ok(Self {
             names: names.into(),
             // At most MAX_SERVICE_LEN.
             split: service.len() as u32,
         })
+    }
+
+    /// This key as a [`KeyView`], to compare with borrowed names.
+    fn view(&self) -> &dyn KeyView {
+        self
     }
 
     /// The service name.
@@ -201,6 +294,57 @@ impl fmt::Display for EntryKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_of_keys_is_searched_by_borrowed_names_in_the_same_order() {
+        // Prefixes, an empty-looking split and non-ASCII: where a joined string and the
+        // (service, account) pair would order differently.
+        let pairs = [
+            ("a", "bc"),
+            ("ab", "c"),
+            ("ab", "default"),
+            ("a", "b"),
+            ("é", "x"),
+            ("z", "é"),
+            ("github", "work"),
+            ("github", "default"),
+        ];
+        let mut map = std::collections::BTreeMap::new();
+        for (i, (service, account)) in pairs.iter().enumerate() {
+            map.insert(EntryKey::new(service, Some(account)).unwrap(), i);
+        }
+        for (i, (service, account)) in pairs.iter().enumerate() {
+            let names = KeyRef::new(service, Some(account));
+            assert_eq!(map.get(names.view()), Some(&i), "{service}/{account}");
+        }
+        assert_eq!(map.get(KeyRef::new("github", None).view()), Some(&7));
+        assert_eq!(map.get(KeyRef::new("abc", Some("")).view()), None);
+        assert_eq!(map.get(KeyRef::new("a", Some("bcd")).view()), None);
+        // The map's order is the pairs' order.
+        let mut sorted = pairs.to_vec();
+        sorted.sort();
+        let in_map: Vec<_> = map.keys().map(|k| (k.service(), k.account())).collect();
+        assert_eq!(in_map, sorted);
+    }
+
+    #[test]
+    fn printable_ascii_passes_and_everything_else_is_still_checked() {
+        let printable: String = (b' '..=b'~').map(char::from).collect();
+        let key = EntryKey::new(&printable.repeat(2), Some(&printable)).unwrap();
+        assert_eq!(key.service(), printable.repeat(2));
+        assert_eq!(key.account(), printable);
+        for bad in [
+            "a\u{7f}b",
+            "a\nb",
+            "a\u{0}",
+            "x\u{200b}y",
+            "x\u{202e}y",
+            "x\u{2028}y",
+        ] {
+            assert!(EntryKey::new(bad, None).is_err(), "{bad:?}");
+            assert!(EntryKey::new("ok", Some(bad)).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn default_account() {

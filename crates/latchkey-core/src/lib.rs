@@ -25,8 +25,8 @@ pub use bundle::{BundleError, OAuth2Bundle, StoredBundle, TokenBundle, DOCUMENT_
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{
-    check_account, check_service, is_internal, is_reserved, EntryKey, KeyError, INTERNAL_SERVICES,
-    MAX_ACCOUNT_LEN, MAX_SERVICE_LEN, RESERVED_PREFIX,
+    check_account, check_service, is_internal, is_reserved, EntryKey, KeyError, KeyRef, KeyView,
+    INTERNAL_SERVICES, MAX_ACCOUNT_LEN, MAX_SERVICE_LEN, RESERVED_PREFIX,
 };
 pub use record::{refresh_window, EntryRecord};
 pub use refresh::{

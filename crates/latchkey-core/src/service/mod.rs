@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::bundle::{OAuth2Bundle, StoredBundle, TokenBundle};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::key::EntryKey;
+use crate::key::{EntryKey, KeyRef};
 use crate::record::{lifetime, refresh_window, EntryRecord};
 use crate::refresh::Refresher;
 
@@ -329,7 +329,9 @@ impl TokenService {
 
     /// Serves a secret: the access token, key or password of an entry.
     pub async fn get(&self, params: &GetParams) -> Result<GetResult, Error> {
-        let key = EntryKey::new(&params.service, params.account.as_deref())?;
+        // Looked up by the names as given: no invalid name is a key, so the names are
+        // validated (and a key built) only where the cache does not answer.
+        let names = KeyRef::new(&params.service, params.account.as_deref());
         let now = self.now();
         let min =
             Duration::seconds(params.min_valid_secs.unwrap_or(0).min(MAX_MIN_VALID_SECS) as i64);
@@ -337,10 +339,10 @@ impl TokenService {
         // Every check that needs only the record runs under the lock, without copying it.
         let serve = {
             let mut entries = self.entries();
-            let entry = entries
-                .get_mut(&key)
-                .filter(|e| !e.retired)
-                .ok_or(Error::NotFound)?;
+            let Some(entry) = entries.get_mut(names.view()).filter(|e| !e.retired) else {
+                EntryKey::new(names.service, Some(names.account))?;
+                return Err(Error::NotFound);
+            };
             let record = &entry.record;
             if record.needs_login {
                 return Err(Error::AuthenticationRequired {
@@ -385,6 +387,7 @@ impl TokenService {
         if locked {
             return Err(Error::Locked);
         }
+        let key = EntryKey::new(names.service, Some(names.account))?;
         let Some(generation) = serve else {
             let rejected = params.rejected.as_ref();
             return self.refresh_and_get(&key, min, rejected).await;
