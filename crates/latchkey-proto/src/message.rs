@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::RpcError;
 use crate::grant::{AuthenticateParams, GrantCreateParams, GrantRevokeParams};
 use crate::types::{
-    GetParams, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
+    GetParams, GetResult, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
     ProviderSecretParams, SetParams, StatusParams, UnlockParams,
 };
 
@@ -378,7 +378,9 @@ impl Request {
 
 /// Whether `text` may be a `get` request: it holds `"get"`.
 fn mentions_get(text: &str) -> bool {
-    text.as_bytes().windows(5).any(|w| w == b"\"get\"")
+    // `str::contains` searches with SIMD; a window-by-window compare cost more than the rest
+    // of the guess.
+    text.contains("\"get\"")
 }
 
 fn dispatch(method: &str, params: Params<'_>) -> Result<Call, RpcError> {
@@ -552,12 +554,27 @@ impl Response {
     /// encoded straight into `out` instead of into a buffer of its own first. Should `result`
     /// fail to encode, the line is the internal error that [`Response::ok`] gives.
     pub fn write_result(id: &Id, result: &impl Serialize, out: &mut Vec<u8>) {
+        Self::write_result_with(id, out, |out| serde_json::to_writer(out, result));
+    }
+
+    /// [`Response::write_result`] for a `get`, the answer clients ask for most: the same
+    /// bytes, with the result written by [`GetResult::write_json`].
+    pub fn write_get_result(id: &Id, result: &GetResult, out: &mut Vec<u8>) {
+        Self::write_result_with(id, out, |out| result.write_json(out));
+    }
+
+    /// The answer line around the result `write` appends.
+    fn write_result_with(
+        id: &Id,
+        out: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) {
         let start = out.len();
         out.reserve(ENVELOPE_RESERVE + 160);
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
         let written = serde_json::to_writer(&mut *out, id).and_then(|()| {
             out.extend_from_slice(b",\"result\":");
-            serde_json::to_writer(&mut *out, result)
+            write(out)
         });
         if written.is_err() {
             // The part already written may hold a secret.
@@ -605,6 +622,7 @@ mod tests {
     use super::*;
     use crate::types::BundleInput;
     use crate::ErrorKind;
+    use crate::Kind;
 
     fn parse(text: &str) -> Result<Request, Box<BadRequest>> {
         Request::parse(text.as_bytes())
@@ -781,6 +799,58 @@ mod tests {
             Response::ok(id, &result).write_line(&mut copied);
             assert_eq!(direct, copied);
         }
+    }
+
+    #[test]
+    fn a_get_answer_written_directly_is_what_serde_writes() {
+        use chrono::TimeZone;
+        let texts = [
+            "",
+            "sk-plain-0123456789",
+            "quote\" backslash\\ slash/",
+            "controls \u{0}\u{1}\n\r\t\u{1f}\u{7f}",
+            "unicode é ✓ 🔑 \u{2028}\u{202e}",
+        ];
+        let times = [
+            None,
+            Some(chrono::Utc.with_ymd_and_hms(2026, 12, 3, 13, 5, 0).unwrap()),
+            Some(
+                chrono::Utc
+                    .timestamp_opt(1_800_000_000, 123_456_789)
+                    .unwrap(),
+            ),
+        ];
+        let mut checked = 0;
+        for secret in texts {
+            for other in [None, Some(texts[2]), Some(texts[4])] {
+                for expires_at in times {
+                    for scopes in [vec![], vec!["repo".to_owned(), texts[3].to_owned()]] {
+                        for kind in [Kind::Oauth2, Kind::ApiKey, Kind::Password] {
+                            let result = GetResult {
+                                secret: secret.into(),
+                                kind,
+                                token_type: other.map(str::to_owned),
+                                username: other.map(|u| format!("user {u}")),
+                                expires_at,
+                                scopes: scopes.clone(),
+                            };
+                            for id in [Id::from(7), Id::String("x\"y".into())] {
+                                let mut direct = b"before\n".to_vec();
+                                Response::write_get_result(&id, &result, &mut direct);
+                                let mut serde = b"before\n".to_vec();
+                                Response::write_result(&id, &result, &mut serde);
+                                assert_eq!(
+                                    String::from_utf8(direct).unwrap(),
+                                    String::from_utf8(serde).unwrap()
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 5 * 3 * 3 * 2 * 3 * 2);
     }
 
     #[test]
