@@ -257,6 +257,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Sends SIGTERM without waiting (then [`Daemon::wait_exit`]).
+    pub fn terminate(&self) {
+        signal(&self.child, libc::SIGTERM);
+    }
+
     /// Sends SIGTERM and waits for the exit status (stderr fully read).
     pub fn stop(mut self) -> (ExitStatus, String) {
         signal(&self.child, libc::SIGTERM);

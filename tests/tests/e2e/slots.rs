@@ -138,6 +138,77 @@ fn a_request_line_that_trickles_in_is_cut_at_its_deadline() {
     assert_eq!(raw_exchange(&daemon.socket, VERSION, 1)[0]["id"], "ping");
 }
 
+/// Writes a request line that never ends (spaces, no newline) as fast as the daemon takes it,
+/// until the daemon closes the connection or 10 s pass; returns whether the daemon closed it.
+fn flood(mut stream: UnixStream) -> JoinHandle<bool> {
+    std::thread::spawn(move || {
+        stream
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            match stream.write(&chunk) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    })
+}
+
+#[test]
+fn a_request_line_that_floods_in_without_end_is_cut_at_its_deadline() {
+    // The daemon reads whatever is there before it looks at its timers: a line whose bytes
+    // never stop coming must still meet the line deadline.
+    let env = TestEnv::bare();
+    let daemon = env.start_daemon(&["--request-timeout", "1"]);
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    let started = Instant::now();
+    let flooder = flood(stream.try_clone().unwrap());
+    // The line is refused as too long once it passes the limit, then cut at its deadline.
+    let answers = wait_closed(&mut stream, Duration::from_secs(6));
+    assert!(answers <= 1, "{answers} answers to one unfinished line");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(flooder.join().unwrap(), "the flooding client was never cut");
+    assert_eq!(raw_exchange(&daemon.socket, VERSION, 1)[0]["id"], "ping");
+}
+
+#[test]
+fn a_flooding_client_does_not_hold_up_a_shutdown() {
+    // Default deadlines (10 s, longer than the daemon may take to stop).
+    let env = TestEnv::bare();
+    let daemon = env.start_daemon(&[]);
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream.write_all(VERSION).unwrap();
+    let mut first = String::new();
+    BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"ping\""), "{first}");
+    let flooder = flood(stream);
+    let stopping = Instant::now();
+    daemon.terminate();
+    // `wait_exit` fails the test if the daemon has not exited within its start-up bound.
+    let (status, logs) = daemon.wait_exit();
+    assert!(status.success(), "{logs}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(9),
+        "stopping took {:?}: the flood held it up",
+        stopping.elapsed()
+    );
+    assert!(flooder.join().unwrap(), "the flooding client was never cut");
+}
+
 #[test]
 fn a_client_that_never_reads_its_answers_is_cut_at_the_write_deadline() {
     let env = TestEnv::bare();

@@ -11,6 +11,11 @@
 //!
 //! A handler call in progress has no deadline here (`login_wait` waits for a user; calls bound
 //! their own I/O); it is never evicted either.
+//!
+//! A read waits on the socket first: the slot's closing signal and the deadline's timer are
+//! polled only when no byte is there (polling them costs more than a request). So that a
+//! client whose bytes never stop still meets them, every turn of the loop checks the deadline
+//! against the clock and the slot's phase, which an eviction or a shutdown closes.
 
 use std::pin::Pin;
 
@@ -22,7 +27,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
-use super::slots::{Evicted, Phase, Slot};
+use super::slots::{Phase, Slot};
 use crate::config::Limits;
 use crate::handler::{AuditMemory, Handler};
 use crate::peer::Peer;
@@ -73,18 +78,23 @@ enum Close {
     Io(std::io::Error),
 }
 
-impl From<Evicted> for Close {
-    fn from(_: Evicted) -> Self {
-        Self::Evicted
-    }
+/// The connection's closing signal (an eviction or the shutdown), waited on by one future for
+/// the whole connection (a fresh waiter per read or write would register and unregister
+/// itself every time), and the shutdown token, which tells the two apart.
+struct Signals<'p, 'f> {
+    closing: Pin<&'p mut WaitForCancellationFuture<'f>>,
+    shutdown: &'p CancellationToken,
 }
 
-/// The connection's eviction and shutdown signals, each waited on by one future for the
-/// whole connection (a fresh waiter per read or write would register and unregister itself
-/// every time).
-struct Signals<'p, 'f> {
-    evicted: Pin<&'p mut WaitForCancellationFuture<'f>>,
-    shutdown: Pin<&'p mut WaitForCancellationFuture<'f>>,
+impl Signals<'_, '_> {
+    /// Why the closing signal fired (or a move into a phase failed).
+    fn reason(&self) -> Close {
+        if self.shutdown.is_cancelled() {
+            Close::Shutdown
+        } else {
+            Close::Evicted
+        }
+    }
 }
 
 struct Connection<'a, S> {
@@ -115,12 +125,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     ) -> Close {
         let mut audit = AuditMemory::for_stream();
         let slot = self.slot;
-        let evicted = slot.evicted();
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(evicted, cancelled);
+        let closing = slot.closing();
+        tokio::pin!(closing);
         let mut signals = Signals {
-            evicted: evicted.as_mut(),
-            shutdown: cancelled.as_mut(),
+            closing: closing.as_mut(),
+            shutdown,
         };
         let mut idle_since = Instant::now();
         let mut line_started: Option<Instant> = None;
@@ -131,14 +140,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     FrameRef::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
                     FrameRef::Line(line) => match Request::parse(line) {
                         Ok(request) => {
-                            if let Err(evicted) = self.slot.enter(Phase::Busy) {
-                                return evicted.into();
+                            if self.slot.enter(Phase::Busy).is_err() {
+                                return signals.reason();
                             }
-                            // A long call (`login_wait`) must not hold up a shutdown.
+                            // A long call (`login_wait`) must not hold up a shutdown (a busy
+                            // connection is not evicted, so only a shutdown closes it here).
                             tokio::select! {
                                 biased;
                                 () = respond(handler, request, peer, &mut audit, &mut self.out) => {}
-                                () = signals.shutdown.as_mut() => return Close::Shutdown,
+                                () = signals.closing.as_mut() => return signals.reason(),
                             }
                             answered = true;
                             if self.out.len() >= FLUSH_AT {
@@ -170,12 +180,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 if let Err(closed) = self.flush(&mut signals).await {
                     return closed;
                 }
-                idle_since = Instant::now();
+            }
+            let now = Instant::now();
+            if answered {
+                idle_since = now;
                 line_started = None;
             }
             let idle_deadline = idle_since + self.limits.idle_timeout;
             let (phase, deadline, what) = if self.decoder.in_line() {
-                let started = *line_started.get_or_insert_with(Instant::now);
+                let started = *line_started.get_or_insert(now);
                 let line_deadline = started + self.limits.request_timeout;
                 (
                     Phase::Reading,
@@ -185,14 +198,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             } else {
                 (Phase::Idle, idle_deadline, "idle")
             };
-            if let Err(evicted) = self.slot.enter(phase) {
-                return evicted.into();
+            // Checked here too: the read below does not look at the timer while bytes keep
+            // coming.
+            if now >= deadline {
+                return Close::Deadline(what);
+            }
+            if self.slot.enter(phase).is_err() {
+                return signals.reason();
             }
             let read = tokio::select! {
+                biased;
                 read = self.stream.read(&mut self.buf) => read,
+                () = signals.closing.as_mut() => return signals.reason(),
                 () = self.timer.until(deadline) => return Close::Deadline(what),
-                () = signals.evicted.as_mut() => return Close::Evicted,
-                () = signals.shutdown.as_mut() => return Close::Shutdown,
             };
             match read {
                 Ok(0) => return Close::Eof,
@@ -234,12 +252,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         written: usize,
         signals: &mut Signals<'_, '_>,
     ) -> Result<(), Close> {
-        self.slot.enter(Phase::Writing)?;
+        if self.slot.enter(Phase::Writing).is_err() {
+            return Err(signals.reason());
+        }
         let deadline = Instant::now() + self.limits.write_timeout;
         tokio::select! {
             written = self.stream.write_all(&self.out[written..]) => written.map_err(Close::Io),
             () = self.timer.until(deadline) => Err(Close::Deadline("write")),
-            () = signals.evicted.as_mut() => Err(Close::Evicted),
+            () = signals.closing.as_mut() => Err(signals.reason()),
         }
     }
 }
@@ -255,6 +275,9 @@ async fn respond(
     out: &mut Vec<u8>,
 ) {
     match handler.answer(&request.call, peer, audit).await {
+        Ok(crate::handler::Reply::Get(result)) => {
+            Response::write_get_result(&request.id, &result, out);
+        }
         Ok(reply) => Response::write_result(&request.id, &reply, out),
         Err(error) => Response::err(request.id, error).write_line(out),
     }
@@ -315,7 +338,143 @@ impl Timer {
 
 #[cfg(test)]
 mod tests {
-    use super::{recycle, KEEP_OUT};
+    use std::pin::Pin;
+    use std::sync::mpsc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio_util::sync::CancellationToken;
+
+    use super::{recycle, Close, Connection, Timer, KEEP_OUT};
+    use crate::config::{FileConfig, Limits, Overrides};
+    use crate::ipc::slots::Slots;
+    use crate::DaemonBuilder;
+
+    /// A client whose bytes never stop: every read is a full buffer of spaces (a request line
+    /// without end), ready at once; every write is taken whole. A tokio socket would make the
+    /// task yield now and then (its cooperative budget); this never does. Says so on its first
+    /// read.
+    struct Endless(Option<mpsc::Sender<()>>);
+
+    impl AsyncRead for Endless {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if let Some(reading) = self.0.take() {
+                let _ = reading.send(());
+            }
+            let n = buf.remaining();
+            buf.initialize_unfilled().fill(b' ');
+            buf.advance(n);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Endless {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Serves [`Endless`] with `limits` on a runtime of its own and says why the connection
+    /// closed; `stop` is called on a thread of its own once the connection reads, with the
+    /// shutdown token and the slots. Fails after 20 s: a connection that never closes spins,
+    /// so its runtime is leaked rather than dropped (dropping would wait for it).
+    fn serve_endless(
+        limits: Limits,
+        stop: impl FnOnce(CancellationToken, Slots) + Send + 'static,
+    ) -> String {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let flags = Overrides {
+            backend: Some(latchkey_store::Backend::Memory),
+            ..Overrides::default()
+        };
+        let config =
+            crate::Config::resolve(FileConfig::default(), flags, dir.path().join("data")).unwrap();
+        let (done, closed) = mpsc::channel();
+        runtime.spawn(async move {
+            let daemon = DaemonBuilder::new(config).build().await.unwrap();
+            let shutdown = CancellationToken::new();
+            let slots = Slots::new(1, &shutdown);
+            let slot = slots.claim().await;
+            let (reading, first_read) = mpsc::channel();
+            let mut connection = Connection {
+                stream: Endless(Some(reading)),
+                decoder: latchkey_proto::codec::LineDecoder::new(limits.max_line),
+                buf: vec![0u8; 16 * 1024],
+                out: Vec::new(),
+                timer: Timer::new(tokio::time::Instant::now() + limits.idle_timeout),
+                limits,
+                slot: &slot,
+            };
+            let peer = crate::peer::Peer::new(crate::peer::PeerUser::Uid(0), None);
+            std::thread::spawn({
+                let (shutdown, slots) = (shutdown.clone(), slots.clone());
+                move || {
+                    if first_read.recv().is_ok() {
+                        stop(shutdown, slots);
+                    }
+                }
+            });
+            let why = match connection.serve(daemon.handler(), &peer, &shutdown).await {
+                Close::Deadline(what) => format!("deadline: {what}"),
+                Close::Shutdown => "shutdown".to_owned(),
+                Close::Evicted => "evicted".to_owned(),
+                Close::Eof => "eof".to_owned(),
+                Close::Io(err) => format!("io: {err}"),
+            };
+            let _ = done.send(why);
+        });
+        match closed.recv_timeout(Duration::from_secs(20)) {
+            Ok(why) => why,
+            Err(_) => {
+                std::mem::forget(runtime);
+                panic!("a client whose bytes never stop kept its connection for 20 s");
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_whose_bytes_never_stop_still_meets_its_deadline() {
+        let limits = Limits {
+            request_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        assert_eq!(serve_endless(limits, |_, _| {}), "deadline: request line");
+    }
+
+    #[test]
+    fn a_client_whose_bytes_never_stop_is_closed_by_a_shutdown() {
+        // Deadlines far away: only the shutdown can end it.
+        let limits = Limits {
+            request_timeout: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(3600),
+            ..Limits::default()
+        };
+        let why = serve_endless(limits, |shutdown, slots| {
+            shutdown.cancel();
+            slots.close();
+        });
+        assert_eq!(why, "shutdown");
+    }
 
     #[test]
     fn a_large_answer_buffer_is_wiped_and_given_back() {

@@ -29,7 +29,7 @@ pub async fn serve<L: Listener>(
     limits: tokio::sync::watch::Receiver<Limits>,
     shutdown: CancellationToken,
 ) {
-    let slots = slots::Slots::new(limits.borrow().max_connections);
+    let slots = slots::Slots::new(limits.borrow().max_connections, &shutdown);
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -57,6 +57,7 @@ pub async fn serve<L: Listener>(
             drop(slot);
         });
     }
+    slots.close();
     debug!(
         open = tracker.len(),
         "no longer accepting; draining connections"

@@ -20,9 +20,14 @@
 //!
 //! An eviction and the connection's own move into `busy` are one compare-and-swap each, so a
 //! connection that has just started a call cannot be evicted under it.
+//!
+//! A slot's one signal, [`Slot::closing`], fires when the connection is evicted or the daemon
+//! shuts down (it is a child of the shutdown token), so a connection waits on one future, not
+//! two. After [`Slots::close`], every move into a phase fails, so a connection whose reads
+//! never wait still stops at its next request.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -46,13 +51,14 @@ pub(super) enum Phase {
 /// The phase value of a connection that was evicted.
 const EVICTED: u8 = u8::MAX;
 
-/// Returned when the connection was evicted and must close.
+/// Returned when the connection was evicted (or the slots closed) and must close.
 #[derive(Debug)]
 pub(super) struct Evicted;
 
 struct Shared {
     phase: AtomicU8,
-    evicted: CancellationToken,
+    /// Cancelled by an eviction, or by the shutdown token it is a child of.
+    closing: CancellationToken,
 }
 
 struct Inner {
@@ -62,6 +68,10 @@ struct Inner {
     next_id: AtomicU64,
     /// Told when a busy connection becomes evictable, for a newcomer waiting on a full house.
     evictable: Notify,
+    /// The daemon's shutdown token, parent of every slot's `closing`.
+    shutdown: CancellationToken,
+    /// Set by [`Slots::close`]: no connection moves into another phase.
+    closed: AtomicBool,
 }
 
 /// The slots of one listener. Cheap to clone.
@@ -80,16 +90,25 @@ pub(super) struct Slot {
 }
 
 impl Slots {
-    /// `max` slots.
-    pub(super) fn new(max: usize) -> Self {
+    /// `max` slots, whose connections close when `shutdown` is cancelled.
+    pub(super) fn new(max: usize, shutdown: &CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max)),
                 open: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(0),
                 evictable: Notify::new(),
+                shutdown: shutdown.clone(),
+                closed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// From now on every connection's next move into a phase fails (on shutdown, once the
+    /// shutdown token is cancelled: that wakes the connections waiting, this stops the ones
+    /// that never wait).
+    pub(super) fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
     }
 
     /// Slots in use.
@@ -127,7 +146,7 @@ impl Slots {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             phase: AtomicU8::new(Phase::Idle as u8),
-            evicted: CancellationToken::new(),
+            closing: self.inner.shutdown.child_token(),
         });
         self.inner
             .open
@@ -159,7 +178,7 @@ impl Slots {
                     connection = id,
                     phase, "all slots taken; evicting the oldest"
                 );
-                shared.evicted.cancel();
+                shared.closing.cancel();
                 return true;
             }
         }
@@ -168,8 +187,12 @@ impl Slots {
 }
 
 impl Slot {
-    /// Moves to `phase`; `Err` if the connection was evicted and must close.
+    /// Moves to `phase`; `Err` if the connection was evicted, or the slots closed, and it
+    /// must close.
     pub(super) fn enter(&self, phase: Phase) -> Result<(), Evicted> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Evicted);
+        }
         let mut current = self.shared.phase.load(Ordering::Acquire);
         loop {
             if current == EVICTED {
@@ -194,9 +217,10 @@ impl Slot {
         Ok(())
     }
 
-    /// Completes once the connection is evicted.
-    pub(super) fn evicted(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.shared.evicted.cancelled()
+    /// Completes once the connection is evicted or the daemon shuts down. A busy connection
+    /// is never evicted, so while it runs a call this completes on shutdown only.
+    pub(super) fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.shared.closing.cancelled()
     }
 }
 
@@ -218,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_house_evicts_the_oldest_that_is_not_busy() {
-        let slots = Slots::new(3);
+        let slots = Slots::new(3, &CancellationToken::new());
         let first = slots.claim().await;
         let second = slots.claim().await;
         let third = slots.claim().await;
@@ -229,7 +253,7 @@ mod tests {
             let slots = slots.clone();
             async move { slots.claim().await }
         });
-        second.evicted().await;
+        second.closing().await;
         assert!(second.enter(Phase::Idle).is_err());
         assert!(third.enter(Phase::Idle).is_ok());
         assert!(first.enter(Phase::Idle).is_ok());
@@ -244,8 +268,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shutdown_closes_every_slot_busy_or_not() {
+        let shutdown = CancellationToken::new();
+        let slots = Slots::new(2, &shutdown);
+        let idle = slots.claim().await;
+        let busy = slots.claim().await;
+        busy.enter(Phase::Busy).unwrap();
+        shutdown.cancel();
+        // Both signals fire (a busy call must not hold up the shutdown)...
+        idle.closing().await;
+        busy.closing().await;
+        // ...and once the slots are closed no connection moves on, busy or not.
+        assert!(idle.enter(Phase::Reading).is_ok(), "not closed yet");
+        slots.close();
+        assert!(idle.enter(Phase::Idle).is_err());
+        assert!(busy.enter(Phase::Idle).is_err());
+        assert!(busy.enter(Phase::Writing).is_err());
+    }
+
+    #[tokio::test]
     async fn when_all_are_busy_a_newcomer_waits_for_one_to_turn_evictable() {
-        let slots = Slots::new(2);
+        let slots = Slots::new(2, &CancellationToken::new());
         let first = slots.claim().await;
         let second = slots.claim().await;
         first.enter(Phase::Busy).unwrap();
@@ -257,7 +300,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!claiming.is_finished());
         second.enter(Phase::Idle).unwrap();
-        second.evicted().await;
+        second.closing().await;
         assert!(first.enter(Phase::Writing).is_ok(), "the busy one is kept");
         drop(second);
         tokio::time::timeout(Duration::from_secs(5), claiming)
