@@ -13,6 +13,7 @@ pub mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 pub mod error;
+mod fast_get;
 mod fingerprint;
 pub mod grant;
 pub mod message;

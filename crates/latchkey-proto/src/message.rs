@@ -254,6 +254,18 @@ impl Request {
         let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         let text = std::str::from_utf8(line)
             .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
+        if let Some((id, params)) = crate::fast_get::parse(text) {
+            return Ok(Request {
+                id,
+                call: Call::Get(params),
+            });
+        }
+        Self::parse_with_serde(text)
+    }
+
+    /// [`Request::parse`] without the plain `get` reader: everything through `serde_json`.
+    pub(crate) fn parse_with_serde(text: &str) -> Result<Request, Box<BadRequest>> {
+        let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
         // Only a guess at which shape to try; a line that is not a well-formed `get` after all
         // goes on to the general parse below, so the answer never depends on the guess.
         if mentions_get(text) {
