@@ -32,7 +32,7 @@ pub use record::{refresh_window, EntryRecord};
 pub use refresh::{
     RefreshError, RefreshFuture, RefreshRequest, Refreshed, Refresher, RevokeFuture,
 };
-pub use service::{Change, ChangeKind, MigrateError, Migrated, StoreInfo, TokenService};
+pub use service::{Change, ChangeKind, MigrateError, Migrated, Served, StoreInfo, TokenService};
 pub use store::{
     refused_lock, Listed, RefreshLock, SecretBytes, Store, StoreError, StoreFuture, Unlocking,
 };

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use latchkey_audit::{AuditLog, Record, Transport};
 use latchkey_core::{EntryKey, Error, TokenService, Unlocking};
 use latchkey_proto::{
-    AuthenticateResult, Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GetResult,
-    GrantCreateResult, GrantListResult, GrantRevokeResult, GrantTokenText, ListResult, LockResult,
-    LoginStarted, LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, ReloadResult,
-    RpcError, SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
+    AuthenticateResult, Call, CancelResult, ClearResult, DaemonInfo, ErrorKind, GrantCreateResult,
+    GrantListResult, GrantRevokeResult, GrantTokenText, ListResult, LockResult, LoginStarted,
+    LogoutResult, MigrateResult, ProviderSecretResult, ProvidersResult, ReloadResult, RpcError,
+    SetResult, StatusParams, StatusResult, UnlockWith, VersionResult, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use tracing::info;
@@ -57,7 +57,7 @@ pub struct Handler {
 #[allow(missing_docs)]
 pub enum Reply {
     Version(VersionResult),
-    Get(GetResult),
+    Get(latchkey_core::Served),
     /// `set`, and `login_wait` once the login completed.
     Entry(SetResult),
     Clear(ClearResult),
@@ -284,8 +284,8 @@ impl Handler {
     /// `get`, with a login link when the entry needs a login at a configured provider.
     async fn get(&self, params: &latchkey_proto::GetParams) -> Result<Reply, RpcError> {
         not_reserved(&params.service)?;
-        match self.service.get(params).await {
-            Ok(result) => Ok(Reply::Get(result)),
+        match self.service.serve(params).await {
+            Ok(served) => Ok(Reply::Get(served)),
             Err(err @ (Error::NotFound | Error::AuthenticationRequired { .. })) => {
                 let account = params
                     .account

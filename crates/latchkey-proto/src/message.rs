@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::RpcError;
 use crate::grant::{AuthenticateParams, GrantCreateParams, GrantRevokeParams};
 use crate::types::{
-    GetParams, GetResult, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
+    GetParams, GetResultRef, KeyParams, LoginIdParams, LoginParams, MigrateParams, PasswdParams,
     ProviderSecretParams, SetParams, StatusParams, UnlockParams,
 };
 
@@ -570,8 +570,8 @@ impl Response {
     }
 
     /// [`Response::write_result`] for a `get`, the answer clients ask for most: the same
-    /// bytes, with the result written by [`GetResult::write_json`].
-    pub fn write_get_result(id: &Id, result: &GetResult, out: &mut Vec<u8>) {
+    /// bytes, with the result written by [`GetResultRef::write_json`].
+    pub fn write_get_result(id: &Id, result: GetResultRef<'_>, out: &mut Vec<u8>) {
         Self::write_result_with(id, out, |out| result.write_json(out));
     }
 
@@ -815,6 +815,7 @@ mod tests {
 
     #[test]
     fn a_get_answer_written_directly_is_what_serde_writes() {
+        use crate::GetResult;
         use chrono::TimeZone;
         let texts = [
             "",
@@ -848,13 +849,19 @@ mod tests {
                             };
                             for id in [Id::from(7), Id::String("x\"y".into())] {
                                 let mut direct = b"before\n".to_vec();
-                                Response::write_get_result(&id, &result, &mut direct);
+                                Response::write_get_result(&id, result.as_view(), &mut direct);
                                 let mut serde = b"before\n".to_vec();
                                 Response::write_result(&id, &result, &mut serde);
                                 assert_eq!(
                                     String::from_utf8(direct).unwrap(),
                                     String::from_utf8(serde).unwrap()
                                 );
+                                // The borrowed form serializes as the result, and copies back.
+                                assert_eq!(
+                                    serde_json::to_string(&result.as_view()).unwrap(),
+                                    serde_json::to_string(&result).unwrap()
+                                );
+                                assert_eq!(result.as_view().to_result(), result);
                                 checked += 1;
                             }
                         }

@@ -159,9 +159,62 @@ pub struct GetResult {
 }
 
 impl GetResult {
-    /// Appends this result as JSON: the bytes `serde_json::to_writer` writes for it, but with
-    /// the field names written as they are instead of through serde's escaping, which costs a
-    /// cached `get` more than its lookup. Only the values are escaped (by `serde_json`).
+    /// This result, borrowed.
+    pub fn as_view(&self) -> GetResultRef<'_> {
+        GetResultRef {
+            secret: &self.secret,
+            kind: self.kind,
+            token_type: self.token_type.as_deref(),
+            username: self.username.as_deref(),
+            expires_at: self.expires_at,
+            scopes: &self.scopes,
+        }
+    }
+
+    /// Appends this result as JSON (see [`GetResultRef::write_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        self.as_view().write_json(out)
+    }
+}
+
+/// A [`GetResult`] borrowed from where its parts live (the daemon's cached bundle): what a
+/// `get` answer is written from without copying the secret first. Serializes as `GetResult`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GetResultRef<'a> {
+    /// The access token, API key or password.
+    pub secret: &'a Secret,
+    /// The credential kind.
+    pub kind: Kind,
+    /// The token type (oauth2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'a str>,
+    /// The username (password entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    /// When the access token expires (oauth2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Granted scopes.
+    pub scopes: &'a [String],
+}
+
+impl GetResultRef<'_> {
+    /// An owned copy.
+    pub fn to_result(&self) -> GetResult {
+        GetResult {
+            secret: self.secret.clone(),
+            kind: self.kind,
+            token_type: self.token_type.map(str::to_owned),
+            username: self.username.map(str::to_owned),
+            expires_at: self.expires_at,
+            scopes: self.scopes.to_vec(),
+        }
+    }
+
+    /// Appends this result as JSON: the bytes `serde_json::to_writer` writes for it (and for
+    /// the [`GetResult`] it borrows), but with the field names written as they are instead of
+    /// through serde's escaping, which costs a cached `get` more than its lookup. Only the
+    /// values are escaped (by `serde_json`).
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         out.extend_from_slice(b"{\"secret\":");
         serde_json::to_writer(&mut *out, self.secret.expose())?;
@@ -169,11 +222,11 @@ impl GetResult {
         // A fixed snake_case name: nothing to escape.
         out.extend_from_slice(self.kind.as_str().as_bytes());
         out.push(b'"');
-        if let Some(token_type) = &self.token_type {
+        if let Some(token_type) = self.token_type {
             out.extend_from_slice(b",\"token_type\":");
             serde_json::to_writer(&mut *out, token_type)?;
         }
-        if let Some(username) = &self.username {
+        if let Some(username) = self.username {
             out.extend_from_slice(b",\"username\":");
             serde_json::to_writer(&mut *out, username)?;
         }
@@ -182,7 +235,7 @@ impl GetResult {
             serde_json::to_writer(&mut *out, expires_at)?;
         }
         out.extend_from_slice(b",\"scopes\":");
-        serde_json::to_writer(&mut *out, &self.scopes)?;
+        serde_json::to_writer(&mut *out, self.scopes)?;
         out.push(b'}');
         Ok(())
     }

@@ -24,10 +24,13 @@ mod current;
 mod entry;
 mod migrate;
 mod refresh;
+mod served;
 use crate::store::{Listed, SecretBytes, Store, StoreError, Unlocking};
 use current::CurrentStore;
 use entry::Entry;
 pub use migrate::{MigrateError, Migrated};
+use served::result_of;
+pub use served::Served;
 
 /// The longest `min_valid_secs` honoured (one year); larger values are clamped.
 const MAX_MIN_VALID_SECS: u64 = 365 * 24 * 3600;
@@ -329,6 +332,12 @@ impl TokenService {
 
     /// Serves a secret: the access token, key or password of an entry.
     pub async fn get(&self, params: &GetParams) -> Result<GetResult, Error> {
+        self.serve(params).await.map(Served::into_result)
+    }
+
+    /// [`TokenService::get`], with a cached secret served as the cached bundle itself (shared,
+    /// not copied): for callers that only write the answer out.
+    pub async fn serve(&self, params: &GetParams) -> Result<Served, Error> {
         // Looked up by the names as given: no invalid name is a key, so the names are
         // validated (and a key built) only where the cache does not answer.
         let names = KeyRef::new(&params.service, params.account.as_deref());
@@ -375,9 +384,9 @@ impl TokenService {
                     Some(bundle) if rejected.is_some_and(|r| holds(&bundle.bundle, r)) => None,
                     // The common case, served under this one lock.
                     Some(bundle) => {
-                        let result = result_of(&bundle.bundle);
+                        let served = Served::Bundle(Arc::clone(bundle));
                         entry.last_used_at = Some(now);
-                        return Ok(result);
+                        return Ok(served);
                     }
                     None if rejected.is_some() => None,
                     None => Some(entry.generation),
@@ -390,11 +399,14 @@ impl TokenService {
         let key = EntryKey::new(names.service, Some(names.account))?;
         let Some(generation) = serve else {
             let rejected = params.rejected.as_ref();
-            return self.refresh_and_get(&key, min, rejected).await;
+            return self
+                .refresh_and_get(&key, min, rejected)
+                .await
+                .map(Served::Result);
         };
         let bundle = self.load(&key, None, generation).await?;
         self.touch(&key, now);
-        Ok(result_of(&bundle.bundle))
+        Ok(Served::Bundle(bundle))
     }
 
     /// Whether the daemon can refresh an entry with this record.
@@ -558,36 +570,6 @@ fn holds(bundle: &TokenBundle, print: &TokenFingerprint) -> bool {
     match bundle {
         TokenBundle::OAuth2(b) => print.matches(&b.access_token),
         _ => false,
-    }
-}
-
-/// What a client gets for a bundle: never the refresh token.
-fn result_of(bundle: &TokenBundle) -> GetResult {
-    match bundle {
-        TokenBundle::OAuth2(b) => GetResult {
-            secret: b.access_token.clone(),
-            kind: bundle.kind(),
-            token_type: Some(b.token_type.clone()),
-            username: None,
-            expires_at: b.expires_at,
-            scopes: b.scopes.clone(),
-        },
-        TokenBundle::ApiKey { key } => GetResult {
-            secret: key.clone(),
-            kind: bundle.kind(),
-            token_type: None,
-            username: None,
-            expires_at: None,
-            scopes: Vec::new(),
-        },
-        TokenBundle::Password { username, password } => GetResult {
-            secret: password.clone(),
-            kind: bundle.kind(),
-            token_type: None,
-            username: Some(username.clone()),
-            expires_at: None,
-            scopes: Vec::new(),
-        },
     }
 }
 

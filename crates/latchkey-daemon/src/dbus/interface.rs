@@ -176,7 +176,7 @@ impl Latchkey {
             rejected: None,
         };
         match self.run(Call::Get(params), &header, connection).await? {
-            Reply::Get(result) => encoded(latchkey_proto::dbus::get_result(&result)),
+            Reply::Get(served) => encoded(latchkey_proto::dbus::get_result(&served.into_result())),
             _ => Err(mismatch()),
         }
     }

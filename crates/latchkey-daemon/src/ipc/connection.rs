@@ -275,8 +275,8 @@ async fn respond(
     out: &mut Vec<u8>,
 ) {
     match handler.answer(&request.call, peer, audit).await {
-        Ok(crate::handler::Reply::Get(result)) => {
-            Response::write_get_result(&request.id, &result, out);
+        Ok(crate::handler::Reply::Get(served)) => {
+            Response::write_get_result(&request.id, served.view(), out);
         }
         Ok(reply) => Response::write_result(&request.id, &reply, out),
         Err(error) => Response::err(request.id, error).write_line(out),
