@@ -471,8 +471,10 @@ impl Handler {
             Ok(grant) => {
                 memory.grant_id = grant.map(|g| g.jti().to_string());
                 match call {
+                    // Straight to `get`, not through `dispatch`, whose future is as large as
+                    // its largest call's (the most common request should not move it).
                     Call::Get(params) => match self.confirm.check(params, peer).await {
-                        Ok(()) => self.dispatch(call, memory).await,
+                        Ok(()) => self.get(params).await,
                         Err(refused) => Err(refused),
                     },
                     _ => self.dispatch(call, memory).await,

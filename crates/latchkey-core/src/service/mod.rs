@@ -396,15 +396,16 @@ impl TokenService {
         if locked {
             return Err(Error::Locked);
         }
+        // The slow paths' futures are boxed: in line they would make every cached `get`'s
+        // future as large as a refresh's, and moving it costs more than the lookup.
         let key = EntryKey::new(names.service, Some(names.account))?;
         let Some(generation) = serve else {
             let rejected = params.rejected.as_ref();
-            return self
-                .refresh_and_get(&key, min, rejected)
+            return Box::pin(self.refresh_and_get(&key, min, rejected))
                 .await
                 .map(Served::Result);
         };
-        let bundle = self.load(&key, None, generation).await?;
+        let bundle = Box::pin(self.load(&key, None, generation)).await?;
         self.touch(&key, now);
         Ok(Served::Bundle(bundle))
     }
