@@ -8,8 +8,12 @@
 //!
 //! - members in any order, each once, with JSON whitespace anywhere between tokens;
 //! - `ID` a non-negative integer without leading zeros that fits a `u64`, or a string;
-//! - every string without escapes or control characters (the line is UTF-8 already);
+//! - every string without escapes or control characters, and UTF-8;
 //! - no other member, in the envelope or in `params`.
+//!
+//! It reads bytes: outside the strings it accepts only ASCII punctuation, digits and
+//! whitespace, and it checks the strings it keeps (the names, a string id) are UTF-8, so a
+//! line it accepts is UTF-8 without a pass over the whole line.
 //!
 //! Whatever it gives up on (`None`) is read by `serde_json` as before, so an answer never
 //! depends on which reader read the line: everything accepted here is read there to the same
@@ -18,20 +22,20 @@
 use crate::message::Id;
 use crate::types::GetParams;
 
-/// The id and params of `text` if it is a plain `get` (see the module documentation).
-pub(crate) fn parse(text: &str) -> Option<(Id, GetParams)> {
-    let mut cursor = Cursor { text, at: 0 };
+/// The id and params of `line` if it is a plain `get` (see the module documentation).
+pub(crate) fn parse(line: &[u8]) -> Option<(Id, GetParams)> {
+    let mut cursor = Cursor { bytes: line, at: 0 };
     cursor.expect(b'{')?;
     let (mut jsonrpc, mut method) = (false, false);
     let (mut id, mut params) = (None, None);
     loop {
-        let key = cursor.plain_str()?;
+        let key = cursor.plain_bytes()?;
         cursor.expect(b':')?;
         match key {
-            "jsonrpc" if !jsonrpc && cursor.plain_str()? == "2.0" => jsonrpc = true,
-            "method" if !method && cursor.plain_str()? == "get" => method = true,
-            "id" if id.is_none() => id = Some(cursor.id()?),
-            "params" if params.is_none() => params = Some(cursor.params()?),
+            b"jsonrpc" if !jsonrpc && cursor.plain_bytes()? == b"2.0" => jsonrpc = true,
+            b"method" if !method && cursor.plain_bytes()? == b"get" => method = true,
+            b"id" if id.is_none() => id = Some(cursor.id()?),
+            b"params" if params.is_none() => params = Some(cursor.params()?),
             _ => return None,
         }
         if !cursor.after_member()? {
@@ -39,7 +43,7 @@ pub(crate) fn parse(text: &str) -> Option<(Id, GetParams)> {
         }
     }
     cursor.skip_whitespace();
-    if cursor.at != text.len() || !jsonrpc || !method {
+    if cursor.at != line.len() || !jsonrpc || !method {
         return None;
     }
     Some((id?, params?))
@@ -58,15 +62,33 @@ const PLAIN: [bool; 256] = {
     plain
 };
 
+/// Eight copies of a byte.
+const fn repeated(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// In `word`, a high bit set in the first byte (the lowest in memory order) that ends a plain
+/// string: a quote, a backslash or a control character, and possibly in later bytes (the usual
+/// tricks carry into the bytes after a match, never into those before).
+fn string_ends(word: u64) -> u64 {
+    const ONES: u64 = repeated(1);
+    const HIGH: u64 = repeated(0x80);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero(word ^ repeated(b'"'));
+    let backslash = zero(word ^ repeated(b'\\'));
+    let control = word.wrapping_sub(repeated(0x20)) & !word & HIGH;
+    quote | backslash | control
+}
+
 /// A position in the line.
 struct Cursor<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
     fn skip_whitespace(&mut self) {
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
         while matches!(bytes.get(self.at), Some(b' ' | b'\t' | b'\r' | b'\n')) {
             self.at += 1;
         }
@@ -75,7 +97,7 @@ impl<'a> Cursor<'a> {
     /// The next byte after whitespace, consumed.
     fn next(&mut self) -> Option<u8> {
         self.skip_whitespace();
-        let byte = *self.text.as_bytes().get(self.at)?;
+        let byte = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(byte)
     }
@@ -94,26 +116,47 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A string with no escape and no control character, without its quotes.
-    fn plain_str(&mut self) -> Option<&'a str> {
+    /// A string with no escape and no control character, without its quotes, as bytes (not
+    /// checked to be UTF-8).
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let start = self.at;
-        let rest = &self.text.as_bytes()[start..];
-        // One table lookup per byte finds the quote, or the byte that makes this string not
-        // plain.
-        let len = rest.iter().position(|&b| !PLAIN[usize::from(b)])?;
+        let rest = &self.bytes[start..];
+        // Eight bytes at a time while the line has eight more, then one at a time.
+        let mut len = 0;
+        loop {
+            match rest.get(len..len + 8) {
+                Some(chunk) => {
+                    let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+                    let ends = string_ends(word);
+                    if ends != 0 {
+                        len += (ends.trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    len += 8;
+                }
+                None => {
+                    len += rest[len..].iter().position(|&b| !PLAIN[usize::from(b)])?;
+                    break;
+                }
+            }
+        }
         if rest[len] != b'"' {
             return None;
         }
         self.at = start + len + 1;
-        // Both ends are ASCII quotes, so both are character boundaries.
-        self.text.get(start..start + len)
+        Some(&rest[..len])
+    }
+
+    /// [`Cursor::plain_bytes`], which must be UTF-8.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
     }
 
     /// A non-negative integer that fits a `u64`, or a plain string.
     fn id(&mut self) -> Option<Id> {
         self.skip_whitespace();
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
         match *bytes.get(self.at)? {
             b'"' => Some(Id::String(self.plain_str()?.to_owned())),
             b'0' => {
@@ -146,11 +189,11 @@ impl<'a> Cursor<'a> {
         self.expect(b'{')?;
         let (mut service, mut account) = (None, None);
         loop {
-            let key = self.plain_str()?;
+            let key = self.plain_bytes()?;
             self.expect(b':')?;
             match key {
-                "service" if service.is_none() => service = Some(self.plain_str()?),
-                "account" if account.is_none() => account = Some(self.plain_str()?),
+                b"service" if service.is_none() => service = Some(self.plain_str()?),
+                b"account" if account.is_none() => account = Some(self.plain_str()?),
                 _ => return None,
             }
             if !self.after_member()? {
@@ -187,7 +230,7 @@ mod tests {
 
     /// Whatever this reader accepts, serde reads to the same request.
     fn agrees(line: &str) -> bool {
-        match parse(line) {
+        match parse(line.as_bytes()) {
             Some(fast) => {
                 assert_eq!(Some(fast), by_serde(line), "{line:?}");
                 true
@@ -246,7 +289,47 @@ mod tests {
             "",
             "{}",
         ] {
-            assert_eq!(parse(line), None, "read here: {line}");
+            assert_eq!(parse(line.as_bytes()), None, "read here: {line}");
+        }
+    }
+
+    #[test]
+    fn a_byte_that_ends_a_string_is_found_wherever_it_is() {
+        // Names of every length up to 24 bytes, with each byte in turn replaced by one that
+        // ends a plain string or by one that does not (whether eight bytes at a time or one at
+        // a time finds it); the name comes last, so the line runs out near it too.
+        let special = ["\"", "\\\\", "\u{1}", "\u{1f}", "\n"];
+        let ordinary = [" ", "~", "\u{7f}", "é", "😀", "!", "\u{80}"];
+        for len in 0..24 {
+            for at in 0..=len {
+                for (byte, plain) in special
+                    .iter()
+                    .map(|b| (b, false))
+                    .chain(ordinary.iter().map(|b| (b, true)))
+                {
+                    let name = format!("{}{}{}", "s".repeat(at), byte, "t".repeat(len - at));
+                    let line = format!(
+                        r#"{{"jsonrpc":"2.0","id":1,"method":"get","params":{{"service":"{}"}}}}"#,
+                        name.replace('\n', "\\n")
+                    );
+                    let read = agrees(&line);
+                    let expected = plain && !name.contains('\n');
+                    assert_eq!(read, expected, "{line:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_left_to_serde() {
+        for name in [&b"\xff"[..], b"a\xc3", b"\xe2\x82", b"ok\xed\xa0\x80"] {
+            let mut line =
+                br#"{"jsonrpc":"2.0","id":1,"method":"get","params":{"service":""#.to_vec();
+            line.extend_from_slice(name);
+            line.extend_from_slice(br#""}}"#);
+            assert_eq!(parse(&line), None, "{line:?}");
+            let err = Request::parse(&line).unwrap_err();
+            assert_eq!(err.error.code, crate::error::PARSE_ERROR, "{line:?}");
         }
     }
 

@@ -252,14 +252,14 @@ impl Request {
     /// parsed step by step to give the precise error.
     pub fn parse(line: &[u8]) -> Result<Request, Box<BadRequest>> {
         let bad = |id: Id, error: RpcError| Box::new(BadRequest { id, error });
-        let text = std::str::from_utf8(line)
-            .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
-        if let Some((id, params)) = crate::fast_get::parse(text) {
+        if let Some((id, params)) = crate::fast_get::parse(line) {
             return Ok(Request {
                 id,
                 call: Call::Get(params),
             });
         }
+        let text = std::str::from_utf8(line)
+            .map_err(|_| bad(Id::Null, RpcError::parse("request is not valid UTF-8")))?;
         Self::parse_with_serde(text)
     }
 
