@@ -16,6 +16,8 @@
 //! `LATCHKEY_BENCH_ONLY=grant` only what checking a grant adds to a cached `get`;
 //! `LATCHKEY_BENCH_CALLGRIND_REQUESTS` the extra requests counted under callgrind (default
 //! 2000; 0 skips the counts);
+//! `LATCHKEY_BENCH_CPU=N` pins the bench and everything it starts to CPU `N` (steady ratios;
+//! see `pin_to_cpu`);
 //! `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter (default `info`, which writes an audit line
 //! per request; `warn,latchkey_daemon::daemon=info` turns the audit off).
 

@@ -568,6 +568,33 @@ fn row(name: &str, s: &Stats) {
 }
 
 /// The whole benchmark, or one of its helper roles named by the arguments.
+/// `LATCHKEY_BENCH_CPU=N`: this process, and so every server and client it starts, runs on
+/// CPU `N` only. Unpinned, a round trip here takes either about 8 µs or about 70 µs, depending
+/// on whether the scheduler puts client and server on the same CPU (a wake-up of the other
+/// virtual CPU costs the rest), and which one a round gets is chance; pinned, every round
+/// pays for the work itself, so the ratios are steady (client, server and kernel share one CPU).
+fn pin_to_cpu() {
+    let Ok(cpu) = std::env::var("LATCHKEY_BENCH_CPU") else {
+        return;
+    };
+    let cpu: usize = cpu.parse().expect("LATCHKEY_BENCH_CPU is a CPU number");
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it for cpu < 1024;
+    // sched_setaffinity reads it.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert!(cpu < 1024, "CPU {cpu}");
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        pinned,
+        0,
+        "cannot pin to CPU {cpu}: {}",
+        std::io::Error::last_os_error()
+    );
+    println!("pinned to CPU {cpu}, with every server and client it starts");
+}
+
 pub(crate) fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
@@ -591,6 +618,8 @@ pub(crate) fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    // Before anything starts, so that everything it starts inherits the CPU.
+    pin_to_cpu();
     let env = TestEnv::with_keyring();
     if std::env::var("LATCHKEY_BENCH_ONLY").as_deref() == Ok("storm") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
