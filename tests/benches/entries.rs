@@ -31,6 +31,11 @@
 //! binary to measure (an older build, say), `LATCHKEY_BENCH_RUST_LOG` the daemon's log filter
 //! (default `warn,latchkey_daemon::daemon=info`: no audit line per request), `LATCHKEY_BENCH_INDEX_ENTRIES`
 //! the records in the index for the keyring's start-up row (default 10000, 0 to skip).
+//!
+//! Beside each gnome-keyring `set` p50, the p50 of the same overwrite written straight to the
+//! keyring with `oo7` (an item of the same size, replaced in place, from a process of its own
+//! on an open connection): how much of a `set`'s cost, and of its growth with the keyring's
+//! item count, is the keyring's own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -276,6 +281,8 @@ struct Row {
     list_cpu: Option<Duration>,
     list_bytes: usize,
     set: Option<Duration>,
+    /// The same overwrite straight to the keyring with `oo7` (gnome-keyring only).
+    oo7_set: Option<Duration>,
     start: Option<Duration>,
 }
 
@@ -298,6 +305,7 @@ fn measure(
         list_cpu: Some(measured.list_cpu),
         list_bytes: measured.list_bytes,
         set: Some(measured.set),
+        oo7_set: None,
         start,
     }
 }
@@ -397,7 +405,18 @@ fn indexed_startup(
         list_cpu: None,
         list_bytes: 0,
         set: None,
+        oo7_set: None,
         start: Some(starts[starts.len() / 2]),
+    }
+}
+
+/// Adds the direct `oo7` overwrite to a gnome-keyring row.
+fn with_oo7_set(bench: &Bench, row: Option<&mut Row>) {
+    #[cfg(target_os = "linux")]
+    if bench.store == "secret-service" {
+        if let Some(row) = row {
+            row.oo7_set = Some(oo7_set_p50(bench.env.bus().address()));
+        }
     }
 }
 
@@ -423,6 +442,7 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
         small,
         None,
     ));
+    with_oo7_set(&bench, rows.last_mut());
     let took = runtime.block_on(fill(&daemon.socket, small, total));
     eprintln!(
         "{store}: {} more entries stored in {took:.2?} ({:.2?} per set)",
@@ -436,6 +456,7 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
         total,
         None,
     ));
+    with_oo7_set(&bench, rows.last_mut());
     if store == "memory" {
         return rows;
     }
@@ -457,11 +478,76 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
     rows
 }
 
+/// Items the direct `oo7` writes replace.
+const OO7_ITEMS: usize = SAMPLES;
+
+/// The p50 of overwriting an item with `oo7` straight into the keyring on `bus` (see
+/// [`oo7_sets`]), measured by this binary in a process of its own (`oo7` finds the bus through
+/// the environment, which is set there before anything runs).
+fn oo7_set_p50(bus: &str) -> Duration {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--oo7-sets")
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let micros: u64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    Duration::from_micros(micros)
+}
+
+/// `--oo7-sets`: creates [`OO7_ITEMS`] items once (untimed), then replaces each in turn, and
+/// prints the replacements' p50 in microseconds. The secret is the size of a stored API key
+/// document.
+fn oo7_sets() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let p50 = runtime.block_on(async {
+        let service = oo7::dbus::Service::encrypted().await.unwrap();
+        let collection = service.with_alias("default").await.unwrap().unwrap();
+        let secret = format!(
+            r#"{{"version":1,"kind":"api_key","key":"{}"}}"#,
+            "k".repeat(40)
+        );
+        let mut samples = Vec::with_capacity(2 * OO7_ITEMS);
+        for round in 0..2 {
+            for i in 0..OO7_ITEMS {
+                let n = i.to_string();
+                let attributes =
+                    std::collections::HashMap::from([("bench", "oo7-direct"), ("n", n.as_str())]);
+                let started = Instant::now();
+                collection
+                    .create_item("bench", &attributes, secret.as_str(), true, None)
+                    .await
+                    .unwrap();
+                if round == 1 {
+                    samples.push(started.elapsed());
+                }
+            }
+        }
+        p50(samples)
+    });
+    println!("{}", p50.as_micros());
+}
+
 fn cell<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
     value.map_or_else(|| "-".to_owned(), show)
 }
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    if std::env::args().any(|a| a == "--oo7-sets") {
+        oo7_sets();
+        return;
+    }
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let total: Option<usize> = std::env::var("LATCHKEY_BENCH_ENTRIES")
         .ok()
@@ -490,7 +576,7 @@ fn main() {
     }
     println!();
     println!(
-        "{:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}",
+        "{:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12}",
         "store, entries",
         "get 1st",
         "get again",
@@ -500,13 +586,14 @@ fn main() {
         "list CPU",
         "list bytes",
         "set p50",
+        "oo7 set",
         "start-up"
     );
     let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
     let time = |d: Duration| format!("{d:.2?}");
     for row in rows {
         println!(
-            "{:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}",
+            "{:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12}",
             row.label,
             cell(row.get_first, time),
             cell(row.get_again, time),
@@ -516,6 +603,7 @@ fn main() {
             cell(row.list_cpu, time),
             row.list_bytes,
             cell(row.set, time),
+            cell(row.oo7_set, time),
             cell(row.start, time),
         );
     }
