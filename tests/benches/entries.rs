@@ -418,6 +418,9 @@ fn with_oo7_set(bench: &Bench, row: Option<&mut Row>) {
             row.oo7_set = Some(oo7_set_p50(bench.env.bus().address()));
         }
     }
+    // gnome-keyring (and oo7) exist on Linux only.
+    #[cfg(not(target_os = "linux"))]
+    let _ = (bench, row);
 }
 
 fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Vec<Row> {
@@ -479,11 +482,13 @@ fn run_store(runtime: &tokio::runtime::Runtime, store: &str, total: usize) -> Ve
 }
 
 /// Items the direct `oo7` writes replace.
+#[cfg(target_os = "linux")]
 const OO7_ITEMS: usize = SAMPLES;
 
 /// The p50 of overwriting an item with `oo7` straight into the keyring on `bus` (see
 /// [`oo7_sets`]), measured by this binary in a process of its own (`oo7` finds the bus through
 /// the environment, which is set there before anything runs).
+#[cfg(target_os = "linux")]
 fn oo7_set_p50(bus: &str) -> Duration {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--oo7-sets")
@@ -505,6 +510,7 @@ fn oo7_set_p50(bus: &str) -> Duration {
 /// `--oo7-sets`: creates [`OO7_ITEMS`] items once (untimed), then replaces each in turn, and
 /// prints the replacements' p50 in microseconds. The secret is the size of a stored API key
 /// document.
+#[cfg(target_os = "linux")]
 fn oo7_sets() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
