@@ -170,11 +170,6 @@ impl GetResult {
             scopes: &self.scopes,
         }
     }
-
-    /// Appends this result as JSON (see [`GetResultRef::write_json`]).
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        self.as_view().write_json(out)
-    }
 }
 
 /// A [`GetResult`] borrowed from where its parts live (the daemon's cached bundle): what a
